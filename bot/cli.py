@@ -1,0 +1,130 @@
+"""The `lotse` command: chat in the terminal, inspect understanding, check the knowledge base."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot.app import ConfigurationError, build_service
+from bot.channels.console import ConsoleChannel
+from bot.config import Settings
+from bot.engine.render import guide_text
+from bot.i18n import translator
+from bot.knowledge.loader import KnowledgeError, load_knowledge
+from bot.storage.migrate import upgrade
+from bot.storage.store import Store
+from bot.understanding.lexicon import LexiconUnderstander
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lotse", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    chat = commands.add_parser("chat", help="chat with Lotse in the terminal")
+    chat.add_argument("--user", default=None, help="whose conversation (default: your login)")
+    chat.add_argument("--json", action="store_true", help="print each reply as a JSON line")
+    chat.add_argument("--locale", choices=["de", "en"], default=None)
+
+    understand = commands.add_parser("understand", help="show how messages are understood")
+    understand.add_argument("--json", action="store_true", help="one JSON line per message")
+
+    kb = commands.add_parser("kb", help="the knowledge base")
+    kb_commands = kb.add_subparsers(dest="kb_command", required=True)
+    validate = kb_commands.add_parser("validate", help="check every file; exit 1 on problems")
+    validate.add_argument("directory", nargs="?", type=Path, default=None)
+    show = kb_commands.add_parser("show", help="print a guide as the bot shows it")
+    show.add_argument("guide")
+    show.add_argument("--locale", choices=["de", "en"], default="de")
+    show.add_argument("--protocol", choices=["imap", "pop3"], default=None)
+    show.add_argument("--knowledge", type=Path, default=None)
+
+    db = commands.add_parser("db", help="the database")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    db_commands.add_parser("upgrade", help="apply all migrations")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    settings = Settings()
+    try:
+        if args.command == "chat":
+            return asyncio.run(_chat(settings, args))
+        if args.command == "understand":
+            return _understand(settings, args)
+        if args.command == "kb":
+            return _kb(settings, args)
+        return asyncio.run(_db_upgrade(settings))
+    except KnowledgeError as error:
+        print("Die Wissensbasis ist fehlerhaft / the knowledge base is invalid:", file=sys.stderr)
+        print(error.report(), file=sys.stderr)
+        return 1
+    except ConfigurationError as error:
+        print(error, file=sys.stderr)
+        return 2
+
+
+async def _chat(settings: Settings, args: argparse.Namespace) -> int:
+    service = await build_service(settings)
+    try:
+        channel = ConsoleChannel(
+            service, user=args.user or getpass.getuser(), as_json=args.json, locale=args.locale
+        )
+        await channel.run()
+    finally:
+        await service.store.close()
+    return 0
+
+
+def _understand(settings: Settings, args: argparse.Namespace) -> int:
+    understander = LexiconUnderstander(load_knowledge(settings.knowledge_dir))
+    for line in sys.stdin:
+        text = line.rstrip("\r\n")
+        if not text.strip():
+            continue
+        result = understander.understand_now(text)
+        if args.json:
+            print(json.dumps(result.as_json(), ensure_ascii=False), flush=True)
+        else:
+            entities = ", ".join(f"{k}={v}" for k, v in result.entities.items())
+            print(f"{result.intent} ({result.confidence:.2f}) {entities} guide={result.guide}")
+    return 0
+
+
+def _kb(settings: Settings, args: argparse.Namespace) -> int:
+    if args.kb_command == "validate":
+        directory = args.directory or settings.knowledge_dir
+        knowledge = load_knowledge(directory)
+        print(
+            f"{directory}: OK – {len(knowledge.programs)} programs, {len(knowledge.guides)} guides, "
+            f"{len(knowledge.faq)} FAQ entries (revision {knowledge.revision})"
+        )
+        return 0
+    knowledge = load_knowledge(args.knowledge or settings.knowledge_dir)
+    guide = knowledge.guides.get(args.guide)
+    if guide is None:
+        print(f"unknown guide '{args.guide}'; known: {', '.join(knowledge.guides)}", file=sys.stderr)
+        return 1
+    print(guide_text(guide, args.protocol, translator(args.locale)))
+    return 0
+
+
+async def _db_upgrade(settings: Settings) -> int:
+    store = await Store.open(settings.database_url, migrate=False)
+    try:
+        await upgrade(store.engine)
+    finally:
+        await store.close()
+    print("database is up to date")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

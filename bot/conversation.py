@@ -1,0 +1,224 @@
+"""The conversation service: one inbound message in, the bot's replies out.
+
+load state (store) -> understand (NLU) -> decide (engine) -> dispatch actions -> save state and
+transcript. Channels call `handle` and render the replies; they know nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from weakref import WeakValueDictionary
+
+from bot.engine import render
+from bot.engine.decision import Action, Decision, DeleteUserData, HandOver, Reply, RunCheck
+from bot.engine.engine import Engine
+from bot.engine.options import match_option, understanding_from_payload
+from bot.engine.state import ConversationState
+from bot.i18n import Translator, pick_locale, translator
+from bot.knowledge.base import KnowledgeBase
+from bot.redaction import CleanedText, clean
+from bot.storage.store import ConcurrentUpdate, Store, TurnStart
+from bot.understanding.types import Understander, Understanding
+
+log = logging.getLogger(__name__)
+
+# Commands every channel offers (Telegram's menu, "/neu" typed in the terminal).
+COMMAND_INTENTS = {
+    "neu": "restart",
+    "pruefen": "request_check",
+    "mensch": "request_human",
+    "loeschen": "delete_data",
+}
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One thing a user did: typed text, tapped an option, or sent a command."""
+
+    channel: str
+    user: str  # the platform's id for the user (pseudonymous)
+    text: str | None = None
+    option: str | None = None  # payload of a tapped option
+    command: str | None = None  # "start", "neu", "hilfe", ... without the slash
+    argument: str | None = None  # e.g. the deep-link payload of /start
+    locale: str | None = None  # the platform's language hint, used on first contact
+
+
+@dataclass(frozen=True)
+class ActionContext:
+    inbound: Inbound
+    state: ConversationState
+    translator: Translator
+
+
+ActionHandler = Callable[[Action, ActionContext], Awaitable[list[Reply]]]
+
+
+class ConversationService:
+    def __init__(
+        self,
+        store: Store,
+        knowledge: KnowledgeBase,
+        understander: Understander,
+        *,
+        default_locale: str = "de",
+    ) -> None:
+        self.store = store
+        self.knowledge = knowledge
+        self.engine = Engine(knowledge)
+        self.understander = understander
+        self.default_locale = default_locale
+        self._handlers: dict[type, ActionHandler] = {}
+        # One turn at a time per user; different users run concurrently.
+        self._locks: WeakValueDictionary[tuple[str, str], asyncio.Lock] = WeakValueDictionary()
+
+    def register(self, action: type, handler: ActionHandler) -> None:
+        """Let a service (connection check, tickets) carry out an action the engine asks for."""
+        self._handlers[action] = handler
+
+    async def handle(self, inbound: Inbound) -> list[Reply]:
+        key = (inbound.channel, inbound.user)
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        async with lock:
+            for _attempt in range(3):
+                try:
+                    return await self._turn(inbound)
+                except ConcurrentUpdate:
+                    log.info("conversation changed by another instance; retrying the turn")
+            raise RuntimeError("conversation kept changing; giving up")
+
+    async def _turn(self, inbound: Inbound) -> list[Reply]:
+        cleaned = clean(inbound.text) if inbound.text is not None else None
+        start = await self.store.begin_turn(
+            inbound.channel,
+            inbound.user,
+            pick_locale(inbound.locale, self.default_locale),
+            self._transcript_text(inbound, cleaned.text if cleaned else None),
+        )
+        state_before = (
+            ConversationState.from_json(start.state)
+            if start.state
+            else ConversationState(locale=start.locale)
+        )
+        tr = translator(state_before.locale)
+        try:
+            decision = await self._decide(inbound, cleaned, state_before, start, tr)
+            replies, deleted = await self._dispatch(decision, inbound, tr)
+        except Exception:
+            log.exception("turn failed")
+            replies = [
+                Reply(
+                    tr.gettext(
+                        "Entschuldigung, da ist bei mir etwas schiefgegangen. Ihre Nachricht ist "
+                        "gespeichert; bitte versuchen Sie es gleich noch einmal."
+                    )
+                )
+            ]
+            decision, deleted = Decision(state_before), False
+        if not deleted:
+            await self.store.finish_turn(
+                start,
+                decision.state.to_json(),
+                decision.state.revision,
+                [self._reply_text(reply) for reply in replies],
+            )
+        return replies
+
+    async def _decide(
+        self,
+        inbound: Inbound,
+        cleaned: CleanedText | None,
+        state: ConversationState,
+        start: TurnStart,
+        tr: Translator,
+    ) -> Decision:
+        engine = self.engine
+        if inbound.command == "start":
+            guide = _guide_from_payload(inbound.argument)
+            last_seen = tr.date(start.updated_at) if start.updated_at else None
+            return engine.welcome(state, tr, guide=guide, last_seen=last_seen)
+        if inbound.command == "hilfe":
+            return engine.help(state, tr)
+        if inbound.command in COMMAND_INTENTS:
+            message = understanding_from_payload(COMMAND_INTENTS[inbound.command], f"/{inbound.command}")
+            assert message is not None
+            return engine.decide(state, message, tr)
+        if inbound.option is not None:
+            message = understanding_from_payload(inbound.option)
+            if message is None:  # an old or forged button: just ask again
+                return engine.prompt(state, tr)
+            return engine.decide(state, message, tr)
+        assert cleaned is not None  # a text message
+        if cleaned.too_long:
+            return engine.reject(state, "too_long", tr)
+        if cleaned.had_secret:
+            return engine.reject(state, "secret", tr)
+        if cleaned.unreadable:
+            return engine.reject(state, "unreadable", tr)
+        option = match_option(state.options, cleaned.text)
+        message = understanding_from_payload(option.payload, cleaned.text) if option else None
+        if message is None:
+            message = await self.understand(cleaned.text)
+        return engine.decide(state, message, tr)
+
+    async def understand(self, text: str) -> Understanding:
+        return await self.understander.understand(text)
+
+    async def _dispatch(
+        self, decision: Decision, inbound: Inbound, tr: Translator
+    ) -> tuple[list[Reply], bool]:
+        """Carry out the engine's actions in order; returns the replies and whether data was deleted."""
+        replies: list[Reply] = []
+        deleted = False
+        context = ActionContext(inbound, decision.state, tr)
+        for item in decision.outputs:
+            if isinstance(item, Reply):
+                replies.append(item)
+            elif isinstance(item, DeleteUserData):
+                await self.store.delete_user(inbound.channel, inbound.user)
+                deleted = True
+            elif type(item) in self._handlers:
+                replies.extend(await self._handlers[type(item)](item, context))
+            else:
+                replies.extend(self._without_service(item, tr))
+        return replies, deleted
+
+    def _without_service(self, action: Action, tr: Translator) -> list[Reply]:
+        """No check or ticket service is running: point the user to the helpdesk."""
+        _ = tr.gettext
+        if isinstance(action, RunCheck):
+            intro = _(
+                "Den Verbindungstest kann ich gerade nicht ausführen. Wenn Sie vermuten, dass "
+                "der Server gestört ist, wenden Sie sich bitte an den Helpdesk."
+            )
+        else:
+            assert isinstance(action, HandOver)
+            intro = _("Gern hilft Ihnen ein Mensch weiter.")
+        return [Reply(intro + "\n\n" + render.helpdesk_text(self.knowledge, tr))]
+
+    @staticmethod
+    def _transcript_text(inbound: Inbound, cleaned_text: str | None) -> str:
+        if cleaned_text is not None:
+            return cleaned_text
+        if inbound.command:
+            return f"/{inbound.command}" + (f" {inbound.argument}" if inbound.argument else "")
+        return f"[{inbound.option}]"
+
+    @staticmethod
+    def _reply_text(reply: Reply) -> str:
+        if not reply.options:
+            return reply.text
+        labels = " | ".join(option.label for option in reply.options)
+        return f"{reply.text}\n[{labels}]"
+
+
+def _guide_from_payload(payload: str | None) -> str | None:
+    """Deep links open a guide: "g_thunderbird" -> "thunderbird"."""
+    if payload and payload.startswith("g_"):
+        return payload[2:].replace("_", "-")
+    return None

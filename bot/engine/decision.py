@@ -1,0 +1,49 @@
+"""What the engine decides for one turn: replies to send and side effects to ask for."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bot.engine.state import ConversationState, Option
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    options: tuple[Option, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunCheck:
+    """Test the mail server's encrypted ports (connection check service)."""
+
+
+@dataclass(frozen=True)
+class HandOver:
+    """Hand the conversation to a human agent (ticket service)."""
+
+    reason: str  # "requested", "stuck", "unknown_program", "server_error"
+
+
+@dataclass(frozen=True)
+class DeleteUserData:
+    """Delete everything stored about the user (confirmed by them)."""
+
+
+Action = RunCheck | HandOver | DeleteUserData
+
+
+@dataclass
+class Decision:
+    """The engine's answer. `outputs` keeps order: an action's replies go where the action stands."""
+
+    state: ConversationState
+    outputs: list[Reply | Action] = field(default_factory=list)
+
+    @property
+    def replies(self) -> list[Reply]:
+        return [item for item in self.outputs if isinstance(item, Reply)]
+
+    @property
+    def actions(self) -> list[Action]:
+        return [item for item in self.outputs if not isinstance(item, Reply)]

@@ -1,0 +1,585 @@
+"""The conversation engine: state + understood message + knowledge -> new state + replies.
+
+Channel-neutral and free of I/O. Side effects (connection check, hand-over, deleting data) are
+returned as actions for the conversation service to dispatch.
+
+The flow: greeting -> program -> version (only when the program has several guides) ->
+protocol (only when the guide differs by protocol) -> steps -> finish (settings, offers).
+From any stage the user can restart, go back, repeat, ask for an explanation or the settings,
+correct the program, ask for a check or a human, or have their data deleted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Literal
+
+from bot.engine import render
+from bot.engine.decision import Decision, DeleteUserData, HandOver, Reply, RunCheck
+from bot.engine.state import ConversationState, Option, Stage
+from bot.i18n import Translator
+from bot.knowledge.base import KnowledgeBase
+from bot.knowledge.models import FaqEntry, Guide
+from bot.knowledge.versions import covers, guide_for_version
+from bot.understanding.normalize import words
+from bot.understanding.types import Understanding
+
+Rejection = Literal["too_long", "unreadable", "secret"]
+
+
+class Engine:
+    def __init__(self, knowledge: KnowledgeBase) -> None:
+        self.knowledge = knowledge
+
+    # --- entry points ------------------------------------------------------------------
+
+    def decide(
+        self, state: ConversationState, message: Understanding, tr: Translator
+    ) -> Decision:
+        return _Turn(self.knowledge, dataclasses.replace(state), tr).handle(message)
+
+    def welcome(
+        self,
+        state: ConversationState,
+        tr: Translator,
+        *,
+        guide: str | None = None,
+        last_seen: str | None = None,
+    ) -> Decision:
+        """The opening of a session: a greeting, or where the user stood when they come back."""
+        turn = _Turn(self.knowledge, dataclasses.replace(state), tr)
+        return turn.welcome(guide, last_seen)
+
+    def reject(self, state: ConversationState, reason: Rejection, tr: Translator) -> Decision:
+        """A message the bot will not process: too long, unreadable, or containing a password."""
+        return _Turn(self.knowledge, dataclasses.replace(state), tr).reject(reason)
+
+    def help(self, state: ConversationState, tr: Translator) -> Decision:
+        """What the user can say, then the current question again."""
+        turn = _Turn(self.knowledge, dataclasses.replace(state), tr)
+        turn.say(
+            tr.gettext(
+                "Ich führe Sie Schritt für Schritt durch die Anleitung für Ihr Mailprogramm. "
+                "Sie können jederzeit schreiben:\n"
+                "• „weiter“, „zurück“ oder „nochmal“ – durch die Schritte gehen\n"
+                "• „Einstellungen“ – Server und Ports anzeigen\n"
+                "• „Was ist STARTTLS?“ – eine Erklärung bekommen\n"
+                "• „prüfen“ – die Verbindung zum Mailserver testen\n"
+                "• „Mensch“ – mit dem Helpdesk sprechen\n"
+                "• „von vorne“ – neu anfangen\n"
+                "• „meine Daten löschen“ – alles löschen, was ich gespeichert habe\n"
+                "Auf Fragen können Sie auch mit der Nummer einer Antwort antworten."
+            )
+        )
+        turn.ask()
+        return turn.done()
+
+    def prompt(self, state: ConversationState, tr: Translator) -> Decision:
+        """Ask the current question again (after an action's own replies, for example)."""
+        turn = _Turn(self.knowledge, dataclasses.replace(state), tr)
+        turn.ask()
+        return turn.done()
+
+
+class _Turn:
+    """One turn's work; collects replies and actions on the way."""
+
+    def __init__(self, knowledge: KnowledgeBase, state: ConversationState, tr: Translator) -> None:
+        self.kb = knowledge
+        self.state = state
+        self.tr = tr
+        self._ = tr.gettext
+        self.decision = Decision(state)
+
+    # --- plumbing ----------------------------------------------------------------------
+
+    def say(self, text: str, options: list[Option] | None = None) -> None:
+        self.decision.outputs.append(Reply(text, tuple(options or ())))
+        if options is not None:
+            self.state.options = list(options)
+
+    def done(self) -> Decision:
+        self.decision.state = self.state
+        return self.decision
+
+    @property
+    def guide(self) -> Guide | None:
+        return self.kb.guides.get(self.state.guide) if self.state.guide else None
+
+    # --- the turn ----------------------------------------------------------------------
+
+    def handle(self, message: Understanding) -> Decision:
+        _ = self._
+        intent = message.intent
+        if self.state.stage is Stage.CONFIRM_DELETE:
+            return self._confirm_delete(intent == "affirm")
+        handlers: dict[str, Callable[[Understanding], None]] = {
+            "delete_data": self._ask_delete,
+            "restart": self._restart,
+            "request_check": self._request_check,
+            "request_human": self._request_human,
+            "bot_challenge": self._bot_challenge,
+            "thank": self._thank,
+            "goodbye": self._goodbye,
+            "ask_settings": self._settings,
+            "ask_explanation": self._explain,
+        }
+        if intent in handlers:
+            handlers[intent](message)
+        elif self._names_a_program(message):
+            self._inform(message)
+        elif message.entities.get("protocol") in ("imap", "pop3") and self.state.stage in (
+            Stage.PROTOCOL,
+            Stage.GUIDE,
+            Stage.FINISHED,
+        ):
+            self._set_protocol(message.entities["protocol"])
+        elif "version" in message.entities and self.state.program:
+            self._set_version(message.entities["version"])
+        elif intent == "greet":
+            self._greet()
+        elif self.state.stage in (Stage.START, Stage.PROGRAM):
+            self._unknown_program(first=self.state.stage is Stage.START)
+        elif self.state.stage is Stage.VERSION:
+            self.say(_("Das habe ich leider nicht erkannt."))
+            self._ask_version()
+        elif self.state.stage is Stage.PROTOCOL:
+            self.say(_("Das habe ich leider nicht erkannt."))
+            self._ask_protocol()
+        elif self.state.stage is Stage.GUIDE:
+            self._in_guide(intent)
+        else:
+            self._finished(intent)
+        return self.done()
+
+    def welcome(self, guide: str | None, last_seen: str | None) -> Decision:
+        _ = self._
+        if guide and guide in self.kb.guides:
+            self.say(_("Hallo! Ich bin Lotse und helfe Ihnen, die Verschlüsselung einzuschalten."))
+            self._choose_guide(self.kb.guides[guide], version=None, note=None)
+        elif self.state.stage in (Stage.START, Stage.PROGRAM):
+            self.state.stage = Stage.PROGRAM
+            self.say(self._greeting_text())
+            self._ask_program()
+        else:
+            if last_seen:
+                self.say(_("Willkommen zurück! Wir waren am {date} hier:").format(date=last_seen))
+            else:
+                self.say(_("Willkommen zurück! Hier waren wir stehen geblieben:"))
+            self.ask()
+        return self.done()
+
+    def reject(self, reason: Rejection) -> Decision:
+        _ = self._
+        if reason == "secret":
+            self.say(
+                _(
+                    "Bitte schicken Sie mir niemals Ihr Passwort – ich brauche es nicht. "
+                    "Ich habe es nicht gespeichert. Falls es Ihr echtes Passwort war, "
+                    "ändern Sie es bitte vorsichtshalber."
+                )
+            )
+        elif reason == "too_long":
+            self.say(
+                _(
+                    "Ihre Nachricht ist leider zu lang für mich (mehr als 4096 Zeichen). "
+                    "Bitte beschreiben Sie Ihr Anliegen in ein, zwei Sätzen."
+                )
+            )
+        else:
+            self.say(
+                _(
+                    "Diese Nachricht kann ich leider nicht lesen. "
+                    "Bitte schreiben Sie mir in ganzen Worten."
+                )
+            )
+        self.ask()
+        return self.done()
+
+    # --- asking ------------------------------------------------------------------------
+
+    def ask(self) -> None:
+        """Ask the question that belongs to the current stage."""
+        stage = self.state.stage
+        if stage in (Stage.START, Stage.PROGRAM):
+            self._ask_program()
+        elif stage is Stage.VERSION:
+            self._ask_version()
+        elif stage is Stage.PROTOCOL:
+            self._ask_protocol()
+        elif stage is Stage.GUIDE:
+            self._show_step()
+        elif stage is Stage.FINISHED:
+            self._ask_what_next()
+        else:
+            self._ask_delete_confirmation()
+
+    def _greeting_text(self) -> str:
+        return self._(
+            "Hallo! Ich bin Lotse, der Chatbot des Mail-Service. Ich helfe Ihnen Schritt für "
+            "Schritt, die Verschlüsselung (TLS/SSL) in Ihrem Mailprogramm einzuschalten."
+        )
+
+    def _program_options(self) -> list[Option]:
+        options = [Option(p.name, f"inform:client={p.id}") for p in self.kb.programs.values()]
+        options.append(Option(self._("Ein anderes Programm"), "out_of_scope"))
+        return options
+
+    def _ask_program(self) -> None:
+        self.state.stage = Stage.PROGRAM
+        self.say(self._("Welches Mailprogramm benutzen Sie?"), self._program_options())
+
+    def _ask_version(self) -> None:
+        _ = self._
+        assert self.state.program is not None
+        program = self.kb.programs[self.state.program]
+        options = [
+            Option(guide.label, f"inform:guide={guide.id}")
+            for guide in self.kb.guides_of_program[program.id]
+        ]
+        options.append(Option(_("Weiß ich nicht"), "ask_explanation"))
+        self.state.stage = Stage.VERSION
+        self.say(_("Welche Version von {program} haben Sie?").format(program=program.name), options)
+
+    def _ask_protocol(self) -> None:
+        _ = self._
+        self.state.stage = Stage.PROTOCOL
+        self.say(
+            _("Rufen Sie Ihre E-Mails per IMAP oder per POP3 ab?"),
+            [
+                Option("IMAP", "inform:protocol=imap"),
+                Option("POP3", "inform:protocol=pop3"),
+                Option(_("Weiß ich nicht"), "ask_explanation"),
+            ],
+        )
+
+    def _step_options(self) -> list[Option]:
+        _ = self._
+        options = [Option(_("Erledigt – weiter"), "next_step")]
+        if self.state.step > 0:
+            options.append(Option(_("Zurück"), "previous_step"))
+        options.append(Option(_("Klappt nicht"), "step_problem"))
+        return options
+
+    def _show_step(self) -> None:
+        guide = self.guide
+        assert guide is not None
+        self.state.stage = Stage.GUIDE
+        self.say(
+            render.step_text(guide, self.state.protocol, self.state.step, self.tr),
+            self._step_options(),
+        )
+
+    def _what_next_options(self) -> list[Option]:
+        _ = self._
+        return [
+            Option(_("Verbindung testen"), "request_check"),
+            Option(_("Mit einem Menschen sprechen"), "request_human"),
+            Option(_("Andere Anleitung"), "restart"),
+            Option(_("Fertig, danke"), "goodbye"),
+        ]
+
+    def _ask_what_next(self) -> None:
+        self.say(self._("Was möchten Sie als Nächstes tun?"), self._what_next_options())
+
+    def _ask_delete_confirmation(self) -> None:
+        _ = self._
+        self.say(
+            _(
+                "Soll ich wirklich alles löschen, was ich über Sie gespeichert habe "
+                "(Gesprächsverlauf und Stand)? Das lässt sich nicht rückgängig machen."
+            ),
+            [Option(_("Ja, alles löschen"), "affirm"), Option(_("Nein, behalten"), "deny")],
+        )
+
+    # --- program, version, protocol ----------------------------------------------------
+
+    def _names_a_program(self, message: Understanding) -> bool:
+        return bool(message.guide or message.entities.get("client") in self.kb.programs)
+
+    def _inform(self, message: Understanding) -> None:
+        _ = self._
+        program_id = message.entities.get("client")
+        if message.guide:
+            program_id = self.kb.program_of_guide[message.guide]
+        assert program_id is not None
+        if self.state.stage is Stage.START:
+            self.say(self._greeting_text())
+        elif self.state.program and self.state.program != program_id and self.state.stage in (
+            Stage.GUIDE,
+            Stage.FINISHED,
+        ):
+            self.say(_("Alles klar, dann wechseln wir das Programm."))
+        self.state.program = program_id
+        version = message.entities.get("version")
+        if message.guide:
+            guide = self.kb.guides[message.guide]
+            exact = version is None or covers(guide, version) or not guide.versions
+            self._choose_guide(guide, version, note=None if exact else version)
+        elif version:
+            self._set_version(version)
+        else:
+            guides = self.kb.guides_of_program[program_id]
+            if len(guides) == 1:
+                self._choose_guide(guides[0], version=None, note=None)
+            else:
+                self._ask_version()
+
+    def _set_version(self, version: str) -> None:
+        assert self.state.program is not None
+        choice = guide_for_version(self.kb.guides_of_program[self.state.program], version)
+        if choice is None:
+            self.say(self._("Diese Version kenne ich nicht."))
+            self._ask_version()
+            return
+        self._choose_guide(choice.guide, version, note=None if choice.exact else version)
+
+    def _choose_guide(self, guide: Guide, version: str | None, note: str | None) -> None:
+        _ = self._
+        program = self.kb.program_for(guide.id)
+        changed = self.state.guide != guide.id
+        self.state.program = program.id
+        self.state.guide = guide.id
+        self.state.version = version
+        self.state.revision = self.kb.revision
+        if changed:
+            self.state.step = 0
+            self.state.problems_at_step = 0
+        if note:
+            self.say(
+                _(
+                    "Für {program} {version} habe ich keine eigene Anleitung. Ich zeige Ihnen "
+                    "die Anleitung für {title}; die Menüs können bei Ihnen etwas anders aussehen."
+                ).format(program=program.name, version=note, title=guide.title)
+            )
+        else:
+            self.say(_("Gut, dann zeige ich Ihnen die Anleitung für {title}.").format(title=guide.title))
+        if guide.differs_by_protocol() and self.state.protocol is None:
+            self._ask_protocol()
+        else:
+            self._show_step()
+
+    def _set_protocol(self, protocol: str) -> None:
+        guide = self.guide
+        self.state.protocol = protocol
+        if guide is None:
+            self.ask()
+            return
+        # The number of steps may change with the protocol; stay within the guide.
+        last = len(guide.steps_for(protocol)) - 1
+        self.state.step = min(self.state.step, last)
+        if self.state.stage is Stage.FINISHED:
+            self._finish()
+        else:
+            self._show_step()
+
+    def _unknown_program(self, *, first: bool) -> None:
+        _ = self._
+        if first:
+            self.say(self._greeting_text())
+        names = ", ".join(p.name for p in self.kb.programs.values())
+        self.say(
+            _(
+                "Dieses Programm kenne ich leider nicht. Anleitungen habe ich für: {names}. "
+                "Wenn Ihr Programm nicht dabei ist, hilft Ihnen gern ein Mensch aus dem "
+                "Helpdesk weiter."
+            ).format(names=names)
+        )
+        options = self._program_options()[:-1]
+        options.append(Option(_("Mit einem Menschen sprechen"), "request_human"))
+        self.state.stage = Stage.PROGRAM
+        self.say(_("Welches Mailprogramm benutzen Sie?"), options)
+
+    # --- inside a guide ----------------------------------------------------------------
+
+    def _in_guide(self, intent: str) -> None:
+        _ = self._
+        guide = self.guide
+        assert guide is not None
+        if intent in ("next_step", "affirm"):
+            self.state.problems_at_step = 0
+            if self.state.step + 1 < len(guide.steps_for(self.state.protocol)):
+                self.state.step += 1
+                self._show_step()
+            else:
+                self._finish()
+        elif intent == "previous_step":
+            if self.state.step == 0:
+                self.say(_("Das ist bereits der erste Schritt."))
+            else:
+                self.state.step -= 1
+                self.state.problems_at_step = 0
+            self._show_step()
+        elif intent == "repeat_step":
+            self._show_step()
+        elif intent == "step_problem":
+            self._step_problem(guide)
+        elif intent == "deny":
+            self.say(_("Dann habe ich wohl das falsche Programm erwischt."))
+            self._ask_program()
+        else:
+            self.say(_("Das habe ich leider nicht verstanden. Hier noch einmal der Schritt:"))
+            self._show_step()
+
+    def _step_problem(self, guide: Guide) -> None:
+        _ = self._
+        self.state.problems_at_step += 1
+        program = self.kb.program_for(guide.id)
+        self.say(
+            _(
+                "Das tut mir leid. Manchmal sieht das Programm etwas anders aus, weil die Version "
+                "abweicht. {hint}"
+            ).format(hint=program.version_hint.get(self.tr.locale))
+        )
+        self.say(
+            _("Wie möchten Sie weitermachen?"),
+            [
+                Option(_("Schritt nochmal zeigen"), "repeat_step"),
+                Option(_("Verbindung testen"), "request_check"),
+                Option(_("Mit einem Menschen sprechen"), "request_human"),
+                Option(_("Anderes Programm"), "restart"),
+            ],
+        )
+
+    def _finish(self) -> None:
+        _ = self._
+        self.state.stage = Stage.FINISHED
+        self.say(_("Geschafft – das war der letzte Schritt! Zur Kontrolle die Servereinstellungen:"))
+        self.say(render.settings_text(self.kb, self.state.protocol, self.tr))
+        self._ask_what_next()
+
+    def _finished(self, intent: str) -> None:
+        _ = self._
+        guide = self.guide
+        if intent == "previous_step" and guide is not None:
+            self.state.step = len(guide.steps_for(self.state.protocol)) - 1
+            self._show_step()
+        elif intent == "repeat_step":
+            self._finish()
+        elif intent == "deny":
+            self._goodbye(None)
+        else:
+            self._ask_what_next()
+
+    # --- available everywhere ----------------------------------------------------------
+
+    def _greet(self) -> None:
+        _ = self._
+        if self.state.stage is Stage.START:
+            self.say(self._greeting_text())
+        else:
+            self.say(_("Hallo! Hier waren wir:"))
+        self.ask()
+
+    def _restart(self, _message: Understanding) -> None:
+        self.state = self.state.fresh()
+        self.say(self._("Gut, wir fangen von vorne an."))
+        self._ask_program()
+
+    def _request_check(self, _message: Understanding) -> None:
+        self.decision.outputs.append(RunCheck())
+        self._ask_what_next_or_continue()
+
+    def _request_human(self, _message: Understanding) -> None:
+        reason = "unknown_program" if self.state.stage is Stage.PROGRAM else "requested"
+        if self.state.problems_at_step >= 1 and self.state.stage is Stage.GUIDE:
+            reason = "stuck"
+        self.decision.outputs.append(HandOver(reason))
+
+    def _bot_challenge(self, _message: Understanding) -> None:
+        self.say(
+            self._(
+                "Ich bin Lotse, ein Chatbot – kein Mensch. Wenn Sie lieber mit einem Menschen "
+                "sprechen möchten, sagen Sie einfach „Mensch“."
+            )
+        )
+        self.ask()
+
+    def _thank(self, _message: Understanding) -> None:
+        self.say(self._("Gern geschehen!"))
+        if self.state.stage is not Stage.FINISHED:
+            self.ask()
+
+    def _goodbye(self, _message: Understanding | None) -> None:
+        _ = self._
+        self.say(
+            _(
+                "Auf Wiedersehen! Wenn Sie wieder schreiben, machen wir da weiter, "
+                "wo wir aufgehört haben."
+            )
+        )
+
+    def _settings(self, message: Understanding) -> None:
+        protocol = message.entities.get("protocol") or self.state.protocol
+        self.say(render.settings_text(self.kb, protocol, self.tr))
+        self._ask_what_next_or_continue()
+
+    def _explain(self, message: Understanding) -> None:
+        _ = self._
+        locale = self.tr.locale
+        if self.state.stage is Stage.VERSION and self.state.program and "faq" not in message.entities:
+            program = self.kb.programs[self.state.program]
+            self.say(program.version_hint.get(locale))
+            self._ask_version()
+            return
+        if self.state.stage is Stage.PROTOCOL and "faq" not in message.entities:
+            self.say(
+                _(
+                    "Das steht in den Kontoeinstellungen Ihres Programms beim "
+                    "Posteingangsserver. Die meisten nutzen IMAP."
+                )
+            )
+            entry = self._faq_by_id("imap-vs-pop3")
+            if entry:
+                self.say(entry.answer.get(locale))
+            self._ask_protocol()
+            return
+        entry = self._faq_by_id(message.entities.get("faq")) or self._faq_for(message.text)
+        if entry is None:
+            options = [Option(e.question.get(locale), f"ask_explanation:faq={e.id}") for e in self.kb.faq]
+            self.say(_("Dazu kann ich Folgendes erklären:"), options)
+            return
+        self.say(entry.answer.get(locale))
+        self._ask_what_next_or_continue()
+
+    def _faq_by_id(self, faq_id: str | None) -> FaqEntry | None:
+        return next((e for e in self.kb.faq if e.id == faq_id), None)
+
+    def _faq_for(self, text: str) -> FaqEntry | None:
+        said = set(words(text))
+        best, best_hits = None, 0
+        for entry in self.kb.faq:
+            hits = sum(1 for keyword in entry.keywords if set(words(keyword)) <= said)
+            if hits > best_hits:
+                best, best_hits = entry, hits
+        return best
+
+    def _ask_what_next_or_continue(self) -> None:
+        """After an aside, return to the question the user was answering."""
+        if self.state.stage is Stage.GUIDE:
+            self.say(self._("Weiter mit der Anleitung:"))
+        self.ask()
+
+    def _ask_delete(self, _message: Understanding) -> None:
+        self.state.previous_stage = self.state.stage
+        self.state.stage = Stage.CONFIRM_DELETE
+        self._ask_delete_confirmation()
+
+    def _confirm_delete(self, confirmed: bool) -> Decision:
+        _ = self._
+        if confirmed:
+            self.decision.outputs.append(DeleteUserData())
+            self.state = self.state.fresh()
+            self.say(
+                _(
+                    "Erledigt: Ich habe alles gelöscht, was ich über Sie gespeichert hatte. "
+                    "Wenn Sie wieder schreiben, beginnen wir neu."
+                )
+            )
+            return self.done()
+        self.state.stage = self.state.previous_stage or Stage.PROGRAM
+        self.state.previous_stage = None
+        self.say(_("In Ordnung, ich lösche nichts."))
+        self.ask()
+        return self.done()

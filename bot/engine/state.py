@@ -1,0 +1,58 @@
+"""The state of one conversation: where the user stands. Saved as JSON after every turn."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Stage(StrEnum):
+    START = "start"  # nothing said yet
+    PROGRAM = "program"  # asked which mail program
+    VERSION = "version"  # asked which version (only when the program has several guides)
+    PROTOCOL = "protocol"  # asked IMAP or POP3 (only when the guide differs by protocol)
+    GUIDE = "guide"  # walking through the steps
+    FINISHED = "finished"  # past the last step, settings shown
+    CONFIRM_DELETE = "confirm_delete"  # asked whether to delete all data
+
+
+@dataclass(frozen=True)
+class Option:
+    """A choice offered with a question. `payload` is short (Telegram callback data <= 64 bytes)."""
+
+    label: str
+    payload: str
+
+
+@dataclass
+class ConversationState:
+    stage: Stage = Stage.START
+    locale: str = "de"
+    program: str | None = None
+    guide: str | None = None
+    version: str | None = None
+    protocol: str | None = None
+    step: int = 0  # 0-based index into the guide's steps for `protocol`
+    revision: str | None = None  # knowledge revision the guide was started with
+    problems_at_step: int = 0
+    previous_stage: Stage | None = None  # where to return after CONFIRM_DELETE
+    options: list[Option] = field(default_factory=list)  # the last options offered
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ConversationState:
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {key: value for key, value in data.items() if key in known}
+        values["stage"] = Stage(values.get("stage", Stage.START))
+        if values.get("previous_stage"):
+            values["previous_stage"] = Stage(values["previous_stage"])
+        values["options"] = [Option(**option) for option in values.get("options", [])]
+        return cls(**values)
+
+    def fresh(self) -> ConversationState:
+        """A new conversation for the same user (keeps the language)."""
+        return ConversationState(locale=self.locale)

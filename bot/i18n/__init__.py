@@ -1,0 +1,78 @@
+"""User-facing text through gettext catalogs (Babel).
+
+German is the source language: the German texts stand in the code as message ids, so they are
+reviewed together with it; `locale/en/LC_MESSAGES/lotse.po` translates every one of them.
+Catalogs are compiled in memory from the `.po` files (a few milliseconds, once per process),
+so a checkout needs no build step; a compiled `.mo` next to the `.po` is used when it is newer.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import cache
+from pathlib import Path
+
+from babel import Locale
+from babel.dates import format_date as babel_format_date
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
+from babel.support import NullTranslations, Translations
+
+DOMAIN = "lotse"
+LOCALE_DIR = Path(__file__).resolve().parent / "locale"
+SOURCE_LOCALE = "de"
+SUPPORTED_LOCALES = ("de", "en")
+
+
+def pick_locale(requested: str | None, default: str = SOURCE_LOCALE) -> str:
+    """The supported locale for a language tag such as "en-GB" or "de_AT"; else `default`."""
+    if requested:
+        language = requested.replace("-", "_").split("_")[0].lower()
+        if language in SUPPORTED_LOCALES:
+            return language
+    return default
+
+
+@cache
+def _translations(locale: str) -> NullTranslations:
+    if locale == SOURCE_LOCALE:
+        return NullTranslations()
+    po_path = LOCALE_DIR / locale / "LC_MESSAGES" / f"{DOMAIN}.po"
+    mo_path = po_path.with_suffix(".mo")
+    if mo_path.exists() and mo_path.stat().st_mtime >= po_path.stat().st_mtime:
+        with mo_path.open("rb") as handle:
+            return Translations(handle, domain=DOMAIN)
+    with po_path.open("rb") as handle:
+        catalog = read_po(handle, locale=locale, domain=DOMAIN)
+    buffer = io.BytesIO()
+    write_mo(buffer, catalog)
+    buffer.seek(0)
+    return Translations(buffer, domain=DOMAIN)
+
+
+@dataclass(frozen=True)
+class Translator:
+    """Texts, numbers and dates for one locale."""
+
+    locale: str
+
+    def gettext(self, message: str) -> str:
+        return _translations(self.locale).gettext(message)
+
+    def number(self, value: int | float) -> str:
+        return format_decimal(value, locale=self.locale)
+
+    def date(self, value: date | datetime) -> str:
+        return babel_format_date(value, format="medium", locale=self.locale)
+
+    @property
+    def language_name(self) -> str:
+        return Locale.parse(self.locale).get_display_name(self.locale) or self.locale
+
+
+@cache
+def translator(locale: str) -> Translator:
+    return Translator(pick_locale(locale))

@@ -1,0 +1,52 @@
+"""Which guide of a program family fits a version the user named."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.knowledge.models import Guide
+
+
+@dataclass(frozen=True)
+class GuideChoice:
+    guide: Guide
+    # False when no guide covers the version and this is only the nearest one:
+    # the user is told that screens may differ.
+    exact: bool
+
+
+def parse_version(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split(".") if part.isdigit())
+
+
+def _same_release(said: str, listed: str) -> bool:
+    """"60.3" is covered by "60"; "12" by "12.1"; "6" is not covered by "60"."""
+    return said == listed or said.startswith(listed + ".") or listed.startswith(said + ".")
+
+
+def covers(guide: Guide, version: str) -> bool:
+    return any(_same_release(version, listed) for listed in guide.versions)
+
+
+def _distance(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
+    width = max(len(a), len(b))
+    a, b = a + (0,) * (width - len(a)), b + (0,) * (width - len(b))
+    return tuple(abs(x - y) for x, y in zip(a, b, strict=True))
+
+
+def guide_for_version(guides: Sequence[Guide], version: str) -> GuideChoice | None:
+    """The guide covering `version`, else the nearest one (newer wins a tie), else None."""
+    for candidate in (version, "20" + version if len(version) == 2 else None):
+        if candidate is None:
+            continue
+        for guide in guides:
+            if covers(guide, candidate):
+                return GuideChoice(guide, exact=True)
+    said = parse_version(version)
+    listed = [(guide, parse_version(v)) for guide in guides for v in guide.versions]
+    if not said or not listed:
+        return None
+    # Sort key: distance first, then prefer the newer listed version on a tie.
+    guide, _ = min(listed, key=lambda item: (_distance(said, item[1]), tuple(-x for x in item[1])))
+    return GuideChoice(guide, exact=False)

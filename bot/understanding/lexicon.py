@@ -1,0 +1,206 @@
+"""The lexicon back end: intents from phrase patterns, programs and versions from the knowledge base.
+
+It needs nothing running. Program names and aliases are matched exactly first and then fuzzily
+(typos such as "outlok" or "thunderbrid"); versions are normalised to guides through
+`bot.knowledge.versions`. The Rasa back end reuses `ProgramLexicon` for program and version.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from rapidfuzz import fuzz, process
+
+from bot.knowledge.base import KnowledgeBase
+from bot.knowledge.versions import guide_for_version
+from bot.understanding.normalize import normalize
+from bot.understanding.patterns import KEYWORDS, match_intent
+from bot.understanding.types import Intent, Understanding
+
+# Aliases shorter than this are matched exactly only: "mac" must not match "mach".
+_FUZZY_MIN_LENGTH = 5
+_FUZZY_ALIAS_SCORE = 85.0
+_FUZZY_KEYWORD_SCORE = 80.0
+
+_NUMBER = re.compile(r"\b\d{1,4}(?:\.\d{1,3}){0,3}\b")
+_PORT_CONTEXT = re.compile(r"\bports? (\d{1,5})\b")
+_PROTOCOLS = [
+    ("imap", re.compile(r"\bimaps?\b")),
+    ("pop3", re.compile(r"\bpop ?3?s?\b")),
+    ("smtp", re.compile(r"\bsmtps?\b")),
+    ("eas", re.compile(r"\b(activesync|eas|exchange)\b")),
+]
+_SECURITY = [
+    ("starttls", re.compile(r"\b(starttls|stls|start-tls)\b")),
+    ("tls", re.compile(r"\b(ssl|tls|ssl/tls)\b")),
+]
+
+
+@dataclass(frozen=True)
+class _Target:
+    program: str
+    guide: str | None = None
+    version: str | None = None  # set for version names ("el capitan" -> "10.11")
+
+
+@dataclass(frozen=True)
+class ProgramMatch:
+    program: str | None
+    guide: str | None
+    version: str | None
+    score: float  # 100 for exact matches, the fuzzy score otherwise
+
+
+class ProgramLexicon:
+    """Finds program, version and guide in a message, using only the knowledge base."""
+
+    def __init__(self, knowledge: KnowledgeBase) -> None:
+        self.knowledge = knowledge
+        self._phrases: dict[str, _Target] = {}
+        for program in knowledge.programs.values():
+            for alias in (program.id, program.name, *program.aliases):
+                self._phrases.setdefault(normalize(alias), _Target(program.id))
+            for name, version in program.version_names.items():
+                self._phrases.setdefault(normalize(name), _Target(program.id, version=version))
+            for guide in knowledge.guides_of_program[program.id]:
+                for alias in guide.aliases:
+                    self._phrases[normalize(alias)] = _Target(program.id, guide.id)
+        # Longest phrases first, so "high sierra" wins over "sierra".
+        self._ordered = sorted(self._phrases, key=lambda p: (-len(p.split()), -len(p)))
+        self._fuzzy = [p for p in self._ordered if len(p) >= _FUZZY_MIN_LENGTH]
+        self._ports = {str(e.port) for e in knowledge.server.endpoints}
+
+    def find(self, normalized: str) -> ProgramMatch:
+        target, score, rest = self._find_target(normalized)
+        version = self._find_version(rest, target)
+        if target is None:
+            return ProgramMatch(None, None, version, 0.0)
+        guide = target.guide
+        if guide is None and version is not None:
+            choice = guide_for_version(self.knowledge.guides_of_program[target.program], version)
+            guide = choice.guide.id if choice else None
+        if guide is None and len(self.knowledge.guides_of_program[target.program]) == 1:
+            guide = self.knowledge.guides_of_program[target.program][0].id
+        return ProgramMatch(target.program, guide, version, score)
+
+    def ports(self, normalized: str) -> list[str]:
+        said = {m.group(1) for m in _PORT_CONTEXT.finditer(normalized)}
+        said |= {n for n in _NUMBER.findall(normalized) if n in self._ports}
+        return sorted(said, key=int)
+
+    def _find_target(self, text: str) -> tuple[_Target | None, float, str]:
+        padded = f" {text} "
+        found: list[tuple[_Target, float]] = []
+        for phrase in self._ordered:
+            if f" {phrase} " in padded:
+                found.append((self._phrases[phrase], 100.0))
+                padded = padded.replace(f" {phrase} ", " | ")
+        if not found:
+            fuzzy = self._find_fuzzy(padded.split())
+            if fuzzy:
+                found.append(fuzzy)
+        if not found:
+            return None, 0.0, text
+        # A guide alias ("office 365") or version name beats a bare program name.
+        found.sort(key=lambda item: (item[0].guide is None, item[0].version is None))
+        target, score = found[0]
+        programs = {t.program for t, _ in found}
+        if len(programs) > 1:
+            # "iPhone und Mac": keep the most specific; the engine asks when unsure.
+            target = next(t for t, _ in found if t.program == target.program)
+        if target.guide is None and target.version is None:
+            # A version name elsewhere in the text ("Mac ... El Capitan") refines the program.
+            refined = [t for t, _ in found if t.program == target.program and t.version]
+            if refined:
+                target = refined[0]
+        return target, score, padded.strip()
+
+    def _find_fuzzy(self, tokens: list[str]) -> tuple[_Target, float] | None:
+        best: tuple[_Target, float] | None = None
+        for size in (3, 2, 1):
+            for start in range(len(tokens) - size + 1):
+                ngram = " ".join(tokens[start : start + size])
+                if len(ngram) < _FUZZY_MIN_LENGTH - 1 or "|" in ngram:
+                    continue
+                candidates = [p for p in self._fuzzy if len(p.split()) == size]
+                hit = process.extractOne(
+                    ngram, candidates, scorer=fuzz.ratio, score_cutoff=_FUZZY_ALIAS_SCORE
+                )
+                if hit and (best is None or hit[1] > best[1]):
+                    best = (self._phrases[hit[0]], float(hit[1]))
+        return best
+
+    def _find_version(self, text: str, target: _Target | None) -> str | None:
+        if target is not None and target.version is not None:
+            return target.version
+        port_words = {m.group(1) for m in _PORT_CONTEXT.finditer(text)}
+        for number in _NUMBER.findall(text):
+            if number in port_words:
+                continue
+            if number in self._ports and (target is None or not self._is_version_of(number, target)):
+                continue
+            return number
+        return None
+
+    def _is_version_of(self, number: str, target: _Target) -> bool:
+        guides = self.knowledge.guides_of_program[target.program]
+        return any(number in guide.versions for guide in guides)
+
+
+class LexiconUnderstander:
+    """The `Understander` that needs no server: patterns plus `ProgramLexicon`."""
+
+    def __init__(self, knowledge: KnowledgeBase) -> None:
+        self.lexicon = ProgramLexicon(knowledge)
+
+    async def understand(self, text: str) -> Understanding:
+        return self.understand_now(text)
+
+    def understand_now(self, text: str) -> Understanding:
+        normalized = normalize(text)
+        intent, confidence = self._intent(normalized)
+        entities = self.entities(normalized)
+        match = self.lexicon.find(normalized)
+        if match.program:
+            entities["client"] = match.program
+        if match.version:
+            entities["version"] = match.version
+        informative = match.program or (match.version and intent is None) or entities
+        if informative and intent in (None, "greet", "affirm", "deny", "out_of_scope"):
+            # "Hallo, ich habe Outlook 2013" and "nein, Thunderbird" both tell us something.
+            intent = "inform"
+            confidence = max(confidence, match.score / 100 if match.program else 0.8)
+        if intent is None:
+            intent, confidence = "out_of_scope", 0.3
+        return Understanding(text, intent, confidence, entities, match.guide)
+
+    def entities(self, normalized: str) -> dict[str, str]:
+        entities: dict[str, str] = {}
+        for name, pattern in _PROTOCOLS:
+            if pattern.search(normalized):
+                entities["protocol"] = name
+                break
+        for name, pattern in _SECURITY:
+            if pattern.search(normalized):
+                entities["security"] = name
+                break
+        ports = self.lexicon.ports(normalized)
+        if ports:
+            entities["port"] = ports[0]
+        return entities
+
+    @staticmethod
+    def _intent(normalized: str) -> tuple[Intent | None, float]:
+        intent = match_intent(normalized)
+        if intent is not None:
+            return intent, 0.9
+        tokens = normalized.split()
+        if 0 < len(tokens) <= 2:
+            for token in tokens:
+                hit = process.extractOne(
+                    token, list(KEYWORDS), scorer=fuzz.ratio, score_cutoff=_FUZZY_KEYWORD_SCORE
+                )
+                if hit:
+                    return KEYWORDS[hit[0]], round(float(hit[1]) / 100 * 0.8, 3)
+        return None, 0.0
