@@ -103,14 +103,17 @@ def _kb(settings: Settings, args: argparse.Namespace) -> int:
         directory = args.directory or settings.knowledge_dir
         knowledge = load_knowledge(directory)
         print(
-            f"{directory}: OK – {len(knowledge.programs)} programs, {len(knowledge.guides)} guides, "
-            f"{len(knowledge.faq)} FAQ entries (revision {knowledge.revision})"
+            f"{directory}: OK – {len(knowledge.programs)} programs, "
+            f"{len(knowledge.guides)} guides, {len(knowledge.faq)} FAQ entries "
+            f"(revision {knowledge.revision})"
         )
         return 0
     knowledge = load_knowledge(args.knowledge or settings.knowledge_dir)
     guide = knowledge.guides.get(args.guide)
     if guide is None:
-        print(f"unknown guide '{args.guide}'; known: {', '.join(knowledge.guides)}", file=sys.stderr)
+        print(
+            f"unknown guide '{args.guide}'; known: {', '.join(knowledge.guides)}", file=sys.stderr
+        )
         return 1
     print(guide_text(guide, args.protocol, translator(args.locale)))
     return 0

@@ -145,7 +145,9 @@ class ConversationService:
         if inbound.command == "hilfe":
             return engine.help(state, tr)
         if inbound.command in COMMAND_INTENTS:
-            message = understanding_from_payload(COMMAND_INTENTS[inbound.command], f"/{inbound.command}")
+            message = understanding_from_payload(
+                COMMAND_INTENTS[inbound.command], f"/{inbound.command}"
+            )
             assert message is not None
             return engine.decide(state, message, tr)
         if inbound.option is not None:
@@ -172,7 +174,10 @@ class ConversationService:
     async def _dispatch(
         self, decision: Decision, inbound: Inbound, tr: Translator
     ) -> tuple[list[Reply], bool]:
-        """Carry out the engine's actions in order; returns the replies and whether data was deleted."""
+        """Carry out the engine's actions in order.
+
+        Returns the replies and whether the user's data was deleted (then nothing is saved).
+        """
         replies: list[Reply] = []
         deleted = False
         context = ActionContext(inbound, decision.state, tr)

@@ -74,7 +74,7 @@ def _is_unreadable(text: str) -> bool:
     odd = sum(
         1
         for char in text
-        if unicodedata.category(char) in ("Cc", "Co", "Cs", "Cn") and char not in "\n\t\r"
+        if (unicodedata.category(char) in ("Cc", "Co", "Cs", "Cn") and char not in "\n\t\r")
         or char == "\ufffd"
     )
     return odd / len(text) > 0.3

@@ -24,7 +24,9 @@ def parse_line(user: str, line: str, locale: str | None) -> Inbound:
     """A typed line: "/neu" and "/start g_thunderbird" are commands, everything else text."""
     if line.startswith("/") and len(line) > 1 and not line[1:2].isspace():
         command, _, argument = line[1:].partition(" ")
-        return Inbound(CHANNEL, user, command=command.lower(), argument=argument.strip() or None, locale=locale)
+        return Inbound(
+            CHANNEL, user, command=command.lower(), argument=argument.strip() or None, locale=locale
+        )
     return Inbound(CHANNEL, user, text=line, locale=locale)
 
 

@@ -35,7 +35,10 @@ Action = RunCheck | HandOver | DeleteUserData
 
 @dataclass
 class Decision:
-    """The engine's answer. `outputs` keeps order: an action's replies go where the action stands."""
+    """The engine's answer.
+
+    `outputs` keeps order: the replies of an action are sent where the action stands.
+    """
 
     state: ConversationState
     outputs: list[Reply | Action] = field(default_factory=list)

@@ -34,9 +34,7 @@ class Engine:
 
     # --- entry points ------------------------------------------------------------------
 
-    def decide(
-        self, state: ConversationState, message: Understanding, tr: Translator
-    ) -> Decision:
+    def decide(self, state: ConversationState, message: Understanding, tr: Translator) -> Decision:
         return _Turn(self.knowledge, dataclasses.replace(state), tr).handle(message)
 
     def welcome(
@@ -306,9 +304,14 @@ class _Turn:
         assert program_id is not None
         if self.state.stage is Stage.START:
             self.say(self._greeting_text())
-        elif self.state.program and self.state.program != program_id and self.state.stage in (
-            Stage.GUIDE,
-            Stage.FINISHED,
+        elif (
+            self.state.program
+            and self.state.program != program_id
+            and self.state.stage
+            in (
+                Stage.GUIDE,
+                Stage.FINISHED,
+            )
         ):
             self.say(_("Alles klar, dann wechseln wir das Programm."))
         self.state.program = program_id
@@ -354,7 +357,9 @@ class _Turn:
                 ).format(program=program.name, version=note, title=guide.title)
             )
         else:
-            self.say(_("Gut, dann zeige ich Ihnen die Anleitung für {title}.").format(title=guide.title))
+            self.say(
+                _("Gut, dann zeige ich Ihnen die Anleitung für {title}.").format(title=guide.title)
+            )
         if guide.differs_by_protocol() and self.state.protocol is None:
             self._ask_protocol()
         else:
@@ -445,7 +450,9 @@ class _Turn:
     def _finish(self) -> None:
         _ = self._
         self.state.stage = Stage.FINISHED
-        self.say(_("Geschafft – das war der letzte Schritt! Zur Kontrolle die Servereinstellungen:"))
+        self.say(
+            _("Geschafft – das war der letzte Schritt! Zur Kontrolle die Servereinstellungen:")
+        )
         self.say(render.settings_text(self.kb, self.state.protocol, self.tr))
         self._ask_what_next()
 
@@ -518,12 +525,13 @@ class _Turn:
     def _explain(self, message: Understanding) -> None:
         _ = self._
         locale = self.tr.locale
-        if self.state.stage is Stage.VERSION and self.state.program and "faq" not in message.entities:
+        asked_faq = "faq" in message.entities
+        if self.state.stage is Stage.VERSION and self.state.program and not asked_faq:
             program = self.kb.programs[self.state.program]
             self.say(program.version_hint.get(locale))
             self._ask_version()
             return
-        if self.state.stage is Stage.PROTOCOL and "faq" not in message.entities:
+        if self.state.stage is Stage.PROTOCOL and not asked_faq:
             self.say(
                 _(
                     "Das steht in den Kontoeinstellungen Ihres Programms beim "
@@ -537,7 +545,9 @@ class _Turn:
             return
         entry = self._faq_by_id(message.entities.get("faq")) or self._faq_for(message.text)
         if entry is None:
-            options = [Option(e.question.get(locale), f"ask_explanation:faq={e.id}") for e in self.kb.faq]
+            options = [
+                Option(e.question.get(locale), f"ask_explanation:faq={e.id}") for e in self.kb.faq
+            ]
             self.say(_("Dazu kann ich Folgendes erklären:"), options)
             return
         self.say(entry.answer.get(locale))

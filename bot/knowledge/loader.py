@@ -28,10 +28,11 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 class _TextNumbersLoader(yaml.SafeLoader):
     """SafeLoader without the int and float resolvers, so numbers stay exactly as written."""
 
-    yaml_implicit_resolvers = {
-        first: [(tag, regexp) for tag, regexp in resolvers if not tag.endswith((":int", ":float"))]
-        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-    }
+
+_TextNumbersLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if not tag.endswith((":int", ":float"))]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 
 
 @dataclass(frozen=True)
@@ -156,9 +157,8 @@ def _line_of(node: yaml.Node | None, path: Iterable[str | int]) -> int | None:
                 if key.value == str(part):
                     child = value
                     break
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if 0 <= part < len(node.value):
-                child = node.value[part]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part >= 0:
+            child = node.value[part] if part < len(node.value) else None
         if child is None:
             break
         node = child
@@ -171,7 +171,9 @@ def _cross_file_problems(programs: list[tuple[_Document, ProgramFile]]) -> list[
     problems: list[Problem] = []
     owners: dict[tuple[str, str], str] = {}
 
-    def claim(kind: str, value: str, owner: str, doc: _Document, path: tuple[str | int, ...]) -> None:
+    def claim(
+        kind: str, value: str, owner: str, doc: _Document, path: tuple[str | int, ...]
+    ) -> None:
         key = (kind, value.casefold())
         if key in owners and owners[key] != owner:
             problems.append(

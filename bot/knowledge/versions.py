@@ -21,7 +21,7 @@ def parse_version(version: str) -> tuple[int, ...]:
 
 
 def _same_release(said: str, listed: str) -> bool:
-    """"60.3" is covered by "60"; "12" by "12.1"; "6" is not covered by "60"."""
+    """ "60.3" is covered by "60"; "12" by "12.1"; "6" is not covered by "60"."""
     return said == listed or said.startswith(listed + ".") or listed.startswith(said + ".")
 
 
@@ -47,6 +47,12 @@ def guide_for_version(guides: Sequence[Guide], version: str) -> GuideChoice | No
     listed = [(guide, parse_version(v)) for guide in guides for v in guide.versions]
     if not said or not listed:
         return None
-    # Sort key: distance first, then prefer the newer listed version on a tie.
+    newest = max(listed, key=lambda item: item[1])
+    oldest = min(listed, key=lambda item: item[1])
+    if said > newest[1]:  # newer than every guide: the newest screens are the closest
+        return GuideChoice(newest[0], exact=False)
+    if said < oldest[1]:
+        return GuideChoice(oldest[0], exact=False)
+    # In between: the nearest listed version, the newer one on a tie.
     guide, _ = min(listed, key=lambda item: (_distance(said, item[1]), tuple(-x for x in item[1])))
     return GuideChoice(guide, exact=False)

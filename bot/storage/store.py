@@ -7,9 +7,10 @@ No connection is held while the bot thinks (NLU calls may take a while).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,11 @@ class StoredMessage:
     created_at: datetime
 
 
+def _utc(value: datetime) -> datetime:
+    """SQLite returns naive datetimes for timezone-aware columns; they hold UTC (see utcnow)."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets readers and the writer work at once; NORMAL sync is safe with WAL.
@@ -51,6 +57,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+
+
+def _make_parent_directory(database: str) -> None:
+    Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
 class Store:
@@ -63,7 +73,7 @@ class Store:
         parsed = make_url(url)
         if parsed.get_backend_name() == "sqlite":
             if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                await asyncio.to_thread(_make_parent_directory, parsed.database)
             # One connection: SQLite has one writer anyway, and a single connection avoids
             # "database is locked" when a read transaction is upgraded to a write.
             engine = create_async_engine(url, pool_size=1, max_overflow=0)
@@ -108,9 +118,13 @@ class Store:
             else:
                 conversation_id, state, version, updated_at = row
                 state = state or None
+                updated_at = _utc(updated_at)
             await conn.execute(
                 insert(Message).values(
-                    conversation_id=conversation_id, direction="in", text=inbound_text, created_at=now
+                    conversation_id=conversation_id,
+                    direction="in",
+                    text=inbound_text,
+                    created_at=now,
                 )
             )
             await conn.execute(update(User).where(User.id == user_id).values(last_seen_at=now))
@@ -218,4 +232,4 @@ class Store:
         )
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
-        return [StoredMessage(*row) for row in rows]
+        return [StoredMessage(direction, text, _utc(created)) for direction, text, created in rows]

@@ -1,4 +1,4 @@
-"""The lexicon back end: intents from phrase patterns, programs and versions from the knowledge base.
+"""The lexicon back end: intents from phrase patterns, programs and versions from the knowledge.
 
 It needs nothing running. Program names and aliases are matched exactly first and then fuzzily
 (typos such as "outlok" or "thunderbrid"); versions are normalised to guides through
@@ -138,9 +138,11 @@ class ProgramLexicon:
         for number in _NUMBER.findall(text):
             if number in port_words:
                 continue
-            if number in self._ports and (target is None or not self._is_version_of(number, target)):
+            if number in self._ports and (
+                target is None or not self._is_version_of(number, target)
+            ):
                 continue
-            return number
+            return str(number)
         return None
 
     def _is_version_of(self, number: str, target: _Target) -> bool:

@@ -1,0 +1,147 @@
+"""A throwaway PostgreSQL cluster for tests (pytest plugin, see `tests/conftest.py`).
+
+`postgres_server` (session) runs `initdb` + `pg_ctl` from Debian's `postgresql` package in a temp
+directory on a free loopback port; `postgres_url` (function) gives each test a fresh database.
+Without the binaries the tests are skipped, except under `CI=true`, where that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+
+import pytest
+
+# Tuning for a cluster that is thrown away: durability buys nothing here, only time.
+_SETTINGS = """
+listen_addresses = '127.0.0.1'
+port = {port}
+unix_socket_directories = '{socket_dir}'
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+max_connections = 50
+"""
+
+
+@dataclass(frozen=True)
+class PostgresServer:
+    host: str
+    port: int
+    bin_dir: Path
+    start_seconds: float  # measured, for the curious (`pytest -s` prints it)
+
+    def url(self, database: str) -> str:
+        return f"postgresql+asyncpg://postgres@{self.host}:{self.port}/{database}"
+
+    def run(self, tool: str, *args: str) -> None:
+        """Run a client tool (createdb, dropdb, ...) against this server as superuser."""
+        where = ["-h", self.host, "-p", str(self.port), "-U", "postgres"]
+        subprocess.run(
+            [str(self.bin_dir / tool), *where, *args], check=True, capture_output=True, timeout=30
+        )
+
+
+def _missing(reason: str) -> NoReturn:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (CI=true: a missing server is a failure)", pytrace=False)
+    pytest.skip(reason)
+
+
+def _find_bin_dir() -> Path | None:
+    """Debian keeps the server binaries out of PATH, one directory per major version."""
+
+    def major(path: Path) -> int:
+        match = re.fullmatch(r"\d+", path.parent.parent.name)
+        return int(match.group()) if match else -1
+
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=major, reverse=True)
+    for initdb in candidates:
+        if (initdb.parent / "pg_ctl").exists():
+            return initdb.parent
+    on_path = shutil.which("initdb")
+    if on_path and shutil.which("pg_ctl"):
+        return Path(on_path).resolve().parent
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _run_as() -> list[str]:
+    """initdb and postgres refuse to run as root, so as root use an unprivileged user."""
+    if os.geteuid() != 0:
+        return []
+    for user in ("postgres", "nobody"):
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            continue
+        return ["runuser", "-u", user, "--"]
+    raise RuntimeError("running as root, but there is neither a `postgres` nor a `nobody` user")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    bin_dir = _find_bin_dir()
+    if bin_dir is None:
+        _missing("PostgreSQL binaries (initdb, pg_ctl) not found; apt-get install postgresql")
+    if os.geteuid() == 0 and shutil.which("runuser") is None:
+        _missing("running as root needs `runuser` (util-linux) to start PostgreSQL")
+
+    as_user = _run_as()
+    base = Path(tempfile.mkdtemp(prefix="lotse-pg-"))
+    if as_user:
+        user = pwd.getpwnam(as_user[2])
+        os.chown(base, user.pw_uid, user.pw_gid)
+    data, log = base / "data", base / "server.log"
+    port = _free_port()
+    started = time.monotonic()
+    pg_ctl = [*as_user, str(bin_dir / "pg_ctl"), "-D", str(data)]
+    try:
+        # trust: only loopback and the private socket dir can reach this cluster.
+        subprocess.run(
+            [*as_user, str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
+             "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+        with (data / "postgresql.conf").open("a") as conf:
+            conf.write(_SETTINGS.format(port=port, socket_dir=base))
+        start = subprocess.run(
+            [*pg_ctl, "-l", str(log), "-w", "-t", "60", "start"], capture_output=True, timeout=90
+        )
+        if start.returncode != 0:
+            server_log = log.read_text(errors="replace") if log.exists() else ""
+            raise RuntimeError(f"pg_ctl start failed:\n{start.stdout!r}\n{server_log}")
+        yield PostgresServer("127.0.0.1", port, bin_dir, time.monotonic() - started)
+    finally:
+        if (data / "postmaster.pid").exists():
+            subprocess.run([*pg_ctl, "-w", "-m", "fast", "stop"], capture_output=True, timeout=60)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """A fresh, empty database per test, so tests cannot see each other's rows or schema."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    postgres_server.run("createdb", name)
+    try:
+        yield postgres_server.url(name)
+    finally:
+        # --force: a test that forgot to close its engine must not make the drop hang or fail.
+        postgres_server.run("dropdb", "--force", "--if-exists", name)

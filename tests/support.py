@@ -1,0 +1,89 @@
+"""Test helpers: the repo's knowledge base, a conversation service on a temporary SQLite file,
+and `Chat`, which talks to the service the way a channel does."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from bot.conversation import ConversationService, Inbound
+from bot.engine.decision import Reply
+from bot.engine.state import ConversationState
+from bot.knowledge.base import KnowledgeBase
+from bot.knowledge.loader import load_knowledge
+from bot.storage.store import Store
+from bot.storage.tables import Conversation, User
+from bot.understanding.lexicon import LexiconUnderstander
+
+REPO = Path(__file__).resolve().parents[1]
+KNOWLEDGE_DIR = REPO / "knowledge"
+
+
+@pytest.fixture(scope="session")
+def knowledge() -> KnowledgeBase:
+    return load_knowledge(KNOWLEDGE_DIR)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'lotse.sqlite3'}"
+
+
+async def open_service(url: str, knowledge: KnowledgeBase) -> ConversationService:
+    store = await Store.open(url)
+    return ConversationService(store, knowledge, LexiconUnderstander(knowledge))
+
+
+@pytest.fixture
+async def service(sqlite_url: str, knowledge: KnowledgeBase) -> AsyncIterator[ConversationService]:
+    service = await open_service(sqlite_url, knowledge)
+    yield service
+    await service.store.close()
+
+
+@dataclass
+class Chat:
+    """One user talking to the service; keeps the last replies for assertions."""
+
+    service: ConversationService
+    user: str = "anna"
+    channel: str = "test"
+    replies: list[Reply] = field(default_factory=list)
+
+    async def say(self, text: str) -> list[Reply]:
+        return await self._send(Inbound(self.channel, self.user, text=text))
+
+    async def tap(self, label: str) -> list[Reply]:
+        """Tap the offered option with this label (as a button press would)."""
+        options = [option for reply in self.replies for option in reply.options]
+        payload = next(o.payload for o in options if o.label == label)
+        return await self._send(Inbound(self.channel, self.user, option=payload))
+
+    async def command(self, name: str, argument: str | None = None) -> list[Reply]:
+        return await self._send(Inbound(self.channel, self.user, command=name, argument=argument))
+
+    async def _send(self, inbound: Inbound) -> list[Reply]:
+        self.replies = await self.service.handle(inbound)
+        return self.replies
+
+    @property
+    def text(self) -> str:
+        return "\n".join(reply.text for reply in self.replies)
+
+    @property
+    def options(self) -> list[str]:
+        return [option.label for reply in self.replies for option in reply.options]
+
+    async def state(self) -> ConversationState:
+        query = (
+            select(Conversation.state)
+            .join(User, User.id == Conversation.user_id)
+            .where(User.channel == self.channel, User.external_id == self.user)
+        )
+        async with self.service.store.engine.connect() as conn:
+            saved = (await conn.execute(query)).scalar_one_or_none()
+        return ConversationState.from_json(saved or {})
