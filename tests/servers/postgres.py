@@ -48,9 +48,14 @@ class PostgresServer:
     def run(self, tool: str, *args: str) -> None:
         """Run a client tool (createdb, dropdb, ...) against this server as superuser."""
         where = ["-h", self.host, "-p", str(self.port), "-U", "postgres"]
-        subprocess.run(
-            [str(self.bin_dir / tool), *where, *args], check=True, capture_output=True, timeout=30
-        )
+        _run([str(self.bin_dir / tool), *where, *args], timeout=30)
+
+
+def _run(command: list[str], timeout: float) -> None:
+    """Like check=True, but the error shows the tool's own message (CalledProcessError hides it)."""
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        raise RuntimeError(f"{command} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
 
 
 def _missing(reason: str) -> NoReturn:
@@ -115,19 +120,18 @@ def postgres_server() -> Iterator[PostgresServer]:
     pg_ctl = [*as_user, str(bin_dir / "pg_ctl"), "-D", str(data)]
     try:
         # trust: only loopback and the private socket dir can reach this cluster.
-        subprocess.run(
+        _run(
             [*as_user, str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
              "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"],
-            check=True, capture_output=True, timeout=120,
+            timeout=120,
         )  # fmt: skip
         with (data / "postgresql.conf").open("a") as conf:
             conf.write(_SETTINGS.format(port=port, socket_dir=base))
-        start = subprocess.run(
-            [*pg_ctl, "-l", str(log), "-w", "-t", "60", "start"], capture_output=True, timeout=90
-        )
-        if start.returncode != 0:
+        try:
+            _run([*pg_ctl, "-l", str(log), "-w", "-t", "60", "start"], timeout=90)
+        except RuntimeError as error:  # the reason is in the server's log, not pg_ctl's output
             server_log = log.read_text(errors="replace") if log.exists() else ""
-            raise RuntimeError(f"pg_ctl start failed:\n{start.stdout!r}\n{server_log}")
+            raise RuntimeError(f"{error}\n{server_log}") from None
         yield PostgresServer("127.0.0.1", port, bin_dir, time.monotonic() - started)
     finally:
         if (data / "postmaster.pid").exists():

@@ -1,0 +1,130 @@
+"""Admins' mistakes in the knowledge base are reported with file, line and field."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.knowledge.loader import KnowledgeError, load_knowledge
+from tests.support import KNOWLEDGE_DIR, REPO
+
+
+@pytest.fixture
+def kb_copy(tmp_path: Path) -> Path:
+    target = tmp_path / "knowledge"
+    shutil.copytree(KNOWLEDGE_DIR, target)
+    return target
+
+
+def _problems(directory: Path) -> list[str]:
+    with pytest.raises(KnowledgeError) as caught:
+        load_knowledge(directory)
+    return [str(problem) for problem in caught.value.problems]
+
+
+def _replace(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def _line_of(path: Path, needle: str) -> int:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return next(number for number, line in enumerate(lines, 1) if needle in line)
+
+
+def test_the_shipped_knowledge_base_is_valid() -> None:
+    knowledge = load_knowledge(KNOWLEDGE_DIR)
+    assert len(knowledge.guides) == 9
+    assert knowledge.server.name == "mbox1.belwue.de"
+
+
+def test_a_wrong_value_is_reported_with_file_line_and_field(kb_copy: Path) -> None:
+    server = kb_copy / "server.yaml"
+    _replace(server, "port: 995, security: tls", "port: 995, security: ssl")
+    line = _line_of(server, "port: 995")
+    assert _problems(kb_copy) == [
+        f"{server}:{line}: server.endpoints.2.security: Input should be 'tls' or 'starttls'"
+    ]
+
+
+def test_a_misspelt_key_is_an_error_not_silently_ignored(kb_copy: Path) -> None:
+    android = kb_copy / "android.yaml"
+    _replace(android, "    steps:", "    stepps:")
+    problems = _problems(kb_copy)
+    assert any("guides.0.stepps: Extra inputs are not permitted" in p for p in problems)
+    assert any("guides.0.steps: Field required" in p for p in problems)
+
+
+def test_broken_yaml_syntax_is_reported_with_its_line(kb_copy: Path) -> None:
+    faq = kb_copy / "faq.yaml"
+    faq.write_text("faq:\n  - id: x\n    question: [unclosed\n", encoding="utf-8")
+    (problem,) = _problems(kb_copy)
+    assert problem.startswith(f"{faq}:4: YAML syntax error")
+
+
+def test_versions_stay_text_so_1_10_is_not_read_as_the_float_1_1(kb_copy: Path) -> None:
+    ios = kb_copy / "ios.yaml"
+    _replace(ios, 'versions: ["12"]', "versions: [12, 1.10]")
+    assert load_knowledge(kb_copy).guides["ios"].versions == ["12", "1.10"]
+
+
+def test_an_alias_claimed_by_two_programs_is_reported(kb_copy: Path) -> None:
+    ios = kb_copy / "ios.yaml"
+    _replace(ios, "'iPad'", "'Galaxy'")
+    (problem,) = _problems(kb_copy)
+    assert "alias 'Galaxy' is already used by program android" in problem
+    assert problem.startswith(f"{ios}:{_line_of(ios, 'Galaxy')}:")
+
+
+def test_a_missing_file_and_an_empty_step_are_both_reported(kb_copy: Path) -> None:
+    (kb_copy / "faq.yaml").unlink()
+    _replace(kb_copy / "thunderbird.yaml", "- text: 'Auf der linken", "- text: ''\n#'")
+    problems = _problems(kb_copy)
+    assert any(p.endswith("faq.yaml: file is missing") for p in problems)
+    assert any("guides.0.steps.1.text: String should have at least 1 character" in p for p in problems)
+
+
+def _lotse(*args: str, knowledge: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    if knowledge is not None:
+        env["LOTSE_KNOWLEDGE_DIR"] = str(knowledge)
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        input="",
+        check=False,
+    )
+
+
+def test_lotse_kb_validate_prints_every_problem_and_exits_1(kb_copy: Path) -> None:
+    _replace(kb_copy / "server.yaml", "port: 993", "port: 99999")
+    result = _lotse("kb", "validate", str(kb_copy))
+    assert result.returncode == 1
+    assert "server.endpoints.0.port: Input should be less than or equal to 65535" in result.stderr
+    assert _lotse("kb", "validate").returncode == 0
+
+
+def test_the_bot_refuses_to_start_on_an_invalid_knowledge_base(
+    kb_copy: Path, tmp_path: Path
+) -> None:
+    _replace(kb_copy / "server.yaml", "port: 993", "port: 99999")
+    result = _lotse("chat", knowledge=kb_copy)
+    assert result.returncode == 1
+    assert "server.yaml:" in result.stderr and "65535" in result.stderr
+
+
+def test_lotse_kb_show_prints_a_guide_as_the_bot_shows_it() -> None:
+    result = _lotse("kb", "show", "outlook-2019-365", "--protocol", "pop3")
+    assert result.returncode == 0
+    assert "Microsoft Outlook 2019/365 – Schritt 4 von 4" in result.stdout
+    assert "    • Verschlüsselungsmethode: SSL/TLS" in result.stdout
+    assert _lotse("kb", "show", "lotus-notes").returncode == 1
