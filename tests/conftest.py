@@ -1,3 +1,3 @@
-"""Shared pytest setup: real-server fixtures in `tests/servers/`, chat helpers in `tests/support`."""
+"""Shared pytest setup: real-server fixtures and chat helpers, loaded as plugins."""
 
 pytest_plugins = ["tests.servers.postgres", "tests.support"]

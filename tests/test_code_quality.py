@@ -1,4 +1,4 @@
-"""The code base stays ruff-clean, ruff-formatted and mypy-clean (strict); checked with the tests."""
+"""The code stays ruff-clean, ruff-formatted and mypy-clean (strict), checked with the tests."""
 
 from __future__ import annotations
 

@@ -87,7 +87,9 @@ def test_a_missing_file_and_an_empty_step_are_both_reported(kb_copy: Path) -> No
     _replace(kb_copy / "thunderbird.yaml", "- text: 'Auf der linken", "- text: ''\n#'")
     problems = _problems(kb_copy)
     assert any(p.endswith("faq.yaml: file is missing") for p in problems)
-    assert any("guides.0.steps.1.text: String should have at least 1 character" in p for p in problems)
+    assert any(
+        "guides.0.steps.1.text: String should have at least 1 character" in p for p in problems
+    )
 
 
 def _lotse(*args: str, knowledge: Path | None = None) -> subprocess.CompletedProcess[str]:
