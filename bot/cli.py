@@ -17,7 +17,6 @@ from bot.config import Settings
 from bot.engine.render import guide_text
 from bot.i18n import translator
 from bot.knowledge.loader import KnowledgeError, load_knowledge
-from bot.storage.migrate import upgrade
 from bot.storage.store import Store
 from bot.understanding.lexicon import LexiconUnderstander
 
@@ -122,7 +121,7 @@ def _kb(settings: Settings, args: argparse.Namespace) -> int:
 async def _db_upgrade(settings: Settings) -> int:
     store = await Store.open(settings.database_url, migrate=False)
     try:
-        await upgrade(store.engine)
+        await store.upgrade()
     finally:
         await store.close()
     print("database is up to date")

@@ -85,12 +85,7 @@ class ConversationService:
         if lock is None:
             lock = self._locks[key] = asyncio.Lock()
         async with lock:
-            for _attempt in range(3):
-                try:
-                    return await self._turn(inbound)
-                except ConcurrentUpdate:
-                    log.info("conversation changed by another instance; retrying the turn")
-            raise RuntimeError("conversation kept changing; giving up")
+            return await self._turn(inbound)
 
     async def _turn(self, inbound: Inbound) -> list[Reply]:
         cleaned = clean(inbound.text) if inbound.text is not None else None
@@ -100,6 +95,18 @@ class ConversationService:
             pick_locale(inbound.locale, self.default_locale),
             self._transcript_text(inbound, cleaned.text if cleaned else None),
         )
+        for _attempt in range(3):
+            try:
+                return await self._respond(inbound, cleaned, start)
+            except ConcurrentUpdate:
+                # Another instance answered this user meanwhile: decide again on its state.
+                log.info("conversation changed by another instance; deciding again")
+                start = await self.store.reload(start)
+        raise RuntimeError("conversation kept changing; giving up")
+
+    async def _respond(
+        self, inbound: Inbound, cleaned: CleanedText | None, start: TurnStart
+    ) -> list[Reply]:
         state_before = (
             ConversationState.from_json(start.state)
             if start.state

@@ -84,6 +84,5 @@ class Chat:
             .join(User, User.id == Conversation.user_id)
             .where(User.channel == self.channel, User.external_id == self.user)
         )
-        async with self.service.store.engine.connect() as conn:
-            saved = (await conn.execute(query)).scalar_one_or_none()
+        saved = await self.service.store.run(lambda conn: conn.execute(query).scalar_one_or_none())
         return ConversationState.from_json(saved or {})

@@ -44,8 +44,7 @@ async def count(
 ) -> int:
     """Rows in a table, read with plain SQL rather than through the store's own methods."""
     query = select(func.count()).select_from(table).where(true() if where is None else where)
-    async with store.engine.connect() as conn:
-        rows: int = (await conn.execute(query)).scalar_one()
+    rows: int = await store.run(lambda conn: conn.execute(query).scalar_one())
     return rows
 
 
@@ -198,8 +197,7 @@ def _current_heads(conn: Connection) -> tuple[str, ...]:
 
 
 async def test_migrated_schema_matches_the_tables(store: Store) -> None:
-    async with store.engine.connect() as conn:
-        assert await conn.run_sync(_schema_differences) == []
+    assert await store.run(_schema_differences) == []
 
 
 async def test_opening_twice_is_harmless(store: Store, db_url: str) -> None:
@@ -208,9 +206,8 @@ async def test_opening_twice_is_harmless(store: Store, db_url: str) -> None:
 
     second = await Store.open(db_url)  # runs the upgrade again, while the first is open
     try:
-        async with second.engine.connect() as conn:
-            assert await conn.run_sync(_schema_differences) == []
-            heads = await conn.run_sync(_current_heads)
+        assert await second.run(_schema_differences) == []
+        heads = await second.run(_current_heads)
         assert set(heads) == set(ScriptDirectory.from_config(alembic_config()).get_heads())
         resumed = await second.begin_turn("telegram", "42", "de", "Weiter")
         assert resumed.state == {"step": 1}
@@ -222,7 +219,7 @@ async def test_long_unicode_text_round_trips_unchanged(store: Store) -> None:
     pattern = "Grüße 👋🏽 aus Köln – ßäöü € 中文 \U0001f510\x00 "
     text = (pattern * (10_000 // len(pattern) + 1))[:10_000]
     assert len(text) == 10_000 and "\x00" in text
-    if store.engine.dialect.name == "postgresql":
+    if store.dialect == "postgresql":
         # PostgreSQL text cannot hold NUL; the service's redaction replaces it before storing.
         text = text.replace("\x00", "\ufffd")
 

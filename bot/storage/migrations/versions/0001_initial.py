@@ -24,7 +24,6 @@ def upgrade() -> None:
         sa.Column("external_id", sa.String(255), nullable=False),
         sa.Column("locale", sa.String(16), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=False),
         sa.UniqueConstraint("channel", "external_id", name="uq_users_channel_external"),
     )
     op.create_table(
