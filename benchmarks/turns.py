@@ -4,9 +4,10 @@
 
 - throughput (closed loop): every user sends its next message as soon as the last one is
   answered; turns per second over the whole run.
-- latency (open loop): messages arrive at a fixed rate (default 300/s, the target throughput),
-  spread over the 100 users at random, as real traffic would; p50/p99 of the time from a
-  message's arrival until its replies are ready, queueing included.
+- latency (open loop): the same 100 conversations go on, with messages arriving at a fixed
+  rate (default 300/s, the target throughput) from users picked at random, as real traffic
+  would; p50/p99 of the time from a message's arrival until its replies are ready, queueing
+  included (the first phase has warmed up users and caches).
 
 Targets on the 2-core machines: p99 under 15 ms and at least 300 turns/s.
 Run: `.venv/bin/python -m benchmarks.turns [--users 100] [--rate 300] [--seconds 10]`.
@@ -72,7 +73,7 @@ async def closed_loop(service: ConversationService, users: int, turns: int) -> t
     async def user(number: int) -> None:
         for turn in range(turns):
             text = SCRIPT[turn % len(SCRIPT)]
-            await service.handle(Inbound("bench", f"closed-{number}", text=text))
+            await service.handle(Inbound("bench", f"user-{number}", text=text))
 
     started = time.perf_counter()
     await asyncio.gather(*(user(n) for n in range(users)))
@@ -88,7 +89,7 @@ async def open_loop(
     pending: set[asyncio.Task[None]] = set()
 
     async def turn(number: int, text: str, arrived: float) -> None:
-        await service.handle(Inbound("bench", f"open-{number}", text=text))
+        await service.handle(Inbound("bench", f"user-{number}", text=text))
         latencies.append(time.perf_counter() - arrived)
 
     loop_start = time.perf_counter()

@@ -41,11 +41,14 @@ class ConversationState:
     options: list[Option] = field(default_factory=list)  # the last options offered
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        # By hand: dataclasses.asdict deep-copies and took a third of a turn's engine time.
+        data = {f.name: getattr(self, f.name) for f in _FIELDS}
+        data["options"] = [{"label": o.label, "payload": o.payload} for o in self.options]
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ConversationState:
-        known = {f.name for f in dataclasses.fields(cls)}
+        known = {f.name for f in _FIELDS}
         values = {key: value for key, value in data.items() if key in known}
         values["stage"] = Stage(values.get("stage", Stage.START))
         if values.get("previous_stage"):
@@ -56,3 +59,6 @@ class ConversationState:
     def fresh(self) -> ConversationState:
         """A new conversation for the same user (keeps the language)."""
         return ConversationState(locale=self.locale)
+
+
+_FIELDS = dataclasses.fields(ConversationState)

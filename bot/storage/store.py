@@ -16,7 +16,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, delete, event, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -89,6 +99,7 @@ class Store:
         self._async_engine: AsyncEngine | None = None
         self._sync_engine: Engine | None = None
         self._thread: ThreadPoolExecutor | None = None
+        self._sqlite_connection: Connection | None = None
         if parsed.get_backend_name() == "sqlite":
             engine = create_engine(parsed.set(drivername="sqlite"), pool_size=1, max_overflow=0)
             event.listen(engine, "connect", _sqlite_pragmas)
@@ -123,13 +134,29 @@ class Store:
         return await self._in_thread(self._transaction, work, *args)
 
     def _transaction(self, work: Callable[..., T], *args: Any) -> T:
+        """In the SQLite thread: one connection for the store's life, one transaction per call."""
         assert self._sync_engine is not None
-        with self._sync_engine.begin() as conn:
-            return work(conn, *args)
+        if self._sqlite_connection is None:
+            self._sqlite_connection = self._sync_engine.connect()
+        conn = self._sqlite_connection
+        try:
+            with conn.begin():
+                return work(conn, *args)
+        except Exception:
+            if conn.invalidated or conn.closed:
+                self._sqlite_connection = None
+            raise
 
     async def _in_thread(self, function: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._thread, function, *args)
+
+    def _close_sqlite(self) -> None:
+        if self._sqlite_connection is not None:
+            self._sqlite_connection.close()
+            self._sqlite_connection = None
+        assert self._sync_engine is not None
+        self._sync_engine.dispose()
 
     async def upgrade(self) -> None:
         """Apply all Alembic migrations."""
@@ -140,8 +167,7 @@ class Store:
         if self._async_engine is not None:
             await self._async_engine.dispose()
         if self._thread is not None:
-            assert self._sync_engine is not None
-            await self._in_thread(self._sync_engine.dispose)
+            await self._in_thread(self._close_sqlite)
             self._thread.shutdown(wait=True)
             self._thread = None
 
@@ -227,11 +253,31 @@ def _begin_turn(
     )
 
 
+# The two statements of every turn, built once: building them per call cost more than the
+# database work itself.
+_INSERT_MESSAGE = insert(Message)
+_SAVE_STATE = (
+    update(Conversation)
+    .where(Conversation.id == bindparam("conversation"))
+    .where(Conversation.version == bindparam("expected_version"))
+    .values(
+        state=bindparam("new_state", type_=Conversation.state.type),
+        knowledge_revision=bindparam("revision"),
+        version=bindparam("new_version"),
+        updated_at=bindparam("now"),
+    )
+)
+
+
 def _store_inbound(conn: Connection, conversation_id: int, text: str) -> None:
     conn.execute(
-        insert(Message).values(
-            conversation_id=conversation_id, direction="in", text=text, created_at=utcnow()
-        )
+        _INSERT_MESSAGE,
+        {
+            "conversation_id": conversation_id,
+            "direction": "in",
+            "text": text,
+            "created_at": utcnow(),
+        },
     )
 
 
@@ -279,16 +325,21 @@ def _finish_turn(
 ) -> TurnStart:
     now = utcnow()
     result = conn.execute(
-        update(Conversation)
-        .where(Conversation.id == start.conversation_id)
-        .where(Conversation.version == start.version)
-        .values(state=state, knowledge_revision=revision, version=start.version + 1, updated_at=now)
+        _SAVE_STATE,
+        {
+            "conversation": start.conversation_id,
+            "expected_version": start.version,
+            "new_state": state,
+            "revision": revision,
+            "new_version": start.version + 1,
+            "now": now,
+        },
     )
     if result.rowcount != 1:
         raise ConcurrentUpdate(f"conversation {start.conversation_id} changed meanwhile")
     if replies:
         conn.execute(
-            insert(Message),
+            _INSERT_MESSAGE,
             [
                 {
                     "conversation_id": start.conversation_id,

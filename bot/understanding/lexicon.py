@@ -68,7 +68,11 @@ class ProgramLexicon:
                     self._phrases[normalize(alias)] = _Target(program.id, guide.id)
         # Longest phrases first, so "high sierra" wins over "sierra".
         self._ordered = sorted(self._phrases, key=lambda p: (-len(p.split()), -len(p)))
-        self._fuzzy = [p for p in self._ordered if len(p) >= _FUZZY_MIN_LENGTH]
+        # Fuzzy candidates by number of words: an n-gram is compared with same-length phrases.
+        self._fuzzy: dict[int, list[str]] = {}
+        for phrase in self._ordered:
+            if len(phrase) >= _FUZZY_MIN_LENGTH:
+                self._fuzzy.setdefault(len(phrase.split()), []).append(phrase)
         self._ports = {str(e.port) for e in knowledge.server.endpoints}
 
     def find(self, normalized: str) -> ProgramMatch:
@@ -123,7 +127,7 @@ class ProgramLexicon:
                 ngram = " ".join(tokens[start : start + size])
                 if len(ngram) < _FUZZY_MIN_LENGTH - 1 or "|" in ngram:
                     continue
-                candidates = [p for p in self._fuzzy if len(p.split()) == size]
+                candidates = self._fuzzy.get(size, [])
                 hit = process.extractOne(
                     ngram, candidates, scorer=fuzz.ratio, score_cutoff=_FUZZY_ALIAS_SCORE
                 )
