@@ -6,6 +6,7 @@ PostgreSQL cluster (`tests/servers/postgres.py`).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -233,3 +234,19 @@ async def test_long_unicode_text_round_trips_unchanged(store: Store) -> None:
         ("out", text),
         ("in", "ok"),
     ]
+
+
+async def test_sqlite_checkpoints_in_the_background_and_leaves_no_wal_behind(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "wal.sqlite3"
+    store = await Store.open(f"sqlite+aiosqlite:///{database}")
+    store_wal = tmp_path / "wal.sqlite3-wal"
+    for step in range(50):
+        start = await store.begin_turn("console", "wal", "de", f"Nachricht {step}")
+        await store.finish_turn(start, {"step": step}, None, ["Antwort"])
+    size_before = database.stat().st_size
+    await asyncio.sleep(Store.CHECKPOINT_INTERVAL * 1.5)
+    assert database.stat().st_size > size_before  # the WAL was copied into the database file
+    await store.close()
+    assert not store_wal.exists() or store_wal.stat().st_size == 0
