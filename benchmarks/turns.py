@@ -65,7 +65,7 @@ def percentile(values: list[float], fraction: float) -> float:
 
 async def _service(directory: Path) -> ConversationService:
     knowledge = load_knowledge(KNOWLEDGE_DIR)
-    store = await Store.open(f"sqlite+aiosqlite:///{directory / 'bench.sqlite3'}")
+    store = await Store.open(f"sqlite:///{directory / 'bench.sqlite3'}")
     return ConversationService(store, knowledge, LexiconUnderstander(knowledge))
 
 

@@ -15,7 +15,7 @@ REPO_KNOWLEDGE_DIR = Path(__file__).resolve().parent.parent / "knowledge"
 def default_database_url() -> str:
     """A SQLite file in the user's data directory, so `lotse chat` needs no set-up."""
     data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return f"sqlite+aiosqlite:///{data_home / 'lotse' / 'lotse.sqlite3'}"
+    return f"sqlite:///{data_home / 'lotse' / 'lotse.sqlite3'}"
 
 
 class Settings(BaseSettings):

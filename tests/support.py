@@ -30,7 +30,7 @@ def knowledge() -> KnowledgeBase:
 
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'lotse.sqlite3'}"
+    return f"sqlite:///{tmp_path / 'lotse.sqlite3'}"
 
 
 async def open_service(url: str, knowledge: KnowledgeBase) -> ConversationService:

@@ -17,7 +17,7 @@ from tests.support import REPO
 def _chat(
     database: Path, lines: list[str], *args: str, user: str = "test"
 ) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, LOTSE_DATABASE_URL=f"sqlite+aiosqlite:///{database}")
+    env = dict(os.environ, LOTSE_DATABASE_URL=f"sqlite:///{database}")
     return subprocess.run(
         [sys.executable, "-m", "bot.cli", "chat", "--user", user, *args],
         input="".join(line + "\n" for line in lines),
@@ -58,7 +58,7 @@ def test_closing_the_terminal_and_starting_again_continues_where_the_user_stood(
 
 
 def test_on_a_terminal_the_bot_greets_first_and_answers_typed_lines(tmp_path: Path) -> None:
-    env = dict(os.environ, LOTSE_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite3'}")
+    env = dict(os.environ, LOTSE_DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}")
     pid, fd = pty.fork()
     if pid == 0:  # the child: lotse chat on a pseudo-terminal
         os.chdir(REPO)

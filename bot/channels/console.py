@@ -16,6 +16,7 @@ from typing import TextIO
 
 from bot.conversation import ConversationService, Inbound
 from bot.engine.decision import Reply
+from bot.i18n import translator
 
 CHANNEL = "console"
 
@@ -56,6 +57,8 @@ class ConsoleChannel:
         self.locale = locale
         self.stdin = stdin or sys.stdin
         self.stdout = stdout or sys.stdout
+        # The prompt's label for the user ("Sie" / "You").
+        self._you = translator(locale or service.default_locale).gettext("Sie")
 
     @property
     def interactive(self) -> bool:
@@ -76,7 +79,7 @@ class ConsoleChannel:
 
             while True:
                 try:
-                    yield input("Sie: ")
+                    yield input(self._you + ": ")
                 except (EOFError, KeyboardInterrupt):
                     self.stdout.write("\n")
                     return
@@ -89,6 +92,6 @@ class ConsoleChannel:
         for reply in replies:
             text = format_reply(reply, self.as_json)
             if self.interactive:
-                text = "Lotse: " + text + "\n"
+                text = "Lotse: " + text + "\n"  # the bot's name is not translated
             self.stdout.write(text + "\n")
         self.stdout.flush()

@@ -22,6 +22,7 @@ from bot.i18n import Translator
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.models import FaqEntry, Guide
 from bot.knowledge.versions import covers, guide_for_version
+from bot.redaction import MAX_MESSAGE_LENGTH
 from bot.understanding.normalize import words
 from bot.understanding.types import Understanding
 
@@ -67,7 +68,7 @@ class Engine:
                 "• „Mensch“ – mit dem Helpdesk sprechen\n"
                 "• „von vorne“ – neu anfangen\n"
                 "• „meine Daten löschen“ – alles löschen, was ich gespeichert habe\n"
-                "Auf Fragen können Sie auch mit der Nummer einer Antwort antworten."
+                "Auf eine Frage können Sie auch einfach die Nummer einer Antwort schicken."
             )
         )
         turn.ask()
@@ -162,7 +163,8 @@ class _Turn:
             self._ask_program()
         else:
             if last_seen:
-                self.say(_("Willkommen zurück! Wir waren am {date} hier:").format(date=last_seen))
+                text = _("Willkommen zurück! Am {date} waren wir hier stehen geblieben:")
+                self.say(text.format(date=last_seen))
             else:
                 self.say(_("Willkommen zurück! Hier waren wir stehen geblieben:"))
             self.ask()
@@ -181,9 +183,9 @@ class _Turn:
         elif reason == "too_long":
             self.say(
                 _(
-                    "Ihre Nachricht ist leider zu lang für mich (mehr als 4096 Zeichen). "
+                    "Ihre Nachricht ist leider zu lang für mich (mehr als {limit} Zeichen). "
                     "Bitte beschreiben Sie Ihr Anliegen in ein, zwei Sätzen."
-                )
+                ).format(limit=self.tr.number(MAX_MESSAGE_LENGTH))
             )
         else:
             self.say(
@@ -221,7 +223,7 @@ class _Turn:
 
     def _program_options(self) -> list[Option]:
         options = [Option(p.name, f"inform:client={p.id}") for p in self.kb.programs.values()]
-        options.append(Option(self._("Ein anderes Programm"), "out_of_scope"))
+        options.append(Option(self._("Anderes Programm"), "out_of_scope"))
         return options
 
     def _ask_program(self) -> None:
@@ -440,7 +442,7 @@ class _Turn:
         self.say(
             _("Wie möchten Sie weitermachen?"),
             [
-                Option(_("Schritt nochmal zeigen"), "repeat_step"),
+                Option(_("Schritt noch einmal zeigen"), "repeat_step"),
                 Option(_("Verbindung testen"), "request_check"),
                 Option(_("Mit einem Menschen sprechen"), "request_human"),
                 Option(_("Anderes Programm"), "restart"),
