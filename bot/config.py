@@ -26,9 +26,19 @@ class Settings(BaseSettings):
     locale: Literal["de", "en"] = "de"
     nlu: Literal["lexicon", "rasa"] = "lexicon"
     rasa_url: str = "http://127.0.0.1:5005"
+    rasa_timeout: float = 0.5  # seconds per parse; the lexicon answers when Rasa is slower
     telegram_token: SecretStr | None = None
     telegram_base_url: str | None = None
+    # Webhook mode (several instances share the load); long polling when no URL is set.
+    telegram_webhook_url: str | None = None
+    telegram_webhook_secret: SecretStr | None = None
+    telegram_webhook_listen: str = "127.0.0.1"
+    telegram_webhook_port: int = 8443
+    # Group chats are ignored unless their ids are listed (comma-separated).
+    telegram_allowed_groups: str = ""
     matrix_homeserver: str | None = None
     matrix_user: str | None = None
     matrix_password: SecretStr | None = None
     matrix_store_dir: Path | None = None
+    check_timeout: float = 10.0  # seconds for the whole connection check
+    check_ca_file: Path | None = None  # trust these CAs instead of the system's

@@ -14,7 +14,7 @@ from weakref import WeakValueDictionary
 
 from bot.engine import render
 from bot.engine.decision import Action, Decision, DeleteUserData, HandOver, Reply, RunCheck
-from bot.engine.engine import Engine
+from bot.engine.engine import LANGUAGE_PAYLOAD, Engine
 from bot.engine.options import match_option, understanding_from_payload
 from bot.engine.state import ConversationState
 from bot.i18n import Translator, pick_locale, translator
@@ -151,6 +151,14 @@ class ConversationService:
             return engine.welcome(state, tr, guide=guide, last_seen=last_seen)
         if inbound.command == "hilfe":
             return engine.help(state, tr)
+        if inbound.command == "sprache":
+            if inbound.argument:
+                return await self._switch_language(inbound, state, inbound.argument)
+            return engine.choose_language(state, tr)
+        if inbound.option and inbound.option.startswith(LANGUAGE_PAYLOAD):
+            return await self._switch_language(
+                inbound, state, inbound.option.removeprefix(LANGUAGE_PAYLOAD)
+            )
         if inbound.command in COMMAND_INTENTS:
             message = understanding_from_payload(
                 COMMAND_INTENTS[inbound.command], f"/{inbound.command}"
@@ -170,10 +178,21 @@ class ConversationService:
         if cleaned.unreadable:
             return engine.reject(state, "unreadable", tr)
         option = match_option(state.options, cleaned.text)
+        if option and option.payload.startswith(LANGUAGE_PAYLOAD):
+            return await self._switch_language(
+                inbound, state, option.payload.removeprefix(LANGUAGE_PAYLOAD)
+            )
         message = understanding_from_payload(option.payload, cleaned.text) if option else None
         if message is None:
             message = await self.understand(cleaned.text)
         return engine.decide(state, message, tr)
+
+    async def _switch_language(
+        self, inbound: Inbound, state: ConversationState, locale: str
+    ) -> Decision:
+        decision = self.engine.switch_language(state, locale)
+        await self.store.set_locale(inbound.channel, inbound.user, decision.state.locale)
+        return decision
 
     async def understand(self, text: str) -> Understanding:
         return await self.understander.understand(text)

@@ -274,3 +274,19 @@ async def test_the_same_conversation_works_on_postgresql(
     transcript = await service.store.transcript(chat.channel, chat.user)
     assert "geheim" not in "\n".join(m.text for m in transcript)
     await service.store.close()
+
+
+async def test_sprache_switches_the_language_and_asks_the_current_question_again(
+    service: ConversationService,
+) -> None:
+    chat = Chat(service)
+    await chat.say("Thunderbird")
+    await chat.command("sprache")
+    assert chat.options == ["Deutsch", "English"]
+    await chat.tap("English")
+    assert "from now on I'll write in English." in chat.text
+    assert "Mozilla Thunderbird (60.3.1) – Step 1 of 5" in chat.text
+    await chat.say("next")
+    assert "Step 2 of 5" in chat.text
+    await chat.command("sprache", "de")
+    assert "ab jetzt schreibe ich auf Deutsch" in chat.text

@@ -18,7 +18,7 @@ from typing import Literal
 from bot.engine import render
 from bot.engine.decision import Decision, DeleteUserData, HandOver, Reply, RunCheck
 from bot.engine.state import ConversationState, Option, Stage
-from bot.i18n import Translator
+from bot.i18n import SUPPORTED_LOCALES, Translator, pick_locale, translator
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.models import FaqEntry, Guide
 from bot.knowledge.versions import covers, guide_for_version
@@ -27,6 +27,7 @@ from bot.understanding.normalize import words
 from bot.understanding.types import Understanding
 
 Rejection = Literal["too_long", "unreadable", "secret"]
+LANGUAGE_PAYLOAD = "sprache:"  # an option that switches the language, e.g. "sprache:en"
 
 
 class Engine:
@@ -71,6 +72,25 @@ class Engine:
                 "Auf eine Frage können Sie auch einfach die Nummer einer Antwort schicken."
             )
         )
+        turn.ask()
+        return turn.done()
+
+    def choose_language(self, state: ConversationState, tr: Translator) -> Decision:
+        """Offer the languages the bot speaks (`/sprache`)."""
+        turn = _Turn(self.knowledge, dataclasses.replace(state), tr)
+        options = [
+            Option(translator(locale).language_name.capitalize(), f"{LANGUAGE_PAYLOAD}{locale}")
+            for locale in SUPPORTED_LOCALES
+        ]
+        turn.say(tr.gettext("In welcher Sprache möchten Sie schreiben?"), options)
+        return turn.done()
+
+    def switch_language(self, state: ConversationState, locale: str) -> Decision:
+        """Speak `locale` from now on, and ask the current question again in it."""
+        state = dataclasses.replace(state, locale=pick_locale(locale, state.locale))
+        tr = translator(state.locale)
+        turn = _Turn(self.knowledge, state, tr)
+        turn.say(tr.gettext("Gern, ab jetzt schreibe ich auf Deutsch."))
         turn.ask()
         return turn.done()
 
