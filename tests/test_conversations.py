@@ -5,9 +5,14 @@ from __future__ import annotations
 import pytest
 
 from bot.conversation import ConversationService, Inbound
-from bot.engine.state import Stage
+from bot.engine.decision import RunCheck
+from bot.engine.engine import Engine
+from bot.engine.options import understanding_from_payload
+from bot.engine.state import ConversationState, Stage
+from bot.i18n import translator
 from bot.knowledge.base import KnowledgeBase
 from bot.redaction import REDACTED
+from bot.understanding.types import Understanding
 from tests.support import Chat, open_service
 
 # How a user names each program, and what else the bot asks before the first step.
@@ -290,3 +295,23 @@ async def test_sprache_switches_the_language_and_asks_the_current_question_again
     assert "Step 2 of 5" in chat.text
     await chat.command("sprache", "de")
     assert "ab jetzt schreibe ich auf Deutsch" in chat.text
+
+
+async def test_when_two_intents_are_equally_likely_the_bot_asks_which_was_meant(
+    knowledge: KnowledgeBase,
+) -> None:
+    engine = Engine(knowledge)
+    state = ConversationState(stage=Stage.GUIDE, program="thunderbird", guide="thunderbird")
+    unsure = Understanding(
+        "kannst du nochmal schauen", "repeat_step", 0.5, alternative="request_check"
+    )
+    decision = engine.decide(state, unsure, translator("de"))
+    (reply,) = decision.replies
+    assert reply.text == "Meinten Sie …?"
+    assert [o.label for o in reply.options] == [
+        "Den Schritt noch einmal zeigen",
+        "Die Verbindung zum Mailserver testen",
+    ]
+    picked = understanding_from_payload(reply.options[1].payload)
+    assert picked is not None
+    assert engine.decide(decision.state, picked, translator("de")).actions == [RunCheck()]

@@ -15,7 +15,12 @@ class Reply:
 
 @dataclass(frozen=True)
 class RunCheck:
-    """Test the mail server's encrypted ports (connection check service)."""
+    """Test the mail server's encrypted ports (connection check service).
+
+    `details`: the user asked for the details of the last result rather than a summary.
+    """
+
+    details: bool = False
 
 
 @dataclass(frozen=True)

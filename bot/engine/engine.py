@@ -131,6 +131,8 @@ class _Turn:
     def handle(self, message: Understanding) -> Decision:
         _ = self._
         intent = message.intent
+        if message.alternative and message.alternative != intent and self._ask_which(message):
+            return self.done()
         if self.state.stage is Stage.CONFIRM_DELETE:
             return self._confirm_delete(intent == "affirm")
         handlers: dict[str, Callable[[Understanding], None]] = {
@@ -314,6 +316,18 @@ class _Turn:
         )
 
     # --- program, version, protocol ----------------------------------------------------
+
+    def _ask_which(self, message: Understanding) -> bool:
+        """Two intents scored alike: let the user pick instead of guessing.
+
+        Returns False when one of them cannot be offered as an option (then the better one wins).
+        """
+        labels = _intent_labels(self.tr)
+        candidates = [i for i in (message.intent, message.alternative) if i in labels]
+        if len(candidates) < 2:
+            return False
+        self.say(self._("Meinten Sie …?"), [Option(labels[i], i) for i in candidates])
+        return True
 
     def _names_a_program(self, message: Understanding) -> bool:
         return bool(message.guide or message.entities.get("client") in self.kb.programs)
@@ -506,8 +520,8 @@ class _Turn:
         self.say(self._("Gut, wir fangen von vorne an."))
         self._ask_program()
 
-    def _request_check(self, _message: Understanding) -> None:
-        self.decision.outputs.append(RunCheck())
+    def _request_check(self, message: Understanding) -> None:
+        self.decision.outputs.append(RunCheck(details=message.entities.get("detail") == "1"))
         self._ask_what_next_or_continue()
 
     def _request_human(self, _message: Understanding) -> None:
@@ -615,3 +629,22 @@ class _Turn:
         self.say(_("In Ordnung, ich lösche nichts."))
         self.ask()
         return self.done()
+
+
+def _intent_labels(tr: Translator) -> dict[str, str]:
+    """What each intent offers, as an option label for "Meinten Sie …?"."""
+    _ = tr.gettext
+    return {
+        "next_step": _("Zum nächsten Schritt"),
+        "previous_step": _("Einen Schritt zurück"),
+        "repeat_step": _("Den Schritt noch einmal zeigen"),
+        "restart": _("Von vorne beginnen"),
+        "step_problem": _("Bei diesem Schritt hakt es"),
+        "request_check": _("Die Verbindung zum Mailserver testen"),
+        "request_human": _("Mit einem Menschen sprechen"),
+        "ask_settings": _("Die Servereinstellungen sehen"),
+        "ask_explanation": _("Eine Erklärung bekommen"),
+        "delete_data": _("Meine Daten löschen"),
+        "goodbye": _("Das Gespräch beenden"),
+        "bot_challenge": _("Wissen, mit wem ich schreibe"),
+    }

@@ -39,6 +39,8 @@ class ConversationState:
     problems_at_step: int = 0
     previous_stage: Stage | None = None  # where to return after CONFIRM_DELETE
     options: list[Option] = field(default_factory=list)  # the last options offered
+    # The last connection check's result (CheckReport.as_json()), kept for agents to see.
+    last_check: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         # By hand: dataclasses.asdict deep-copies and took a third of a turn's engine time.

@@ -37,6 +37,8 @@ class Understanding:
     # entity name (one of ENTITY_NAMES) -> normalised value, e.g. {"client": "outlook"}
     entities: dict[str, str] = field(default_factory=dict)
     guide: str | None = None
+    # A second intent that scored almost as high: the engine asks "Meinten Sie …?".
+    alternative: Intent | None = None
 
     def as_json(self) -> dict[str, object]:
         return {
