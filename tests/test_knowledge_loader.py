@@ -130,3 +130,56 @@ def test_lotse_kb_show_prints_a_guide_as_the_bot_shows_it() -> None:
     assert "Microsoft Outlook 2019/365 – Schritt 4 von 4" in result.stdout
     assert "    • Verschlüsselungsmethode: SSL/TLS" in result.stdout
     assert _lotse("kb", "show", "lotus-notes").returncode == 1
+
+
+def test_aliases_that_differ_only_in_punctuation_count_as_the_same(kb_copy: Path) -> None:
+    thunderbird = kb_copy / "thunderbird.yaml"
+    _replace(thunderbird, "'TB'", "'TB', 'Apple Mail!'")
+    (problem,) = _problems(kb_copy)
+    assert "alias 'Apple Mail!' is already used by program apple-mail" in problem
+    assert problem.startswith(f"{thunderbird}:{_line_of(thunderbird, 'Apple Mail!')}:")
+
+
+def test_a_version_claimed_by_two_guides_is_reported_where_it_cannot_be_reached(
+    kb_copy: Path,
+) -> None:
+    outlook = kb_copy / "outlook.yaml"
+    _replace(outlook, 'versions: ["2003"]', 'versions: ["2003", "2013"]')
+    (problem,) = _problems(kb_copy)
+    assert "guides.0.versions.1: 'Outlook 2013' leads to outlook-2010-2016" in problem
+
+
+def test_a_port_in_a_step_that_the_server_does_not_have_is_reported(kb_copy: Path) -> None:
+    android = kb_copy / "android.yaml"
+    _replace(android, "465 für Postausgang", "466 für Postausgang")
+    (problem,) = _problems(kb_copy)
+    assert "port 466 is not an endpoint in server.yaml" in problem
+    assert problem.startswith(f"{android}:{_line_of(android, '466 für')}:")
+
+
+def test_a_port_table_pairing_a_port_with_the_wrong_security_is_reported(kb_copy: Path) -> None:
+    outlook = kb_copy / "outlook.yaml"
+    text = outlook.read_text(encoding="utf-8")
+    # Outlook 2010/13/16's table: port 143 is "TLS" (STARTTLS); make it "SSL".
+    old = "- text: 'Port: 143'\n              - text: 'verschlüsselter Verbindungstyp: TLS'"
+    assert old in text
+    outlook.write_text(text.replace(old, old.replace(": TLS'", ": SSL'"), 1), encoding="utf-8")
+    (problem,) = _problems(kb_copy)
+    assert "port 143 is listed as tls but is starttls in server.yaml" in problem
+
+
+def test_a_sentence_pairing_starttls_with_an_ssl_port_is_reported(kb_copy: Path) -> None:
+    _replace(kb_copy / "thunderbird.yaml", "Port 143 oder 110", "Port 993 oder 110")
+    (problem,) = _problems(kb_copy)
+    assert "port 993 is paired with starttls here but is tls in server.yaml" in problem
+
+
+def test_a_faq_entry_translated_only_halfway_is_reported(kb_copy: Path) -> None:
+    faq = kb_copy / "faq.yaml"
+    text = faq.read_text(encoding="utf-8")
+    lines = text.splitlines(keepends=True)
+    # Drop the English answer of the first entry.
+    index = next(i for i, line in enumerate(lines) if line.lstrip().startswith("en: 'Sending"))
+    faq.write_text("".join(lines[:index] + lines[index + 1 :]), encoding="utf-8")
+    (problem,) = _problems(kb_copy)
+    assert "FAQ 'why-encrypt': translate both question and answer" in problem

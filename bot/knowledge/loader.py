@@ -16,8 +16,10 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from bot.knowledge import checks
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.models import FaqFile, ProgramFile, ServerFile
+from bot.understanding.normalize import normalize
 
 SERVER_FILE = "server.yaml"
 FAQ_FILE = "faq.yaml"
@@ -95,13 +97,33 @@ def load_knowledge(directory: Path) -> KnowledgeBase:
     problems.extend(_cross_file_problems(programs))
     if problems or server is None or faq is None:
         raise KnowledgeError(problems)
-    return KnowledgeBase.build(
+    knowledge = KnowledgeBase.build(
         server=server.server,
         helpdesk=server.helpdesk,
         programs=[program for _, program in programs],
         faq=faq.faq,
         revision=_revision(paths),
     )
+    files = {doc.path.name: program for doc, program in programs}
+    nodes = {doc.path.name: doc for doc in documents}
+    findings = [
+        *checks.check_reachability(knowledge, files),
+        *checks.check_ports(server.server, files),
+        *checks.check_translations(faq.faq, files),
+    ]
+    if findings:
+        raise KnowledgeError(
+            [
+                Problem(
+                    str(nodes[f.file].path),
+                    _line_of(nodes[f.file].node, f.path),
+                    ".".join(str(part) for part in f.path),
+                    f.message,
+                )
+                for f in findings
+            ]
+        )
+    return knowledge
 
 
 def _parse(path: Path, problems: list[Problem]) -> _Document | None:
@@ -174,7 +196,8 @@ def _cross_file_problems(programs: list[tuple[_Document, ProgramFile]]) -> list[
     def claim(
         kind: str, value: str, owner: str, doc: _Document, path: tuple[str | int, ...]
     ) -> None:
-        key = (kind, value.casefold())
+        # Aliases compare as the lexicon sees them: "Apple Mail!" is "Apple Mail".
+        key = (kind, normalize(value) if kind == "alias" else value.casefold())
         if key in owners and owners[key] != owner:
             problems.append(
                 Problem(

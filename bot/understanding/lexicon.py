@@ -65,7 +65,10 @@ class ProgramLexicon:
                 self._phrases.setdefault(normalize(name), _Target(program.id, version=version))
             for guide in knowledge.guides_of_program[program.id]:
                 for alias in guide.aliases:
-                    self._phrases[normalize(alias)] = _Target(program.id, guide.id)
+                    # "El Capitan" is a guide alias and a version name: keep both meanings.
+                    known = self._phrases.get(normalize(alias))
+                    named = known.version if known and known.program == program.id else None
+                    self._phrases[normalize(alias)] = _Target(program.id, guide.id, named)
         # Longest phrases first, so "high sierra" wins over "sierra".
         self._ordered = sorted(self._phrases, key=lambda p: (-len(p.split()), -len(p)))
         # Fuzzy candidates by number of words: an n-gram is compared with same-length phrases.
