@@ -54,7 +54,10 @@ def _localized_from_plain(value: object) -> object:
     return {"de": value} if isinstance(value, str) else value
 
 
-LocalizedText = Annotated[Localized, BeforeValidator(_localized_from_plain)]
+LocalizedText = Annotated[
+    Localized,
+    BeforeValidator(_localized_from_plain, json_schema_input_type=str | Localized),
+]
 
 
 # --- server.yaml -------------------------------------------------------------------------

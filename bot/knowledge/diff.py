@@ -1,0 +1,117 @@
+"""`lotse kb diff OLD [NEW]`: per guide, what a user would see differently.
+
+OLD and NEW are knowledge directories or git revisions (NEW defaults to the working tree).
+Guides are compared as the bot shows them (every step, for each protocol the guide
+distinguishes), plus what changes how users reach them (aliases, versions) and the server
+settings and FAQ answers. Exit status as with diff(1): 0 same, 1 different, 2 trouble.
+"""
+
+from __future__ import annotations
+
+import difflib
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from bot.engine.render import guide_text, settings_text
+from bot.i18n import translator
+from bot.knowledge.base import KnowledgeBase
+from bot.knowledge.loader import KnowledgeError, load_knowledge
+
+
+def run_diff(default_dir: Path, old: str, new: str | None) -> int:
+    with tempfile.TemporaryDirectory() as scratch:
+        try:
+            before = load_knowledge(_materialise(old, default_dir, Path(scratch) / "old"))
+            after = load_knowledge(
+                _materialise(new, default_dir, Path(scratch) / "new") if new else default_dir
+            )
+        except (KnowledgeError, OSError, subprocess.CalledProcessError) as error:
+            print(f"cannot compare: {error}", file=sys.stderr)
+            return 2
+    lines = list(describe_changes(before, after))
+    print("\n".join(lines) if lines else "No differences a user would see.")
+    return 1 if lines else 0
+
+
+def _materialise(spec: str, default_dir: Path, target: Path) -> Path:
+    """A directory as it is, or the knowledge directory at a git revision, written to `target`."""
+    if Path(spec).is_dir():
+        return Path(spec)
+    top = Path(_git(default_dir, "rev-parse", "--show-toplevel").strip())
+    inside = default_dir.resolve().relative_to(top.resolve()).as_posix()
+    target.mkdir(parents=True)
+    for name in _git(top, "ls-tree", "--name-only", f"{spec}:{inside}").split():
+        (target / name).write_text(_git(top, "show", f"{spec}:{inside}/{name}"), encoding="utf-8")
+    return target
+
+
+def _git(directory: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(directory), *args], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def describe_changes(before: KnowledgeBase, after: KnowledgeBase) -> Iterator[str]:
+    tr = translator("de")
+    for program_id in sorted(before.programs.keys() & after.programs.keys()):
+        old_names = set(before.programs[program_id].aliases)
+        new_names = set(after.programs[program_id].aliases)
+        if old_names != new_names:
+            changed = [f"-{a}" for a in sorted(old_names - new_names)]
+            changed += [f"+{a}" for a in sorted(new_names - old_names)]
+            yield f"== program {program_id}"
+            yield "aliases: " + ", ".join(changed)
+    for guide_id in sorted(before.guides.keys() - after.guides.keys()):
+        yield f"== {guide_id}: removed"
+    for guide_id in sorted(after.guides.keys() - before.guides.keys()):
+        yield f"== {guide_id}: new guide '{after.guides[guide_id].title}'"
+    for guide_id in sorted(before.guides.keys() & after.guides.keys()):
+        old, new = before.guides[guide_id], after.guides[guide_id]
+        changes: list[str] = []
+        for field in ("aliases", "versions"):
+            gone = sorted(set(getattr(old, field)) - set(getattr(new, field)))
+            added = sorted(set(getattr(new, field)) - set(getattr(old, field)))
+            if gone or added:
+                changes.append(
+                    f"{field}: " + ", ".join([f"-{v}" for v in gone] + [f"+{v}" for v in added])
+                )
+        protocols: list[str | None] = [None]
+        if old.differs_by_protocol() or new.differs_by_protocol():
+            protocols = ["imap", "pop3"]
+        for protocol in protocols:
+            label = f" ({protocol})" if protocol else ""
+            changes.extend(
+                _unified(
+                    guide_text(old, protocol, tr),
+                    guide_text(new, protocol, tr),
+                    f"{guide_id}{label} before",
+                    f"{guide_id}{label} after",
+                )
+            )
+        if changes:
+            yield f"== {guide_id}"
+            yield from changes
+    server = list(
+        _unified(settings_text(before, None, tr), settings_text(after, None, tr), "before", "after")
+    )
+    if server:
+        yield "== server settings"
+        yield from server
+    old_faq = {e.id: e.answer.de for e in before.faq}
+    new_faq = {e.id: e.answer.de for e in after.faq}
+    for faq_id in sorted(old_faq.keys() | new_faq.keys()):
+        if old_faq.get(faq_id) != new_faq.get(faq_id):
+            yield f"== FAQ {faq_id}"
+            yield from _unified(old_faq.get(faq_id, ""), new_faq.get(faq_id, ""), "before", "after")
+
+
+def _unified(before: str, after: str, old_name: str, new_name: str) -> Iterator[str]:
+    yield from (
+        line.rstrip("\n")
+        for line in difflib.unified_diff(
+            before.splitlines(), after.splitlines(), old_name, new_name, lineterm="", n=1
+        )
+    )
