@@ -17,6 +17,7 @@ from bot.config import Settings
 from bot.engine.render import guide_text
 from bot.i18n import translator
 from bot.knowledge.loader import KnowledgeError, load_knowledge
+from bot.knowledge.schema import SCHEMA_FILE, schema_text
 from bot.storage.store import Store
 from bot.understanding.lexicon import LexiconUnderstander
 
@@ -37,6 +38,11 @@ def _parser() -> argparse.ArgumentParser:
     kb_commands = kb.add_subparsers(dest="kb_command", required=True)
     validate = kb_commands.add_parser("validate", help="check every file; exit 1 on problems")
     validate.add_argument("directory", nargs="?", type=Path, default=None)
+    schema = kb_commands.add_parser("schema", help="write knowledge/schema.json for editors")
+    schema.add_argument("--check", action="store_true", help="exit 1 if the file is stale")
+    diff = kb_commands.add_parser("diff", help="what users would see differently")
+    diff.add_argument("old", help="a knowledge directory or a git revision")
+    diff.add_argument("new", nargs="?", default=None, help="directory or revision (default: now)")
     show = kb_commands.add_parser("show", help="print a guide as the bot shows it")
     show.add_argument("guide")
     show.add_argument("--locale", choices=["de", "en"], default="de")
@@ -107,6 +113,12 @@ def _kb(settings: Settings, args: argparse.Namespace) -> int:
             f"(revision {knowledge.revision})"
         )
         return 0
+    if args.kb_command == "schema":
+        return _kb_schema(settings.knowledge_dir, check=args.check)
+    if args.kb_command == "diff":
+        from bot.knowledge.diff import run_diff
+
+        return run_diff(settings.knowledge_dir, args.old, args.new)
     knowledge = load_knowledge(args.knowledge or settings.knowledge_dir)
     guide = knowledge.guides.get(args.guide)
     if guide is None:
@@ -115,6 +127,20 @@ def _kb(settings: Settings, args: argparse.Namespace) -> int:
         )
         return 1
     print(guide_text(guide, args.protocol, translator(args.locale)))
+    return 0
+
+
+def _kb_schema(directory: Path, *, check: bool) -> int:
+    path = directory / SCHEMA_FILE
+    current = path.read_text(encoding="utf-8") if path.exists() else ""
+    if current == schema_text():
+        print(f"{path} is up to date")
+        return 0
+    if check:
+        print(f"{path} is stale: run `lotse kb schema`", file=sys.stderr)
+        return 1
+    path.write_text(schema_text(), encoding="utf-8")
+    print(f"wrote {path}")
     return 0
 
 
