@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.config import Settings
 from bot.conversation import ConversationService
 from bot.knowledge.base import KnowledgeBase
-from bot.knowledge.loader import load_knowledge
+from bot.knowledge.registry import KnowledgeRegistry
 from bot.storage.store import Store
 from bot.understanding.lexicon import LexiconUnderstander
 from bot.understanding.types import Understander
@@ -26,7 +26,10 @@ def build_understander(settings: Settings, knowledge: KnowledgeBase) -> Understa
 
 async def build_service(settings: Settings) -> ConversationService:
     """Load and validate the knowledge base (raises KnowledgeError), open the store."""
-    knowledge = load_knowledge(settings.knowledge_dir)
-    understander = build_understander(settings, knowledge)
+    registry = KnowledgeRegistry.load(settings.knowledge_dir)
+    understander = build_understander(settings, registry.current)
+    registry.on_reload(lambda outcome, current: understander.use_knowledge(current))
     store = await Store.open(settings.database_url)
-    return ConversationService(store, knowledge, understander, default_locale=settings.locale)
+    service = ConversationService(store, registry, understander, default_locale=settings.locale)
+    service.watch_knowledge()
+    return service

@@ -84,7 +84,7 @@ async def _chat(settings: Settings, args: argparse.Namespace) -> int:
         )
         await channel.run()
     finally:
-        await service.store.close()
+        await service.close()
     return 0
 
 

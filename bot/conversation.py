@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from weakref import WeakValueDictionary
 
@@ -16,9 +17,10 @@ from bot.engine import render
 from bot.engine.decision import Action, Decision, DeleteUserData, HandOver, Reply, RunCheck
 from bot.engine.engine import LANGUAGE_PAYLOAD, Engine
 from bot.engine.options import match_option, understanding_from_payload
-from bot.engine.state import ConversationState
+from bot.engine.state import ConversationState, Stage
 from bot.i18n import Translator, pick_locale, translator
 from bot.knowledge.base import KnowledgeBase
+from bot.knowledge.registry import KnowledgeRegistry
 from bot.redaction import CleanedText, clean
 from bot.storage.store import ConcurrentUpdate, Store, TurnStart
 from bot.understanding.types import Understander, Understanding
@@ -61,19 +63,48 @@ class ConversationService:
     def __init__(
         self,
         store: Store,
-        knowledge: KnowledgeBase,
+        knowledge: KnowledgeBase | KnowledgeRegistry,
         understander: Understander,
         *,
         default_locale: str = "de",
     ) -> None:
         self.store = store
-        self.knowledge = knowledge
-        self.engine = Engine(knowledge)
+        self.registry = (
+            knowledge
+            if isinstance(knowledge, KnowledgeRegistry)
+            else KnowledgeRegistry.fixed(knowledge)
+        )
         self.understander = understander
+        self._watcher: asyncio.Task[None] | None = None
         self.default_locale = default_locale
         self._handlers: dict[type, ActionHandler] = {}
         # One turn at a time per user; different users run concurrently.
         self._locks: WeakValueDictionary[tuple[str, str], asyncio.Lock] = WeakValueDictionary()
+
+    @property
+    def knowledge(self) -> KnowledgeBase:
+        """The knowledge in service now (a conversation mid-guide may still use an older one)."""
+        return self.registry.current
+
+    def _engine_for(self, state: ConversationState) -> Engine:
+        # Mid-guide, a conversation keeps the revision it started the guide with, so an edit
+        # that renumbers steps cannot confuse it; everything else uses the current knowledge.
+        if state.stage in (Stage.PROTOCOL, Stage.GUIDE):
+            return Engine(self.registry.get(state.revision))
+        return Engine(self.registry.current)
+
+    def watch_knowledge(self, interval: float = 2.0) -> None:
+        """Reload the knowledge base in the background when admins edit it."""
+        if self._watcher is None:
+            self._watcher = asyncio.create_task(self.registry.watch(interval))
+
+    async def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._watcher
+            self._watcher = None
+        await self.store.close()
 
     def register(self, action: type, handler: ActionHandler) -> None:
         """Let a service (connection check, tickets) carry out an action the engine asks for."""
@@ -144,7 +175,7 @@ class ConversationService:
         start: TurnStart,
         tr: Translator,
     ) -> Decision:
-        engine = self.engine
+        engine = self._engine_for(state)
         if inbound.command == "start":
             guide = _guide_from_payload(inbound.argument)
             last_seen = tr.date(start.updated_at) if start.updated_at else None
@@ -190,7 +221,7 @@ class ConversationService:
     async def _switch_language(
         self, inbound: Inbound, state: ConversationState, locale: str
     ) -> Decision:
-        decision = self.engine.switch_language(state, locale)
+        decision = self._engine_for(state).switch_language(state, locale)
         await self.store.set_locale(inbound.channel, inbound.user, decision.state.locale)
         return decision
 

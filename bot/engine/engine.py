@@ -110,6 +110,24 @@ class _Turn:
         self.tr = tr
         self._ = tr.gettext
         self.decision = Decision(state)
+        self._repair()
+
+    def _repair(self) -> None:
+        """A conversation saved under knowledge that has changed since (and was not kept)."""
+        if self.state.guide is None:
+            return
+        guide = self.kb.guides.get(self.state.guide)
+        if guide is None:
+            self.state = self.state.fresh()
+            self.say(
+                self._(
+                    "Die Anleitung, bei der wir waren, gibt es in dieser Form nicht mehr. "
+                    "Fangen wir neu an."
+                )
+            )
+            return
+        last = len(guide.steps_for(self.state.protocol)) - 1
+        self.state.step = max(0, min(self.state.step, last))
 
     # --- plumbing ----------------------------------------------------------------------
 

@@ -73,7 +73,7 @@ def load_knowledge(directory: Path) -> KnowledgeBase:
     problems: list[Problem] = []
     if not directory.is_dir():
         raise KnowledgeError([Problem(str(directory), None, "", "directory not found")])
-    paths = sorted(p for p in directory.iterdir() if p.suffix in {".yaml", ".yml"})
+    paths = _knowledge_files(directory)
     names = {p.name for p in paths}
     for required in (SERVER_FILE, FAQ_FILE):
         if required not in names:
@@ -219,6 +219,15 @@ def _cross_file_problems(programs: list[tuple[_Document, ProgramFile]]) -> list[
             for i, alias in enumerate(guide.aliases):
                 claim("alias", alias, f"guide {guide.id}", doc, ("guides", g, "aliases", i))
     return problems
+
+
+def _knowledge_files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.iterdir() if p.suffix in {".yaml", ".yml"})
+
+
+def knowledge_revision(directory: Path) -> str:
+    """The revision the directory would load as, without validating it (cheap to poll)."""
+    return _revision(_knowledge_files(directory))
 
 
 def _revision(paths: Iterable[Path]) -> str:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from rapidfuzz import fuzz, process
 
 from bot.knowledge.base import KnowledgeBase
-from bot.knowledge.versions import guide_for_version
+from bot.knowledge.models import Guide
+from bot.knowledge.versions import covers, guide_for_version
 from bot.understanding.normalize import normalize
 from bot.understanding.patterns import KEYWORDS, match_intent
 from bot.understanding.types import Intent, Understanding
@@ -68,6 +69,7 @@ class ProgramLexicon:
                     # "El Capitan" is a guide alias and a version name: keep both meanings.
                     known = self._phrases.get(normalize(alias))
                     named = known.version if known and known.program == program.id else None
+                    named = named or _number_in_alias(normalize(alias), guide)
                     self._phrases[normalize(alias)] = _Target(program.id, guide.id, named)
         # Longest phrases first, so "high sierra" wins over "sierra".
         self._ordered = sorted(self._phrases, key=lambda p: (-len(p.split()), -len(p)))
@@ -157,10 +159,19 @@ class ProgramLexicon:
         return any(number in guide.versions for guide in guides)
 
 
+def _number_in_alias(alias: str, guide: Guide) -> str | None:
+    """The version number a guide alias names: "outlook 2013" -> "2013", "office 365" -> "365"."""
+    return next((str(n) for n in _NUMBER.findall(alias) if covers(guide, n)), None)
+
+
 class LexiconUnderstander:
     """The `Understander` that needs no server: patterns plus `ProgramLexicon`."""
 
     def __init__(self, knowledge: KnowledgeBase) -> None:
+        self.lexicon = ProgramLexicon(knowledge)
+
+    def use_knowledge(self, knowledge: KnowledgeBase) -> None:
+        """After a reload: new aliases and versions take effect at once."""
         self.lexicon = ProgramLexicon(knowledge)
 
     async def understand(self, text: str) -> Understanding:

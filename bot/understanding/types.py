@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, get_args
+from typing import TYPE_CHECKING, Literal, Protocol, get_args
+
+if TYPE_CHECKING:
+    from bot.knowledge.base import KnowledgeBase
 
 Intent = Literal[
     "greet",
@@ -54,3 +57,7 @@ class Understander(Protocol):
     """A back end that turns one message into an `Understanding`."""
 
     async def understand(self, text: str) -> Understanding: ...
+
+    def use_knowledge(self, knowledge: KnowledgeBase) -> None:
+        """Match against a reloaded knowledge base from now on."""
+        ...
