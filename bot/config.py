@@ -40,5 +40,8 @@ class Settings(BaseSettings):
     matrix_user: str | None = None
     matrix_password: SecretStr | None = None
     matrix_store_dir: Path | None = None
+    matrix_access_token: SecretStr | None = None  # instead of the password
+    # Group rooms are answered only when their ids are listed (comma-separated).
+    matrix_allowed_rooms: str = ""
     check_timeout: float = 10.0  # seconds for the whole connection check
     check_ca_file: Path | None = None  # trust these CAs instead of the system's
