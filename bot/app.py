@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from bot.config import Settings
 from bot.conversation import ConversationService
+from bot.engine.decision import SendProfile
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.registry import KnowledgeRegistry
+from bot.profiles.handler import ProfileHandler
 from bot.storage.store import Store
 from bot.understanding.lexicon import LexiconUnderstander
 from bot.understanding.types import Understander
@@ -31,5 +33,13 @@ async def build_service(settings: Settings) -> ConversationService:
     registry.on_reload(lambda outcome, current: understander.use_knowledge(current))
     store = await Store.open(settings.database_url)
     service = ConversationService(store, registry, understander, default_locale=settings.locale)
+    service.register(
+        SendProfile,
+        ProfileHandler(
+            lambda: service.knowledge.server,
+            signing_certificate=settings.profile_signing_certificate,
+            signing_key=settings.profile_signing_key,
+        ),
+    )
     service.watch_knowledge()
     return service

@@ -18,6 +18,7 @@ from bot.engine.render import guide_text
 from bot.i18n import translator
 from bot.knowledge.loader import KnowledgeError, load_knowledge
 from bot.knowledge.schema import SCHEMA_FILE, schema_text
+from bot.profiles.export import export as export_autoconfig
 from bot.storage.store import Store
 from bot.understanding.lexicon import LexiconUnderstander
 
@@ -49,6 +50,13 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--protocol", choices=["imap", "pop3"], default=None)
     show.add_argument("--knowledge", type=Path, default=None)
 
+    autoconfig = commands.add_parser("autoconfig", help="mail client autoconfiguration files")
+    autoconfig_commands = autoconfig.add_subparsers(dest="autoconfig_command", required=True)
+    autoconfig_export = autoconfig_commands.add_parser(
+        "export", help="write Thunderbird autoconfig and Outlook Autodiscover files into DIR"
+    )
+    autoconfig_export.add_argument("directory", type=Path)
+
     db = commands.add_parser("db", help="the database")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser("upgrade", help="apply all migrations")
@@ -66,6 +74,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _understand(settings, args)
         if args.command == "kb":
             return _kb(settings, args)
+        if args.command == "autoconfig":
+            server = load_knowledge(settings.knowledge_dir).server
+            for written in export_autoconfig(server, args.directory):
+                print(written)
+            return 0
         return asyncio.run(_db_upgrade(settings))
     except KnowledgeError as error:
         print("Die Wissensbasis ist fehlerhaft / the knowledge base is invalid:", file=sys.stderr)

@@ -43,5 +43,8 @@ class Settings(BaseSettings):
     matrix_access_token: SecretStr | None = None  # instead of the password
     # Group rooms are answered only when their ids are listed (comma-separated).
     matrix_allowed_rooms: str = ""
+    # Sign Apple configuration profiles with this certificate and key (PEM); unsigned if unset.
+    profile_signing_certificate: Path | None = None
+    profile_signing_key: Path | None = None
     check_timeout: float = 10.0  # seconds for the whole connection check
     check_ca_file: Path | None = None  # trust these CAs instead of the system's

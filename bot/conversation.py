@@ -14,13 +14,22 @@ from dataclasses import dataclass
 from weakref import WeakValueDictionary
 
 from bot.engine import render
-from bot.engine.decision import Action, Decision, DeleteUserData, HandOver, Reply, RunCheck
+from bot.engine.decision import (
+    Action,
+    Decision,
+    DeleteUserData,
+    HandOver,
+    Reply,
+    RunCheck,
+    SendProfile,
+)
 from bot.engine.engine import LANGUAGE_PAYLOAD, Engine
 from bot.engine.options import match_option, understanding_from_payload
 from bot.engine.state import ConversationState, Stage
 from bot.i18n import Translator, pick_locale, translator
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.registry import KnowledgeRegistry
+from bot.profiles.handler import ProfileHandler
 from bot.redaction import CleanedText, clean
 from bot.storage.store import ConcurrentUpdate, Store, TurnStart
 from bot.understanding.types import Understander, Understanding
@@ -78,6 +87,8 @@ class ConversationService:
         self._watcher: asyncio.Task[None] | None = None
         self.default_locale = default_locale
         self._handlers: dict[type, ActionHandler] = {}
+        # Profiles need no outside service; `register` may replace this (e.g. with signing).
+        self.register(SendProfile, ProfileHandler(lambda: self.knowledge.server))
         # One turn at a time per user; different users run concurrently.
         self._locks: WeakValueDictionary[tuple[str, str], asyncio.Lock] = WeakValueDictionary()
 
@@ -273,10 +284,12 @@ class ConversationService:
 
     @staticmethod
     def _reply_text(reply: Reply) -> str:
-        if not reply.options:
-            return reply.text
-        labels = " | ".join(option.label for option in reply.options)
-        return f"{reply.text}\n[{labels}]"
+        text = reply.text
+        if reply.attachment is not None:
+            text += f"\n[Datei: {reply.attachment.filename}]"
+        if reply.options:
+            text += "\n[" + " | ".join(option.label for option in reply.options) + "]"
+        return text
 
 
 def _guide_from_payload(payload: str | None) -> str | None:

@@ -12,10 +12,11 @@ import asyncio
 import json
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TextIO
 
 from bot.conversation import ConversationService, Inbound
-from bot.engine.decision import Reply
+from bot.engine.decision import Attachment, Reply
 from bot.i18n import translator
 
 CHANNEL = "console"
@@ -31,11 +32,29 @@ def parse_line(user: str, line: str, locale: str | None) -> Inbound:
     return Inbound(CHANNEL, user, text=line, locale=locale)
 
 
-def format_reply(reply: Reply, as_json: bool) -> str:
+def save_attachment(attachment: Attachment, directory: Path) -> Path:
+    """Write a file the bot sent (a profile) next to the user, never over an existing file."""
+    target = directory / attachment.filename
+    number = 1
+    while target.exists():
+        number += 1
+        target = directory / f"{Path(attachment.filename).stem}-{number}{target.suffix}"
+    target.write_bytes(attachment.content)
+    return target
+
+
+def format_reply(reply: Reply, as_json: bool, saved: Path | None = None) -> str:
     if as_json:
-        payload = {"text": reply.text, "options": [option.label for option in reply.options]}
+        payload: dict[str, object] = {
+            "text": reply.text,
+            "options": [option.label for option in reply.options],
+        }
+        if saved is not None:
+            payload["file"] = str(saved)
         return json.dumps(payload, ensure_ascii=False)
     lines = [reply.text]
+    if saved is not None:
+        lines.append(f"  → {saved}")
     lines.extend(f"  {number}) {option.label}" for number, option in enumerate(reply.options, 1))
     return "\n".join(lines)
 
@@ -90,7 +109,10 @@ class ConsoleChannel:
     async def _send(self, inbound: Inbound) -> None:
         replies = await self.service.handle(inbound)
         for reply in replies:
-            text = format_reply(reply, self.as_json)
+            saved = None
+            if reply.attachment is not None:
+                saved = await asyncio.to_thread(save_attachment, reply.attachment, Path.cwd())
+            text = format_reply(reply, self.as_json, saved)
             if self.interactive:
                 text = "Lotse: " + text + "\n"  # the bot's name is not translated
             self.stdout.write(text + "\n")

@@ -8,9 +8,19 @@ from bot.engine.state import ConversationState, Option
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file sent with a reply (a configuration profile)."""
+
+    filename: str
+    content: bytes
+    media_type: str
+
+
+@dataclass(frozen=True)
 class Reply:
     text: str
     options: tuple[Option, ...] = ()
+    attachment: Attachment | None = None
 
 
 @dataclass(frozen=True)
@@ -35,7 +45,14 @@ class DeleteUserData:
     """Delete everything stored about the user (confirmed by them)."""
 
 
-Action = RunCheck | HandOver | DeleteUserData
+@dataclass(frozen=True)
+class SendProfile:
+    """Make and send an Apple configuration profile for this (checked) address."""
+
+    address: str
+
+
+Action = RunCheck | HandOver | DeleteUserData | SendProfile
 
 
 @dataclass

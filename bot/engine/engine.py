@@ -16,12 +16,20 @@ from collections.abc import Callable
 from typing import Literal
 
 from bot.engine import render
-from bot.engine.decision import Decision, DeleteUserData, HandOver, Reply, RunCheck
+from bot.engine.decision import (
+    Decision,
+    DeleteUserData,
+    HandOver,
+    Reply,
+    RunCheck,
+    SendProfile,
+)
 from bot.engine.state import ConversationState, Option, Stage
 from bot.i18n import SUPPORTED_LOCALES, Translator, pick_locale, translator
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.models import FaqEntry, Guide
 from bot.knowledge.versions import covers, guide_for_version
+from bot.profiles.account import ForeignAddress, account_for, find_address
 from bot.redaction import MAX_MESSAGE_LENGTH
 from bot.understanding.normalize import words
 from bot.understanding.types import Understanding
@@ -153,6 +161,14 @@ class _Turn:
             return self.done()
         if self.state.stage is Stage.CONFIRM_DELETE:
             return self._confirm_delete(intent == "affirm")
+        at_address = self.state.stage is Stage.PROFILE_ADDRESS
+        if at_address and (intent == "deny" or find_address(message.text)):
+            # Checked before the intents: "test@uni-beispiel.de" is an address, not a request.
+            self._profile_address(message)
+            return self.done()
+        if message.entities.get("profile") == "ask" and self.guide and self.guide.offers_profile:
+            self._ask_profile_address()
+            return self.done()
         handlers: dict[str, Callable[[Understanding], None]] = {
             "delete_data": self._ask_delete,
             "restart": self._restart,
@@ -166,6 +182,8 @@ class _Turn:
         }
         if intent in handlers:
             handlers[intent](message)
+        elif self.state.stage is Stage.PROFILE_ADDRESS:
+            self._profile_address(message)
         elif self._names_a_program(message):
             self._inform(message)
         elif message.entities.get("protocol") in ("imap", "pop3") and self.state.stage in (
@@ -252,6 +270,8 @@ class _Turn:
             self._show_step()
         elif stage is Stage.FINISHED:
             self._ask_what_next()
+        elif stage is Stage.PROFILE_ADDRESS:
+            self._ask_profile_address()
         else:
             self._ask_delete_confirmation()
 
@@ -300,6 +320,9 @@ class _Turn:
         if self.state.step > 0:
             options.append(Option(_("Zurück"), "previous_step"))
         options.append(Option(_("Klappt nicht"), "step_problem"))
+        guide = self.guide
+        if guide is not None and guide.offers_profile and self.kb.server.mail_domains:
+            options.append(Option(_("Profil installieren"), "inform:profile=ask"))
         return options
 
     def _show_step(self) -> None:
@@ -449,6 +472,47 @@ class _Turn:
         options.append(Option(_("Mit einem Menschen sprechen"), "request_human"))
         self.state.stage = Stage.PROGRAM
         self.say(_("Welches Mailprogramm benutzen Sie?"), options)
+
+    # --- configuration profile (Apple) ---------------------------------------------------
+
+    def _ask_profile_address(self) -> None:
+        _ = self._
+        self.state.stage = Stage.PROFILE_ADDRESS
+        self.say(
+            _(
+                "Statt die Schritte einzeln durchzugehen, kann ich Ihnen ein Profil schicken, "
+                "das Ihr Konto mit Verschlüsselung einrichtet. Für welche E-Mail-Adresse? "
+                "(Ihr Passwort brauche ich nicht – das fragt das Gerät beim Installieren ab.)"
+            ),
+            [Option(_("Abbrechen – zurück zur Anleitung"), "deny")],
+        )
+
+    def _profile_address(self, message: Understanding) -> None:
+        _ = self._
+        if message.intent == "deny" and find_address(message.text) is None:
+            self._show_step()
+            return
+        address = find_address(message.text)
+        if address is None:
+            self.say(_("Das sieht nicht nach einer E-Mail-Adresse aus."))
+            self._ask_profile_address()
+            return
+        try:
+            account = account_for(self.kb.server, address)
+        except ForeignAddress:
+            domains = ", ".join(self.kb.server.mail_domains)
+            self.say(
+                _(
+                    "Ein Profil kann ich nur für Adressen des Mail-Service erstellen "
+                    "({domains}). Bitte nennen Sie Ihre Adresse dort – oder gehen Sie die "
+                    "Anleitung Schritt für Schritt durch."
+                ).format(domains=domains)
+            )
+            self._ask_profile_address()
+            return
+        self.decision.outputs.append(SendProfile(account.address))
+        self.state.stage = Stage.FINISHED
+        self._ask_what_next()
 
     # --- inside a guide ----------------------------------------------------------------
 

@@ -16,6 +16,7 @@ class Stage(StrEnum):
     GUIDE = "guide"  # walking through the steps
     FINISHED = "finished"  # past the last step, settings shown
     CONFIRM_DELETE = "confirm_delete"  # asked whether to delete all data
+    PROFILE_ADDRESS = "profile_address"  # asked for the address a profile is made for
 
 
 @dataclass(frozen=True)

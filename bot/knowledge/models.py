@@ -27,6 +27,15 @@ Locale = Literal["de", "en"]
 GUIDE_ID_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 Slug = Annotated[str, StringConstraints(pattern=GUIDE_ID_PATTERN, max_length=40)]
+Domain = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True,
+        to_lower=True,
+        max_length=253,
+        pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
+    ),
+]
 
 
 class Strict(BaseModel):
@@ -76,6 +85,10 @@ class Server(Strict):
     host: NonEmpty
     address: NonEmpty | None = None
     endpoints: list[Endpoint] = Field(min_length=1)
+    # Mail domains of the users' addresses; configuration profiles are made only for these.
+    mail_domains: list[Domain] = Field(default_factory=list)
+    # What users log in with: the full address or only the part before the @.
+    login_name: Literal["address", "local_part"] = "address"
 
     @field_validator("endpoints")
     @classmethod
@@ -142,6 +155,8 @@ class Guide(Strict):
     label: NonEmpty  # short name for buttons, e.g. "Outlook 2010/2013/2016"
     versions: list[Version] = Field(default_factory=list)
     aliases: list[NonEmpty] = Field(default_factory=list)
+    # Offer an Apple configuration profile ("Profil installieren") as an alternative.
+    offers_profile: bool = False
     steps: list[Step] = Field(min_length=1)
 
     @field_validator("versions", mode="before")
