@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from bot.check.handler import CheckActionHandler
 from bot.config import Settings
 from bot.conversation import ConversationService
-from bot.engine.decision import SendProfile
+from bot.engine.decision import RunCheck, SendProfile
 from bot.knowledge.base import KnowledgeBase
-from bot.knowledge.registry import KnowledgeRegistry
+from bot.knowledge.registry import KnowledgeRegistry, ReloadOutcome
 from bot.profiles.handler import ProfileHandler
 from bot.storage.store import Store
 from bot.understanding.lexicon import LexiconUnderstander
@@ -30,7 +31,6 @@ async def build_service(settings: Settings) -> ConversationService:
     """Load and validate the knowledge base (raises KnowledgeError), open the store."""
     registry = KnowledgeRegistry.load(settings.knowledge_dir)
     understander = build_understander(settings, registry.current)
-    registry.on_reload(lambda outcome, current: understander.use_knowledge(current))
     store = await Store.open(settings.database_url)
     service = ConversationService(store, registry, understander, default_locale=settings.locale)
     service.register(
@@ -41,5 +41,15 @@ async def build_service(settings: Settings) -> ConversationService:
             signing_key=settings.profile_signing_key,
         ),
     )
+    check = CheckActionHandler(
+        registry.current, timeout=settings.check_timeout, ca_file=settings.check_ca_file
+    )
+    service.register(RunCheck, check)
+
+    def follow_reloads(_outcome: ReloadOutcome, current: KnowledgeBase) -> None:
+        understander.use_knowledge(current)
+        check.knowledge = current  # the check reaches only the endpoints in the knowledge base
+
+    registry.on_reload(follow_reloads)
     service.watch_knowledge()
     return service

@@ -50,6 +50,15 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--protocol", choices=["imap", "pop3"], default=None)
     show.add_argument("--knowledge", type=Path, default=None)
 
+    check = commands.add_parser("check", help="test the mail server's encrypted ports")
+    check.add_argument("--json", action="store_true", help="print one JSON object")
+    check.add_argument("--knowledge", type=Path, default=None, help="knowledge directory")
+    check.add_argument("--ca-file", type=Path, default=None, help="trust these CAs (PEM)")
+    check.add_argument("--timeout", type=float, default=None, help="deadline in seconds")
+    check.add_argument("--locale", choices=["de", "en"], default=None)
+
+    commands.add_parser("matrix", help="run the bot on Matrix (LOTSE_MATRIX_*)")
+
     autoconfig = commands.add_parser("autoconfig", help="mail client autoconfiguration files")
     autoconfig_commands = autoconfig.add_subparsers(dest="autoconfig_command", required=True)
     autoconfig_export = autoconfig_commands.add_parser(
@@ -74,6 +83,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _understand(settings, args)
         if args.command == "kb":
             return _kb(settings, args)
+        if args.command == "check":
+            from bot.check.command import run_check_command
+
+            return run_check_command(settings, args)
+        if args.command == "matrix":
+            from bot.channels.matrix import run_matrix
+
+            return run_matrix(settings)
         if args.command == "autoconfig":
             server = load_knowledge(settings.knowledge_dir).server
             for written in export_autoconfig(server, args.directory):

@@ -1,3 +1,8 @@
 """Shared pytest setup: real-server fixtures and chat helpers, loaded as plugins."""
 
-pytest_plugins = ["tests.servers.postgres", "tests.support"]
+pytest_plugins = [
+    "tests.servers.mail",
+    "tests.servers.postgres",
+    "tests.servers.synapse",
+    "tests.support",
+]

@@ -315,3 +315,16 @@ async def test_when_two_intents_are_equally_likely_the_bot_asks_which_was_meant(
     picked = understanding_from_payload(reply.options[1].payload)
     assert picked is not None
     assert engine.decide(decision.state, picked, translator("de")).actions == [RunCheck()]
+
+
+async def test_a_user_who_describes_wrong_settings_gets_the_right_combination(
+    service: ConversationService,
+) -> None:
+    chat = Chat(service)
+    await chat.say("Thunderbird")
+    await chat.say("ich habe Port 993 mit STARTTLS eingestellt")
+    assert "STARTTLS passt dort nicht" in chat.text
+    assert "Port 993 mit SSL/TLS oder Port 143 mit STARTTLS" in chat.text
+    assert "Schritt 1 von 5" in chat.text
+    await chat.say("SMTP über Port 587 mit STARTTLS")
+    assert "Das passt" in chat.text

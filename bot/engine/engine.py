@@ -15,6 +15,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Literal
 
+from bot.check.advice import diagnose_settings
 from bot.engine import render
 from bot.engine.decision import (
     Decision,
@@ -165,6 +166,8 @@ class _Turn:
         if at_address and (intent == "deny" or find_address(message.text)):
             # Checked before the intents: "test@uni-beispiel.de" is an address, not a request.
             self._profile_address(message)
+            return self.done()
+        if self._diagnose_settings(message):
             return self.done()
         if message.entities.get("profile") == "ask" and self.guide and self.guide.offers_profile:
             self._ask_profile_address()
@@ -368,6 +371,30 @@ class _Turn:
         if len(candidates) < 2:
             return False
         self.say(self._("Meinten Sie …?"), [Option(labels[i], i) for i in candidates])
+        return True
+
+    def _diagnose_settings(self, message: Understanding) -> bool:
+        """ "Ich habe Port 993 mit STARTTLS eingestellt": compare with server.yaml and explain.
+
+        Only when the user names a port together with an encryption or a protocol; requests
+        such as "Mensch" or "prüfen" in the same message still win.
+        """
+        entities = message.entities
+        if "port" not in entities or not ({"security", "protocol"} & entities.keys()):
+            return False
+        if message.intent in ("request_check", "request_human", "delete_data", "restart"):
+            return False
+        advice = diagnose_settings(
+            self.kb.server,
+            entities.get("protocol"),
+            int(entities["port"]),
+            entities.get("security"),
+            self.tr,
+        )
+        if advice is None:
+            return False
+        self.say(advice)
+        self._ask_what_next_or_continue()
         return True
 
     def _names_a_program(self, message: Understanding) -> bool:
