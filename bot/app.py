@@ -20,10 +20,15 @@ class ConfigurationError(Exception):
 
 def build_understander(settings: Settings, knowledge: KnowledgeBase) -> Understander:
     if settings.nlu == "rasa":
-        raise ConfigurationError(
-            "LOTSE_NLU=rasa: the Rasa back end is not part of this version yet; "
-            "use LOTSE_NLU=lexicon (the default)."
-        )
+        # Rasa gives the intent, the lexicon the rest, and all of it when Rasa is down.
+        from bot.understanding.rasa import RasaUnderstander
+
+        if not settings.rasa_url.startswith(("http://", "https://")):
+            raise ConfigurationError(
+                f"LOTSE_RASA_URL={settings.rasa_url!r}: expected http://host:port of a Rasa "
+                "server (scripts/nlu serve starts one on http://127.0.0.1:5005)."
+            )
+        return RasaUnderstander(knowledge, settings.rasa_url, settings.rasa_timeout)
     return LexiconUnderstander(knowledge)
 
 

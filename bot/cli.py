@@ -59,6 +59,16 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("matrix", help="run the bot on Matrix (LOTSE_MATRIX_*)")
 
+    nlu = commands.add_parser("nlu", help="the Rasa NLU project in nlu/")
+    nlu_commands = nlu.add_subparsers(dest="nlu_command", required=True)
+    nlu_export = nlu_commands.add_parser(
+        "export", help="write lookup tables and synonyms from knowledge/ into nlu/data/"
+    )
+    nlu_export.add_argument("--check", action="store_true", help="exit 1 if the files are stale")
+    evaluate = nlu_commands.add_parser("evaluate", help="accuracy of a back end on a test file")
+    evaluate.add_argument("--backend", choices=["lexicon", "rasa", "combined"], default="combined")
+    evaluate.add_argument("file", type=Path)
+
     autoconfig = commands.add_parser("autoconfig", help="mail client autoconfiguration files")
     autoconfig_commands = autoconfig.add_subparsers(dest="autoconfig_command", required=True)
     autoconfig_export = autoconfig_commands.add_parser(
@@ -91,6 +101,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bot.channels.matrix import run_matrix
 
             return run_matrix(settings)
+        if args.command == "nlu":
+            from bot.understanding.commands import run_nlu_command
+
+            return run_nlu_command(settings, args)
         if args.command == "autoconfig":
             server = load_knowledge(settings.knowledge_dir).server
             for written in export_autoconfig(server, args.directory):

@@ -3,6 +3,7 @@
 pytest_plugins = [
     "tests.servers.mail",
     "tests.servers.postgres",
+    "tests.servers.rasa",
     "tests.servers.synapse",
     "tests.support",
 ]

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz, process
+from rapidfuzz.distance import OSA
 
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.models import Guide
@@ -136,6 +137,13 @@ class ProgramLexicon:
                 hit = process.extractOne(
                     ngram, candidates, scorer=fuzz.ratio, score_cutoff=_FUZZY_ALIAS_SCORE
                 )
+                if hit is None and len(ngram) >= _FUZZY_MIN_LENGTH + 1:
+                    # One slip, swapped letters included ("iphnoe"), in a longer name: the
+                    # ratio counts a swap as two edits and misses it in six-letter names.
+                    slip = process.extractOne(
+                        ngram, candidates, scorer=OSA.distance, score_cutoff=1
+                    )
+                    hit = (slip[0], _FUZZY_ALIAS_SCORE, slip[2]) if slip else None
                 if hit and (best is None or hit[1] > best[1]):
                     best = (self._phrases[hit[0]], float(hit[1]))
         return best

@@ -13,37 +13,60 @@ from bot.understanding.types import Intent
 _PATTERNS: list[tuple[Intent, str]] = [
     (
         "bot_challenge",
-        r"\b(bist du|sind sie|are you)( denn| wirklich| eigentlich)? (ein |eine |an? )?"
-        r"(bot|chatbot|mensch|maschine|roboter|ki|computer|programm|echt|human|robot|real)\b"
-        r"|\bmit wem (spreche|rede|schreibe)\b",
+        r"\b(bist du|sind sie|are you|is this)( denn| wirklich| eigentlich)? (ein |eine |an? )?"
+        r"(echte[rs]? |richtige[rs]? |kuenstliche |real )?"
+        r"(bot|chatbot|chatgpt|mensch|maschine|roboter|ki|intelligenz|computer|programm|echt|"
+        r"human|robot|real|person|mitarbeiter\w*)\b"
+        r"|\b(mit wem|wer) (spreche|rede|schreibe|antwortet|schreibt)\b|^(wer|was) bist du\b"
+        r"|\b(rede|spreche|schreibe|bin) ich (hier )?mit (einem|einer) (echten )?"
+        r"(mensch\w*|maschine|bot|computer|programm)\b|\btalking to a (bot|human|machine)\b"
+        r"|\bantwortet (hier|mir) (ein|eine) (programm|maschine|bot)\b|^wer ist da\b",
     ),
     (
         "delete_data",
         r"\b(loesch|entfern|vergiss|vergessen)\w*\b.*\b(daten|verlauf|alles|mich|gespraech)"
-        r"|\b(daten|verlauf)\b.*\b(loesch|entfern)\w*|\bdelete\b.*\b(data|history)\b|\bforget me\b",
+        r"|\b(daten|verlauf)\b.*\b(loesch|entfern)\w*|\bdelete\b.*\b(data|history)\b|\bforget me\b"
+        r"|\bloesch(e|en|t|ung)?\b|\bgeloescht werden\b|\balles vergisst\b|\bdaten weg\b",
     ),
     (
         "request_human",
-        r"\b(mensch|menschen|mitarbeiter\w*|kollegin|kollegen|person|support|agent|helpdesk|"
+        r"\b(mensch|menschen|mitarbeiter\w*|kollegin|kollegen|person|support|agent\w*|helpdesk|"
         r"servicedesk|service-desk|hotline|human|someone|somebody)\b"
-        r"|\b(jemand\w*) (echte\w*|richtige\w*|von euch|vom)\b|\banrufen\b",
+        r"|\b(jemand\w*) (echte\w*|richtige\w*|von euch|vom)\b|\banrufen\b|\bticket\w*\b"
+        r"|\bpersoenliche hilfe\b",
     ),
     (
         "request_check",
         r"\b(pruef\w*|ueberpruef\w*|test\w*|check\w*|erreichbar\w*)\b"
-        r"|\bserver\b.*\b(geht|laeuft|down|kaputt|online|offline|ausgefallen|stoerung)\b"
+        r"|\b(mail)?server\b.*\b(geht|laeuft|down|kaputt|online|offline|ausgefallen|stoerung|"
+        r"gestoert|probleme?)\b|\b(stoerung\w*|kaputt bei euch)\b"
+        r"|\bports?( \d+)? (offen|erreichbar|blockiert)\b"
         r"|\b(geht|laeuft|funktioniert)\b.*\bder server\b|\bserverstatus\b",
     ),
     (
         "restart",
         r"\b(von vorne?|neu ?start\w*|neu anfangen|neuanfang|restart|start over|reset|"
-        r"neue anleitung|andere[ns]? (programm|anleitung|geraet|app))\b",
+        r"neue anleitung|andere[ns]? (programm|anleitung|geraet|app)|alles auf anfang|"
+        r"zurueck (auf|zum) (start|anfang)|neu beginnen|starte? neu|von anfang an|ganz neu|"
+        r"falsche programm)\b",
     ),
-    ("previous_step", r"\b(zurueck|vorherige\w*|vorige\w*|back|previous)\b"),
-    ("repeat_step", r"\b(nochmal|noch ?mal|noch einmal|wiederhol\w*|repeat|again)\b"),
+    (
+        "previous_step",
+        r"\b(zurueck\w*|vorherige\w*|vorige\w*|back|previous)\b"
+        r"|\b(schritt|einen) (davor|vorher)\b|^(davor|vorher)$",
+    ),
+    (
+        "repeat_step",
+        r"\b(nochmal|noch ?mal|noch einmal|wiederhol\w*|repeat|again)\b"
+        r"|^(wie bitte|hae|wie war das)\b",
+    ),
     (
         "step_problem",
-        r"\b(geht|klappt|funktioniert|passt|tut)( es| das)? (leider )?(nicht|nich|net)\b"
+        r"\b(geht|klappt|funktioniert|passt|tut)( es| das)?( leider| immer| noch| mehr)* "
+        r"(nicht|nich|net)\b|\bkeine (mails?|e-mails?|nachrichten)\b"
+        r"|\b(antwortet|reagiert|angenommen)\w* nicht\b|\bnicht angenommen\b|\bausgegraut\b"
+        r"|^wo ist (das|der|die) (menue|feld|knopf|button|reiter|punkt|haken|option)\b"
+        r"|\bzertifikat\w*\b|\bda steht was anderes\b"
         r"|\b(finde|sehe|gibt|habe|hab)\b.*\b(nicht|kein\w*|nich|net)\b"
         r"|\b(fehler\w*|problem\w*|haengt|error|fehlt|anders aus|sieht anders)\b"
         r"|\b(doesn'?t|does not|can'?t|cannot|don'?t) (work|find|see)\b|\bnot working\b"
@@ -52,12 +75,16 @@ _PATTERNS: list[tuple[Intent, str]] = [
     (
         "ask_settings",
         r"\b(einstellungen|serverdaten|zugangsdaten|servername\w*|serveradresse\w*|hostname|"
-        r"settings|ports?|welcher server|postausgangsserver|posteingangsserver)\b",
+        r"settings|ports?|portnummer\w*|welcher server|\w*ausgangsserver|\w*eingangsserver|"
+        r"servereinstellung\w*|wie heisst der server|eintragen|trage ich)\b"
+        r"|\bwo (stell|schalt|aktivier)\w* ich\b",
     ),
     (
         "ask_explanation",
         r"\b(was (ist|sind|bedeutet|heisst|bringt)|warum|wieso|weshalb|wozu|wofuer|erklaer\w*|"
-        r"unterschied|what is|what's|why|explain|difference)\b",
+        r"unterschied|what is|what's|why|explain|difference)\b"
+        r"|\b(brauch|benoetig)\w* (sie|du|ihr) (mein|das) passwort\b|\bpasswort angeben\b"
+        r"|^ist das (auch )?sicher\b",
     ),
     (
         "next_step",
@@ -67,20 +94,29 @@ _PATTERNS: list[tuple[Intent, str]] = [
     (
         "goodbye",
         r"\b(tschuess|tschues|tschau|ciao|auf wiedersehen|bis bald|bis dann|bye|adieu|ade|"
-        r"schoenen tag noch|machs gut)\b",
+        r"schoenen tag noch|machs gut|mach's gut|auf wiederschauen|wiedersehen|"
+        r"bis (spaeter|morgen|zum naechsten mal)|man sieht sich|schoenes wochenende|"
+        r"schoenen feierabend|pfiat di|tschuessikowski|bin dann mal weg|das wars|see you|goodbye|"
+        r"gute nacht)\b",
+    ),
+    (
+        "deny",
+        r"^(nein|ne|nee|noe+|no|nope|falsch|stimmt nicht|nicht richtig|auf keinen fall|"
+        r"lieber nicht|eher nicht|das ist falsch|keinesfalls|nicht noetig|nicht wirklich|nix da)\b",
     ),
     ("thank", r"\b(danke\w*|dank|thx|thanks|thank you|merci|vielen dank)\b"),
     (
         "greet",
         r"^(hallo|hallihallo|hi|hey|moin|moinsen|servus|gruess gott|gruss gott|gruezi|griass di|"
-        r"guten (morgen|tag|abend)|hello|good (morning|afternoon|evening)|huhu|tach|na)\b",
+        r"guten (morgen|tag|tach|abend)|schoenen guten|hello|good (morning|afternoon|evening)|"
+        r"huhu|tach|tag auch|tag|griasdi|griass di|hallochen|halloechen|halloele)\b|^na$",
     ),
     (
         "affirm",
         r"^(ja|jo|joa|jep|jap|japp|jup|yes|yep|yup|genau|richtig|stimmt|passt|ok|okay|okey|"
-        r"korrekt|sicher|klar|gerne?|jawohl|sure|correct|natuerlich|bitte)\b",
+        r"korrekt|sicher|klar|na klar|gerne?|jawohl|jawoll|jaja|jaa+|jepp|sure|correct|natuerlich|"
+        r"bitte|auf jeden fall|so ist es|exakt|ganz genau)\b",
     ),
-    ("deny", r"^(nein|ne|nee|noe|no|nope|falsch|stimmt nicht|nicht richtig|auf keinen fall)\b"),
 ]
 
 COMPILED: list[tuple[Intent, re.Pattern[str]]] = [
