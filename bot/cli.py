@@ -57,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--timeout", type=float, default=None, help="deadline in seconds")
     check.add_argument("--locale", choices=["de", "en"], default=None)
 
+    commands.add_parser("telegram", help="run the bot on Telegram (LOTSE_TELEGRAM_TOKEN)")
     commands.add_parser("matrix", help="run the bot on Matrix (LOTSE_MATRIX_*)")
 
     nlu = commands.add_parser("nlu", help="the Rasa NLU project in nlu/")
@@ -97,6 +98,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bot.check.command import run_check_command
 
             return run_check_command(settings, args)
+        if args.command == "telegram":
+            from bot.channels.telegram import run_telegram
+
+            return run_telegram(settings)
         if args.command == "matrix":
             from bot.channels.matrix import run_matrix
 

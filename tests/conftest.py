@@ -5,5 +5,6 @@ pytest_plugins = [
     "tests.servers.postgres",
     "tests.servers.rasa",
     "tests.servers.synapse",
+    "tests.servers.telegram_api",
     "tests.support",
 ]

@@ -20,7 +20,7 @@ from sqlalchemy import ColumnElement, Connection, func, select, true
 from sqlalchemy.orm import DeclarativeBase
 
 from bot.storage.migrate import alembic_config
-from bot.storage.store import ConcurrentUpdate, Store
+from bot.storage.store import ConcurrentUpdate, SavedConversation, Store
 from bot.storage.tables import Base, Conversation, Message, User
 
 
@@ -250,3 +250,39 @@ async def test_sqlite_checkpoints_in_the_background_and_leaves_no_wal_behind(
     assert database.stat().st_size > size_before  # the WAL was copied into the database file
     await store.close()
     assert not store_wal.exists() or store_wal.stat().st_size == 0
+
+
+async def test_a_user_who_blocked_the_bot_stays_marked_until_they_write_again(
+    store: Store,
+) -> None:
+    start = await store.begin_turn("telegram", "42", "de", "Hallo")
+    await store.finish_turn(start, {"step": 1}, None, ["Antwort"])
+    assert await store.is_blocked("telegram", "42") is False
+
+    await store.mark_blocked("telegram", "42")
+    assert await store.is_blocked("telegram", "42") is True
+    assert await store.is_blocked("matrix", "42") is False  # another channel, another user
+    assert await count(store, User, User.blocked_at.is_not(None)) == 1
+
+    again = await store.begin_turn("telegram", "42", "de", "Ich bin wieder da")
+    assert await store.is_blocked("telegram", "42") is False
+    assert again.state == {"step": 1}  # marking forgot nothing but the cache
+    await store.mark_blocked("telegram", "never-seen")  # harmless
+    assert await store.is_blocked("telegram", "never-seen") is False
+
+
+async def test_the_saved_conversation_is_read_from_the_database(store: Store, db_url: str) -> None:
+    assert await store.conversation("telegram", "42") is None
+    assert await store.saved_version("telegram", "42") == 0
+    start = await store.begin_turn("telegram", "42", "de", "Hallo")
+    assert await store.conversation("telegram", "42") == SavedConversation(None, 0)
+    await store.finish_turn(start, {"step": 1}, None, ["Schritt 1"])
+    assert await store.saved_version("telegram", "42") == 1
+
+    other = await Store.open(db_url)  # a second bot instance answers the user
+    try:
+        turn = await other.begin_turn("telegram", "42", "de", "Weiter")
+        await other.finish_turn(turn, {"step": 2}, None, ["Schritt 2"])
+    finally:
+        await other.close()
+    assert await store.conversation("telegram", "42") == SavedConversation({"step": 2}, 2)

@@ -58,6 +58,12 @@ class TurnStart:
 
 
 @dataclass(frozen=True)
+class SavedConversation:
+    state: dict[str, Any] | None  # None until the first turn is saved
+    version: int  # counts saved turns; the guard of `finish_turn`
+
+
+@dataclass(frozen=True)
 class StoredMessage:
     direction: str
     text: str
@@ -256,6 +262,31 @@ class Store:
     async def transcript(self, channel: str, external_id: str) -> list[StoredMessage]:
         return await self.run(_transcript, channel, external_id)
 
+    async def conversation(self, channel: str, external_id: str) -> SavedConversation | None:
+        """The user's conversation as saved in the database (None if there is none); not from
+        the cache, since another instance may have answered the user meanwhile."""
+        return await self.run(_conversation, channel, external_id)
+
+    async def saved_version(self, channel: str, external_id: str) -> int:
+        """The version of the user's conversation as last saved (0 when there is none).
+
+        Read from the cache when this instance saved it, as after the turn it just finished.
+        """
+        cached = self._cache.get((channel, external_id))
+        if cached is not None:
+            return cached.version
+        saved = await self.conversation(channel, external_id)
+        return saved.version if saved else 0
+
+    async def mark_blocked(self, channel: str, external_id: str) -> None:
+        """The user blocked the bot: send them nothing until they write again."""
+        # Forgotten, so the user's next message takes the path through `_user`, which clears it.
+        self._forget(channel, external_id)
+        await self.run(_mark_blocked, channel, external_id)
+
+    async def is_blocked(self, channel: str, external_id: str) -> bool:
+        return await self.run(_is_blocked, channel, external_id)
+
 
 # --- the transactions -------------------------------------------------------------------
 
@@ -325,11 +356,13 @@ def _load_conversation(conn: Connection, start: TurnStart) -> TurnStart:
 
 
 def _user(conn: Connection, channel: str, external_id: str, locale: str) -> tuple[int, str]:
-    query = select(User.id, User.locale).where(
+    query = select(User.id, User.locale, User.blocked_at).where(
         User.channel == channel, User.external_id == external_id
     )
     row = conn.execute(query).first()
     if row is not None:
+        if row[2] is not None:  # a user who had blocked the bot writes again
+            conn.execute(update(User).where(User.id == row[0]).values(blocked_at=None))
         return row[0], row[1]
     now = utcnow()
     try:
@@ -418,3 +451,27 @@ def _transcript(conn: Connection, channel: str, external_id: str) -> list[Stored
         .order_by(Message.id)
     ).all()
     return [StoredMessage(direction, text, _utc(created)) for direction, text, created in rows]
+
+
+def _conversation(conn: Connection, channel: str, external_id: str) -> SavedConversation | None:
+    row = conn.execute(
+        select(Conversation.state, Conversation.version)
+        .join(User, User.id == Conversation.user_id)
+        .where(User.channel == channel, User.external_id == external_id)
+    ).first()
+    return SavedConversation(row[0] or None, row[1]) if row else None
+
+
+def _mark_blocked(conn: Connection, channel: str, external_id: str) -> None:
+    conn.execute(
+        update(User)
+        .where(User.channel == channel, User.external_id == external_id)
+        .values(blocked_at=utcnow())
+    )
+
+
+def _is_blocked(conn: Connection, channel: str, external_id: str) -> bool:
+    blocked_at = conn.execute(
+        select(User.blocked_at).where(User.channel == channel, User.external_id == external_id)
+    ).scalar_one_or_none()
+    return blocked_at is not None

@@ -28,6 +28,9 @@ class User(Base):
     external_id: Mapped[str] = mapped_column(String(255))
     locale: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Set when the platform refused a message because the user blocked the bot (Telegram's
+    # 403); cleared when they write again. Nobody sends to a blocked user meanwhile.
+    blocked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Conversation(Base):

@@ -1,0 +1,403 @@
+"""The Telegram channel, `lotse telegram` (python-telegram-bot 22).
+
+Translates Telegram updates into `Inbound`s for the conversation service and its replies into
+messages: HTML text (escaped, split at 4096 characters) with options as inline keyboards.
+The user is their Telegram user id; the chat is where the answer goes.
+
+- Long polling by default; with `LOTSE_TELEGRAM_WEBHOOK_URL` a webhook that checks Telegram's
+  secret token header (several instances behind a load balancer share the work).
+- Updates of one user are handled one after another in the order they came
+  (`PerUserOrder`), different users concurrently; a failing update is logged and the user told,
+  the others go on.
+- Flood control (429) is retried by `AIORateLimiter`, network errors by `_with_retries`; a user
+  who blocked the bot (403) is marked in the store and gets nothing until they write again.
+- Everything lives in the database, so a restarted bot continues every conversation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import sys
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from contextlib import suppress
+from functools import partial
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+from weakref import WeakValueDictionary
+
+from telegram import Bot, BotCommand, CallbackQuery, Chat, Update
+from telegram.constants import ChatType, ParseMode
+from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    ApplicationHandlerStop,
+    BaseUpdateProcessor,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+
+from bot.app import build_service
+from bot.channels.telegram_format import option_for, render_reply
+from bot.config import Settings
+from bot.conversation import ConversationService, Inbound
+from bot.engine.decision import Reply
+from bot.engine.state import ConversationState, Option
+from bot.i18n import SOURCE_LOCALE, SUPPORTED_LOCALES, Translator, pick_locale, translator
+from bot.storage.store import SavedConversation
+
+CHANNEL = "telegram"
+COMMANDS = ("start", "neu", "pruefen", "mensch", "hilfe", "loeschen", "sprache")
+# What Telegram allows in a `t.me/<bot>?start=PAYLOAD` deep link.
+DEEP_LINK_PAYLOAD = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# What Telegram accepts as a webhook's secret token (sent back in a header with every update).
+WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
+POLL_TIMEOUT = 30  # seconds a getUpdates call waits for news (long polling)
+RATE_LIMIT_RETRIES = 3  # 429s in a row before a request is given up
+NETWORK_ATTEMPTS = 4
+NETWORK_BACKOFF = 0.5  # seconds, doubled after every failed attempt
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Context = ContextTypes.DEFAULT_TYPE
+AnyApplication = Application[Any, Any, Any, Any, Any, Any]
+AppHook = Callable[[AnyApplication], Coroutine[Any, Any, None]]
+
+
+def command_menu(tr: Translator) -> list[BotCommand]:
+    """The command menu next to the input field, in one language."""
+    _ = tr.gettext
+    descriptions = {
+        "start": _("Gespräch beginnen oder fortsetzen"),
+        "neu": _("Von vorne anfangen"),
+        "pruefen": _("Verbindung zum Mailserver testen"),
+        "mensch": _("Mit einem Menschen sprechen"),
+        "hilfe": _("Was ich kann und wie Sie mit mir schreiben"),
+        "loeschen": _("Meine gespeicherten Daten löschen"),
+        "sprache": _("Sprache wählen"),
+    }
+    return [BotCommand(command, descriptions[command]) for command in COMMANDS]
+
+
+def deep_link_argument(args: Sequence[str]) -> str | None:
+    """The `/start` payload if it is one Telegram could have sent; else None (a plain start)."""
+    if len(args) == 1 and DEEP_LINK_PAYLOAD.fullmatch(args[0]):
+        return args[0]
+    return None
+
+
+class PerUserOrder(BaseUpdateProcessor):
+    """Updates of one user one after another, in the order they arrived; others concurrently.
+
+    The application starts a task per update in arrival order, and each task reaches the
+    user's lock without waiting on anything before it; `asyncio.Lock` wakes waiters first in,
+    first out, so a user's updates keep their order even while other users' run in between.
+    """
+
+    def __init__(self, max_concurrent_updates: int = 256) -> None:
+        super().__init__(max_concurrent_updates)
+        self._locks: WeakValueDictionary[int, asyncio.Lock] = WeakValueDictionary()
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        user = update.effective_user if isinstance(update, Update) else None
+        if user is None:
+            await coroutine
+            return
+        lock = self._locks.get(user.id)
+        if lock is None:
+            lock = self._locks[user.id] = asyncio.Lock()
+        async with lock:
+            await coroutine
+
+    async def initialize(self) -> None:
+        pass
+
+    async def shutdown(self) -> None:
+        pass
+
+
+async def _with_retries(call: Callable[[], Awaitable[T]]) -> T:
+    """Retry a Bot API call on network errors (429s are the rate limiter's job).
+
+    A refused request (400 BadRequest, which PTB derives from NetworkError) is not retried.
+    """
+    delay = NETWORK_BACKOFF
+    for _attempt in range(NETWORK_ATTEMPTS - 1):
+        try:
+            return await call()
+        except BadRequest:
+            raise
+        except NetworkError as error:
+            log.warning("Telegram unreachable (%s); retrying in %.1f s", error, delay)
+            await asyncio.sleep(delay)
+            delay *= 2
+    return await call()
+
+
+class TelegramChannel:
+    """The handlers: updates in, `ConversationService.handle`, messages out."""
+
+    def __init__(
+        self, service: ConversationService, *, allowed_groups: frozenset[int] = frozenset()
+    ) -> None:
+        self.service = service
+        self.allowed_groups = allowed_groups
+
+    def install(self, app: AnyApplication) -> None:
+        # Group -1 runs first: updates from chats the bot does not serve stop there.
+        app.add_handler(TypeHandler(Update, self._gate), group=-1)
+        only_new = filters.UpdateType.MESSAGE  # edited messages are not answered again
+        app.add_handler(CommandHandler(COMMANDS, self._on_command, filters=only_new))
+        app.add_handler(CallbackQueryHandler(self._on_tap))
+        # Text includes unknown "/commands": the service treats them as what they say.
+        app.add_handler(MessageHandler(only_new & filters.TEXT, self._on_text))
+        app.add_handler(
+            MessageHandler(only_new & ~filters.TEXT & ~filters.StatusUpdate.ALL, self._on_other)
+        )
+        app.add_error_handler(self._on_error)
+
+    async def register_commands(self, bot: Bot) -> None:
+        """The command menu in German (for everyone) and in every other language we speak."""
+        await bot.set_my_commands(command_menu(translator(SOURCE_LOCALE)))
+        for locale in SUPPORTED_LOCALES:
+            if locale != SOURCE_LOCALE:
+                await bot.set_my_commands(command_menu(translator(locale)), language_code=locale)
+
+    # --- handlers ----------------------------------------------------------------------
+
+    def serves(self, chat: Chat) -> bool:
+        return chat.type == ChatType.PRIVATE or chat.id in self.allowed_groups
+
+    async def _gate(self, update: Update, _context: Context) -> None:
+        user, chat = update.effective_user, update.effective_chat
+        if user is None or chat is None or user.is_bot or not self.serves(chat):
+            raise ApplicationHandlerStop
+
+    async def _on_text(self, update: Update, context: Context) -> None:
+        message, user = update.message, update.effective_user
+        assert message is not None and message.text is not None and user is not None
+        inbound = Inbound(CHANNEL, str(user.id), text=message.text, locale=user.language_code)
+        await self._answer(inbound, message.chat, context.bot)
+
+    async def _on_command(self, update: Update, context: Context) -> None:
+        message, user = update.message, update.effective_user
+        assert message is not None and message.text is not None and user is not None
+        # "/start@LotseBot g_thunderbird" -> "start"
+        command = message.text.split()[0][1:].partition("@")[0].lower()
+        args = context.args or []
+        if command == "start":
+            argument = deep_link_argument(args)
+            if args and argument is None:
+                log.info("ignoring a malformed /start payload")
+        else:
+            argument = " ".join(args) or None
+        inbound = Inbound(
+            CHANNEL, str(user.id), command=command, argument=argument, locale=user.language_code
+        )
+        await self._answer(inbound, message.chat, context.bot)
+
+    async def _on_tap(self, update: Update, context: Context) -> None:
+        query = update.callback_query
+        assert query is not None
+        user = query.from_user
+        saved = await self.service.store.conversation(CHANNEL, str(user.id))
+        state = _state(saved)
+        offered: Sequence[Option] = state.options if state else ()
+        option = option_for(query.data or "", offered, saved.version if saved else 0)
+        if option is None:
+            # A button of an earlier question, or one pressed twice: say so, and take it away.
+            tr = self._translator(state, user.language_code)
+            text = tr.gettext(
+                "Diese Schaltfläche ist nicht mehr aktuell. "
+                "Bitte antworten Sie auf meine letzte Frage."
+            )
+            await _with_retries(partial(query.answer, text))
+            await self._remove_keyboard(query)
+            return
+        await _with_retries(query.answer)  # stops the spinner on the button at once
+        await self._remove_keyboard(query)  # the same question cannot be answered twice
+        message = query.message
+        assert message is not None  # the gate let only callbacks from a chat through
+        inbound = Inbound(CHANNEL, str(user.id), option=option.payload, locale=user.language_code)
+        await self._answer(inbound, message.chat, context.bot)
+
+    async def _on_other(self, update: Update, context: Context) -> None:
+        """Photos, stickers, voice messages: the bot reads text only, and says so."""
+        message, user = update.message, update.effective_user
+        assert message is not None and user is not None
+        saved = await self.service.store.conversation(CHANNEL, str(user.id))
+        tr = self._translator(_state(saved), user.language_code)
+        text = tr.gettext(
+            "Bilder, Dateien und Sprachnachrichten kann ich leider nicht ansehen. "
+            "Bitte beschreiben Sie mir in Worten, wo Sie gerade stehen."
+        )
+        await self.send(context.bot, message.chat, str(user.id), [Reply(text)])
+
+    async def _on_error(self, update: object, context: Context) -> None:
+        """A failed update is logged and the user told; the other updates are not affected."""
+        log.error("handling a Telegram update failed", exc_info=context.error)
+        if not isinstance(update, Update) or isinstance(context.error, Forbidden):
+            return
+        user, chat = update.effective_user, update.effective_chat
+        if user is None or chat is None:
+            return
+        if update.callback_query is not None:
+            with suppress(TelegramError):  # so the button does not spin until it times out
+                await update.callback_query.answer()
+        # The language Telegram reports, not the stored one: the database may be what failed.
+        tr = translator(pick_locale(user.language_code, self.service.default_locale))
+        text = tr.gettext(
+            "Entschuldigung, da ist etwas schiefgegangen. Bitte versuchen Sie es gleich noch "
+            "einmal."
+        )
+        with suppress(TelegramError):
+            await self.send(context.bot, chat, str(user.id), [Reply(text)])
+
+    # --- sending -----------------------------------------------------------------------
+
+    async def _answer(self, inbound: Inbound, chat: Chat, bot: Bot) -> None:
+        replies = await self.service.handle(inbound)
+        await self.send(bot, chat, inbound.user, replies)
+
+    async def send(self, bot: Bot, chat: Chat | int, user: str, replies: list[Reply]) -> None:
+        """Send replies in order; stop (and mark the user) when Telegram says they blocked us.
+
+        `chat` may be a chat id for messages the user did not just ask for (an agent's answer,
+        later): those are not sent to a user marked as blocked.
+        """
+        if isinstance(chat, int):
+            if await self.service.store.is_blocked(CHANNEL, user):
+                log.info("not sending to a user who blocked the bot")
+                return
+            chat_id, private = chat, chat > 0
+        else:
+            chat_id, private = chat.id, chat.type == ChatType.PRIVATE
+        # Buttons carry the conversation's version, so a tap can tell an old question.
+        asks = any(reply.options for reply in replies)
+        version = await self.service.store.saved_version(CHANNEL, user) if asks else 0
+        try:
+            for reply in replies:
+                for message in render_reply(reply, version):
+                    await _with_retries(
+                        partial(
+                            bot.send_message,
+                            chat_id,
+                            message.html,
+                            parse_mode=ParseMode.HTML,
+                            reply_markup=message.keyboard,
+                        )
+                    )
+        except Forbidden:
+            if private:
+                log.info("the user blocked the bot; marking them")
+                await self.service.store.mark_blocked(CHANNEL, user)
+            else:
+                log.warning("the bot may not write in group %s any more", chat_id)
+
+    async def _remove_keyboard(self, query: CallbackQuery) -> None:
+        # "message is not modified" (already gone) or "not found" (deleted): nothing to do.
+        with suppress(BadRequest):
+            await _with_retries(lambda: query.edit_message_reply_markup(reply_markup=None))
+
+    def _translator(self, state: ConversationState | None, language_code: str | None) -> Translator:
+        if state is not None:
+            return translator(state.locale)
+        return translator(pick_locale(language_code, self.service.default_locale))
+
+
+def _state(saved: SavedConversation | None) -> ConversationState | None:
+    return ConversationState.from_json(saved.state) if saved and saved.state else None
+
+
+# --- running it ----------------------------------------------------------------------------
+
+
+def allowed_groups(setting: str) -> frozenset[int]:
+    """`LOTSE_TELEGRAM_ALLOWED_GROUPS`: comma-separated chat ids such as "-1001234567890"."""
+    return frozenset(int(part) for part in setting.replace(" ", "").split(",") if part)
+
+
+def build_application(
+    settings: Settings,
+    *,
+    post_init: AppHook | None = None,
+    post_shutdown: AppHook | None = None,
+) -> AnyApplication:
+    """The python-telegram-bot application, without handlers (see `TelegramChannel.install`)."""
+    assert settings.telegram_token is not None
+    builder = (
+        ApplicationBuilder()
+        .token(settings.telegram_token.get_secret_value())
+        .rate_limiter(AIORateLimiter(max_retries=RATE_LIMIT_RETRIES))
+        .concurrent_updates(PerUserOrder())
+    )
+    if settings.telegram_base_url:
+        builder = builder.base_url(settings.telegram_base_url)
+    if post_init is not None:
+        builder = builder.post_init(post_init)
+    if post_shutdown is not None:
+        builder = builder.post_shutdown(post_shutdown)
+    return builder.build()
+
+
+def run_telegram(settings: Settings) -> int:
+    """`lotse telegram`: run until SIGINT/SIGTERM. Exit code 2 for a setting that cannot work."""
+    problem = _configuration_problem(settings)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    services: list[ConversationService] = []
+
+    async def start(app: AnyApplication) -> None:
+        # Built here, on the application's event loop, which the store's connections need.
+        service = await build_service(settings)
+        services.append(service)
+        channel = TelegramChannel(
+            service, allowed_groups=allowed_groups(settings.telegram_allowed_groups)
+        )
+        channel.install(app)
+        await channel.register_commands(app.bot)
+
+    async def stop(_app: AnyApplication) -> None:
+        for service in services:
+            await service.close()
+
+    app = build_application(settings, post_init=start, post_shutdown=stop)
+    if settings.telegram_webhook_url:
+        assert settings.telegram_webhook_secret is not None
+        app.run_webhook(
+            listen=settings.telegram_webhook_listen,
+            port=settings.telegram_webhook_port,
+            url_path=urlsplit(settings.telegram_webhook_url).path.lstrip("/"),
+            webhook_url=settings.telegram_webhook_url,
+            secret_token=settings.telegram_webhook_secret.get_secret_value(),
+            allowed_updates=ALLOWED_UPDATES,
+        )
+    else:
+        app.run_polling(timeout=POLL_TIMEOUT, allowed_updates=ALLOWED_UPDATES)
+    return 0
+
+
+def _configuration_problem(settings: Settings) -> str | None:
+    if settings.telegram_token is None or not settings.telegram_token.get_secret_value():
+        return "LOTSE_TELEGRAM_TOKEN fehlt / is not set (the token from @BotFather)."
+    try:
+        allowed_groups(settings.telegram_allowed_groups)
+    except ValueError:
+        return "LOTSE_TELEGRAM_ALLOWED_GROUPS: comma-separated chat ids, e.g. -1001234567890."
+    if settings.telegram_webhook_url:
+        secret = settings.telegram_webhook_secret
+        if secret is None or not WEBHOOK_SECRET.fullmatch(secret.get_secret_value()):
+            return (
+                "LOTSE_TELEGRAM_WEBHOOK_SECRET is required with LOTSE_TELEGRAM_WEBHOOK_URL: "
+                "1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram sends it with every update)."
+            )
+    return None
