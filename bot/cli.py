@@ -21,6 +21,8 @@ from bot.knowledge.schema import SCHEMA_FILE, schema_text
 from bot.profiles.export import export as export_autoconfig
 from bot.storage.store import Store
 from bot.understanding.lexicon import LexiconUnderstander
+from bot.understanding.training_data import NLU_DIR
+from bot.understanding.training_data import export as export_training_data
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -161,6 +163,14 @@ def _kb(settings: Settings, args: argparse.Namespace) -> int:
             f"{len(knowledge.guides)} guides, {len(knowledge.faq)} FAQ entries "
             f"(revision {knowledge.revision})"
         )
+        # Names, aliases and versions also feed Rasa's lookup tables: say when they moved.
+        nlu_export = export_training_data(knowledge, NLU_DIR / "data")
+        if not nlu_export.is_current():
+            print(
+                "Namen, Aliasse oder Versionen haben sich geändert: bitte `lotse nlu export` "
+                "ausführen und committen; das Rasa-Modell wird danach neu trainiert "
+                "(scripts/nlu prepare)."
+            )
         return 0
     if args.kb_command == "schema":
         return _kb_schema(settings.knowledge_dir, check=args.check)

@@ -183,3 +183,13 @@ def test_a_faq_entry_translated_only_halfway_is_reported(kb_copy: Path) -> None:
     faq.write_text("".join(lines[:index] + lines[index + 1 :]), encoding="utf-8")
     (problem,) = _problems(kb_copy)
     assert "FAQ 'why-encrypt': translate both question and answer" in problem
+
+
+def test_kb_validate_says_when_a_new_alias_needs_an_nlu_export_and_retraining(
+    kb_copy: Path,
+) -> None:
+    assert "lotse nlu export" not in _lotse("kb", "validate").stdout
+    _replace(kb_copy / "thunderbird.yaml", "'TB'", "'TB', 'Betterbird'")
+    result = _lotse("kb", "validate", str(kb_copy))
+    assert result.returncode == 0
+    assert "bitte `lotse nlu export` ausführen" in result.stdout
