@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import plistlib
 import secrets
 import signal
 import subprocess
@@ -24,18 +25,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-# matrix-nio ships no type information; see bot/channels/matrix.py.
 from nio import (  # type: ignore[import-untyped]
     AsyncClient,
     AsyncClientConfig,
+    DownloadResponse,
     LoginResponse,
     MegolmEvent,
     RoomCreateResponse,
+    RoomEncryptedFile,
+    RoomMessageFile,
     RoomMessageNotice,
     RoomMessageText,
     RoomSendResponse,
 )
+
+# matrix-nio ships no type information; see bot/channels/matrix.py.
+from nio.crypto import decrypt_attachment  # type: ignore[import-untyped]
 from pydantic import SecretStr
 
 from bot.channels.matrix import serve
@@ -188,7 +193,10 @@ class MatrixUser:
         response = await client.login(account.password, device_name="test")
         assert isinstance(response, LoginResponse), response
         user = cls(client, account)
-        client.add_event_callback(user._on_message, (RoomMessageText, RoomMessageNotice))
+        client.add_event_callback(
+            user._on_message,
+            (RoomMessageText, RoomMessageNotice, RoomMessageFile, RoomEncryptedFile),
+        )
         client.add_event_callback(user._on_undecryptable, MegolmEvent)
         await user.sync()
         return user
@@ -515,3 +523,27 @@ def _device_keys(server: SynapseServer, user: MatrixUser, user_id: str) -> dict[
 def _read_up_to(user: MatrixUser, room_id: str, reader: str) -> str | None:
     receipt = user.client.rooms[room_id].read_receipts.get(reader)
     return None if receipt is None else str(receipt.event_id)
+
+
+async def test_in_an_encrypted_room_the_configuration_profile_arrives_as_an_encrypted_file(
+    bot_in_process: InProcessBot, anna: MatrixUser
+) -> None:
+    bot = bot_in_process
+    bot.start()
+    room = await anna.open_direct_chat(bot.account.user_id, encrypted=True)
+    await _greeted(anna, bot, room)
+    await anna.ask(room, "iPhone", "Schritt 1 von 5")
+    await anna.ask(room, "Profil installieren", "Für welche E-Mail-Adresse?")
+    await anna.ask(room, "erika.muster@uni-beispiel.de", "So installieren Sie es")
+    await anna.until(
+        lambda: any(isinstance(item.event, RoomEncryptedFile) for item in anna.received),
+        "the profile file",
+    )
+    event = next(i.event for i in anna.received if isinstance(i.event, RoomEncryptedFile))
+    assert event.body == "E-Mail-erika.muster.mobileconfig"
+    downloaded = await anna.client.download(event.url)
+    assert isinstance(downloaded, DownloadResponse), downloaded
+    profile = decrypt_attachment(downloaded.body, event.key["k"], event.hashes["sha256"], event.iv)
+    assert plistlib.loads(profile)["PayloadContent"][0]["EmailAddress"] == (
+        "erika.muster@uni-beispiel.de"
+    )

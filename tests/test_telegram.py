@@ -4,6 +4,7 @@ Bot API server (`tests/servers/telegram_api.py`) on loopback, in the test's even
 from __future__ import annotations
 
 import asyncio
+import plistlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -385,3 +386,19 @@ async def test_a_photo_gets_a_polite_request_for_words(
     await anna.replies(mentions("Bilder, Dateien und Sprachnachrichten"))
     await anna.say("nochmal")
     assert "Schritt 1 von 5" in anna.text  # the guide goes on where it was
+
+
+async def test_an_iphone_user_gets_the_configuration_profile_as_a_document(
+    telegram_api: FakeTelegram, bot: RunningBot
+) -> None:
+    anna = chat(telegram_api)
+    await anna.say("iPhone")
+    await anna.tap("Profil installieren")
+    await anna.say("erika.muster@uni-beispiel.de")
+    assert "So installieren Sie es" in anna.text
+    ((chat_id, filename, content),) = telegram_api.documents
+    assert chat_id == ANNA.id
+    assert filename == "E-Mail-erika.muster.mobileconfig"
+    assert plistlib.loads(content)["PayloadContent"][0]["EmailAddress"] == (
+        "erika.muster@uni-beispiel.de"
+    )

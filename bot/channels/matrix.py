@@ -44,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import io
 import json
 import logging
 import os
@@ -77,6 +78,7 @@ from nio import (  # type: ignore[import-untyped]
     RoomMessageText,
     SyncError,
     SyncResponse,
+    UploadResponse,
     WhoamiResponse,
 )
 
@@ -84,7 +86,7 @@ from bot.app import build_service
 from bot.channels.matrix_format import is_edit, message_text, parse_command, reply_content
 from bot.config import Settings
 from bot.conversation import ConversationService, Inbound
-from bot.engine.decision import Reply
+from bot.engine.decision import Attachment, Reply
 
 CHANNEL = "matrix"
 DEVICE_NAME = "Lotse"
@@ -498,6 +500,34 @@ class MatrixChannel:
     async def send(self, room_id: str, replies: Iterable[Reply], reference: str) -> None:
         for index, reply in enumerate(replies):
             await self._send_one(room_id, reply_content(reply), transaction_id(reference, index))
+            if reply.attachment is not None:  # a configuration profile, as an m.file
+                content = await self._upload(room_id, reply.attachment)
+                await self._send_one(room_id, content, transaction_id(reference, index) + "f")
+
+    async def _upload(self, room_id: str, attachment: Attachment) -> dict[str, Any]:
+        room = self.client.rooms.get(room_id)
+        encrypted = bool(room is not None and room.encrypted)
+        response, keys = await self.client.upload(
+            io.BytesIO(attachment.content),
+            content_type=attachment.media_type,
+            filename=attachment.filename,
+            encrypt=encrypted,  # in an encrypted room the file is encrypted too
+            filesize=len(attachment.content),
+        )
+        if not isinstance(response, UploadResponse):
+            raise RuntimeError(f"upload to {room_id} refused: {response}")
+        info = {"mimetype": attachment.media_type, "size": len(attachment.content)}
+        content: dict[str, Any] = {
+            "msgtype": "m.file",
+            "body": attachment.filename,
+            "filename": attachment.filename,
+            "info": info,
+        }
+        if encrypted and keys:
+            content["file"] = {**keys, "url": response.content_uri}
+        else:
+            content["url"] = response.content_uri
+        return content
 
     async def _send_one(self, room_id: str, content: dict[str, Any], txn_id: str) -> None:
         backoff = Backoff()

@@ -295,6 +295,15 @@ class TelegramChannel:
                             reply_markup=message.keyboard,
                         )
                     )
+                if reply.attachment is not None:  # a configuration profile
+                    await _with_retries(
+                        partial(
+                            bot.send_document,
+                            chat_id,
+                            document=reply.attachment.content,
+                            filename=reply.attachment.filename,
+                        )
+                    )
         except Forbidden:
             if private:
                 log.info("the user blocked the bot; marking them")

@@ -133,6 +133,7 @@ class FakeTelegram:
         self._messages: dict[tuple[int, int], SentMessage] = {}
         self._chats: dict[int, dict[str, Any]] = {}
         self._failures: dict[str, list[_Failure]] = {}
+        self.documents: list[tuple[int, str, bytes]] = []  # (chat id, file name, content)
         self._arrived = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -143,6 +144,7 @@ class FakeTelegram:
             "setWebhook": self._set_webhook,
             "getWebhookInfo": self._get_webhook_info,
             "sendMessage": self._send_message,
+            "sendDocument": self._send_document,
             "editMessageText": self._edit_message_text,
             "editMessageReplyMarkup": self._edit_message_reply_markup,
             "answerCallbackQuery": self._answer_callback_query,
@@ -180,6 +182,14 @@ class FakeTelegram:
             return _error(ApiError(401, "Unauthorized"))
         form = await request.post()
         params = {key: _decode(key, value) for key, value in form.items() if isinstance(value, str)}
+        # Uploaded files (sendDocument) as (file name, content).
+        params.update(
+            {
+                key: (value.filename, value.file.read())
+                for key, value in form.items()
+                if isinstance(value, web.FileField)
+            }
+        )
         self.calls.append(ApiCall(method, params))
         failure = self._take_failure(method)
         if failure is not None and failure.disconnect:
@@ -378,6 +388,21 @@ class FakeTelegram:
         self.sent.append(message)
         self._messages[(chat_id, message.message_id)] = message
         return data
+
+    async def _send_document(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat_id = int(params["chat_id"])
+        if chat_id in self.blocked_chats:
+            raise ApiError(403, "Forbidden: bot was blocked by the user")
+        filename, content = params["document"]
+        self.documents.append((chat_id, filename, content))
+        return {
+            "message_id": next(self._message_ids),
+            "date": int(time.time()),
+            "chat": self._chats.get(chat_id, {"id": chat_id, "type": "private", "first_name": "?"}),
+            "from": BOT_USER,
+            "document": {"file_id": f"doc{len(self.documents)}", "file_unique_id": "u",
+                         "file_name": filename, "file_size": len(content)},
+        }  # fmt: skip
 
     def _message(self, params: dict[str, Any]) -> SentMessage:
         message = self._messages.get((int(params["chat_id"]), int(params["message_id"])))
