@@ -43,6 +43,8 @@ COMMAND_INTENTS = {
     "mensch": "request_human",
     "loeschen": "delete_data",
 }
+# Every command the service understands, in the order a menu shows them.
+COMMANDS = ("start", "neu", "pruefen", "mensch", "hilfe", "loeschen", "sprache")
 
 
 @dataclass(frozen=True)

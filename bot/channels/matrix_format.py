@@ -19,13 +19,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bot.conversation import COMMANDS
 from bot.engine.decision import Reply
+from bot.understanding.normalize import normalize
 
 MSGTYPE = "m.notice"
 HTML_FORMAT = "org.matrix.custom.html"
-COMMANDS = frozenset({"start", "neu", "pruefen", "mensch", "loeschen", "hilfe", "sprache"})
 COMMAND_PREFIXES = ("!", "/")
-_UMLAUTS = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss"})
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ def parse_command(text: str) -> Command | None:
     if not stripped.startswith(COMMAND_PREFIXES) or len(stripped) < 2:
         return None
     word, _, rest = stripped[1:].partition(" ")
-    name = word.lower().translate(_UMLAUTS)
+    name = normalize(word)  # "!prüfen" is "pruefen"
     if name not in COMMANDS:
         return None
     return Command(name, rest.strip() or None)

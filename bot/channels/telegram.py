@@ -47,14 +47,13 @@ from telegram.ext import (
 from bot.app import build_service
 from bot.channels.telegram_format import option_for, render_reply
 from bot.config import Settings
-from bot.conversation import ConversationService, Inbound
+from bot.conversation import COMMANDS, ConversationService, Inbound
 from bot.engine.decision import Reply
 from bot.engine.state import ConversationState, Option
 from bot.i18n import SOURCE_LOCALE, SUPPORTED_LOCALES, Translator, pick_locale, translator
 from bot.storage.store import SavedConversation
 
 CHANNEL = "telegram"
-COMMANDS = ("start", "neu", "pruefen", "mensch", "hilfe", "loeschen", "sprache")
 # What Telegram allows in a `t.me/<bot>?start=PAYLOAD` deep link.
 DEEP_LINK_PAYLOAD = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # What Telegram accepts as a webhook's secret token (sent back in a header with every update).
