@@ -48,3 +48,29 @@ class Settings(BaseSettings):
     profile_signing_key: Path | None = None
     check_timeout: float = 10.0  # seconds for the whole connection check
     check_ca_file: Path | None = None  # trust these CAs instead of the system's
+
+    # --- `lotse serve` (production) ---
+    # The HTTP server for /healthz, /metrics and the mail clients' autoconfiguration.
+    http_listen: str = "127.0.0.1"
+    http_port: int = 8080
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # --- hand-over to helpdesk agents (tickets) ---
+    # Where agents see new tickets and answer: a Telegram group id and/or a Matrix room id.
+    telegram_agent_chat: int | None = None
+    matrix_agent_room: str | None = None
+    # The bot's Telegram username (without @), for hand-back deep links t.me/<name>?start=...
+    telegram_bot_username: str | None = None
+    # Ticket mail: smtps://user:password@host:465 (implicit TLS) or
+    # smtp://user:password@host:587 (STARTTLS, required); the helpdesk queue's address.
+    smtp_url: SecretStr | None = None
+    smtp_ca_file: Path | None = None  # trust these CAs for the mail server instead of the system's
+    mail_from: str = "lotse@localhost"
+    helpdesk_email: str | None = None
+    # Signs hand-back links; links stay valid this many days and work once.
+    handoff_secret: SecretStr | None = None
+    handoff_link_days: int = 14
+    # Retention (DSGVO): conversations without a ticket, and transcripts of closed tickets.
+    retention_days: int = 30
+    ticket_retention_days: int = 180

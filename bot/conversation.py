@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from weakref import WeakValueDictionary
 
+from bot import metrics
 from bot.engine import render
 from bot.engine.decision import (
     Action,
@@ -129,7 +131,11 @@ class ConversationService:
         if lock is None:
             lock = self._locks[key] = asyncio.Lock()
         async with lock:
-            return await self._turn(inbound)
+            started = time.perf_counter()
+            replies = await self._turn(inbound)
+        metrics.TURN_SECONDS.observe(time.perf_counter() - started)
+        metrics.TURNS.labels(inbound.channel).inc()
+        return replies
 
     async def _turn(self, inbound: Inbound) -> list[Reply]:
         cleaned = clean(inbound.text) if inbound.text is not None else None
@@ -162,6 +168,7 @@ class ConversationService:
             replies, deleted = await self._dispatch(decision, inbound, tr)
         except Exception:
             log.exception("turn failed")
+            metrics.ERRORS.labels("turn").inc()
             replies = [
                 Reply(
                     tr.gettext(
@@ -239,7 +246,9 @@ class ConversationService:
         return decision
 
     async def understand(self, text: str) -> Understanding:
-        return await self.understander.understand(text)
+        understanding = await self.understander.understand(text)
+        metrics.UNDERSTANDINGS.labels(understanding.source).inc()
+        return understanding
 
     async def _dispatch(
         self, decision: Decision, inbound: Inbound, tr: Translator

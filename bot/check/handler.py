@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bot import metrics
 from bot.check import texts
 from bot.check.checker import check_server
 from bot.check.report import CheckReport
@@ -101,6 +102,7 @@ class CheckActionHandler:
             result = await self._result(now)
         except Exception:
             log.exception("connection check failed")
+            metrics.ERRORS.labels("check").inc()
             return [Reply(texts.failed_text(tr) + "\n\n" + helpdesk_text(self.knowledge, tr))]
         self._users[key] = (self.clock(), result)
         context.state.last_check = result.report.as_json()
@@ -127,6 +129,7 @@ class CheckActionHandler:
 
     async def _run(self) -> _Result:
         report = await self.checker(self.knowledge.server, self.timeout, self.ca_file)
+        metrics.CHECKS.labels(report.overall).inc()
         result = _Result(report, self.clock())
         self._shared = result
         return result

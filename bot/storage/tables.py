@@ -58,3 +58,19 @@ class Message(Base):
     direction: Mapped[str] = mapped_column(String(3))  # "in" from the user, "out" from the bot
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class JobLease(Base):
+    """Which instance runs a periodic job (retention, mail queue) and when it last finished.
+
+    Several `lotse serve` processes share one database; a job runs where a lease is taken by a
+    conditional update, so the same job never runs twice at once and a daily job runs once a
+    day for all instances together.
+    """
+
+    __tablename__ = "job_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(128))  # instance id while it runs
+    leased_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

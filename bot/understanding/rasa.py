@@ -255,7 +255,7 @@ class RasaUnderstander:
             guide = self.guide_for(entities["client"], entities.get("version"))
         if "client" in entities and intent in _YIELDS_TO_PROGRAM:
             intent, alternative = "inform", None
-        return Understanding(text, intent, confidence, entities, guide, alternative)
+        return Understanding(text, intent, confidence, entities, guide, alternative, source="rasa")
 
     def from_rasa_only(self, text: str, parse: RasaParse) -> Understanding:
         """What Rasa alone understood (the `rasa` column of the evaluation)."""
@@ -266,7 +266,7 @@ class RasaUnderstander:
         guide = None
         if "client" in entities:
             guide = self.guide_for(entities["client"], entities.get("version"))
-        return Understanding(text, intent, parse.confidence, entities, guide)
+        return Understanding(text, intent, parse.confidence, entities, guide, source="rasa")
 
     def guide_for(self, program: str, version: str | None) -> str | None:
         guides = self.knowledge.guides_of_program.get(program, [])

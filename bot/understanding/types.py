@@ -42,6 +42,8 @@ class Understanding:
     guide: str | None = None
     # A second intent that scored almost as high: the engine asks "Meinten Sie …?".
     alternative: Intent | None = None
+    # Which back end decided the intent ("lexicon" or "rasa"), for the metrics.
+    source: str = "lexicon"
 
     def as_json(self) -> dict[str, object]:
         return {
