@@ -19,7 +19,10 @@ def default_database_url() -> str:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="LOTSE_", env_file=".env", extra="ignore")
+    # An empty `LOTSE_X=` (a line of .env.example filled in halfway) means "not set".
+    model_config = SettingsConfigDict(
+        env_prefix="LOTSE_", env_file=".env", extra="ignore", env_ignore_empty=True
+    )
 
     database_url: str = default_database_url()
     knowledge_dir: Path = REPO_KNOWLEDGE_DIR
