@@ -10,6 +10,9 @@ from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.registry import KnowledgeRegistry, ReloadOutcome
 from bot.profiles.handler import ProfileHandler
 from bot.storage.store import Store
+from bot.tickets.links import HandoffLinks
+from bot.tickets.records import MailSettings
+from bot.tickets.service import TicketService
 from bot.understanding.lexicon import LexiconUnderstander
 from bot.understanding.types import Understander
 
@@ -56,5 +59,28 @@ async def build_service(settings: Settings) -> ConversationService:
         check.knowledge = current  # the check reaches only the endpoints in the knowledge base
 
     registry.on_reload(follow_reloads)
+    build_tickets(settings, service)
     service.watch_knowledge()
     return service
+
+
+def build_tickets(settings: Settings, service: ConversationService) -> TicketService:
+    """Tickets for hand-over to agents; mail when LOTSE_HELPDESK_EMAIL is set, hand-back links
+    when LOTSE_HANDOFF_SECRET is."""
+    mail = mail_settings(settings)
+    tickets = TicketService(service.store, lambda: service.knowledge, mail=mail)
+    if settings.handoff_secret is not None and settings.handoff_secret.get_secret_value():
+        tickets.links = HandoffLinks(
+            service.store,
+            settings.handoff_secret.get_secret_value(),
+            days=settings.handoff_link_days,
+            mail=mail,
+        )
+    tickets.attach(service)
+    return tickets
+
+
+def mail_settings(settings: Settings) -> MailSettings | None:
+    if not settings.helpdesk_email:
+        return None
+    return MailSettings(recipient=settings.helpdesk_email, sender=settings.mail_from)

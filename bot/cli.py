@@ -61,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("telegram", help="run the bot on Telegram (LOTSE_TELEGRAM_TOKEN)")
     commands.add_parser("matrix", help="run the bot on Matrix (LOTSE_MATRIX_*)")
+    commands.add_parser(
+        "serve", help="production: every configured channel, periodic jobs, HTTP (/healthz)"
+    )
 
     nlu = commands.add_parser("nlu", help="the Rasa NLU project in nlu/")
     nlu_commands = nlu.add_subparsers(dest="nlu_command", required=True)
@@ -82,6 +85,10 @@ def _parser() -> argparse.ArgumentParser:
     db = commands.add_parser("db", help="the database")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser("upgrade", help="apply all migrations")
+
+    from bot.tickets.commands import add_commands as add_ticket_commands
+
+    add_ticket_commands(commands)  # tickets, handoff-link, purge
     return parser
 
 
@@ -104,6 +111,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bot.channels.telegram import run_telegram
 
             return run_telegram(settings)
+        if args.command == "serve":
+            from bot.serve.process import run_serve
+
+            return run_serve(settings)
         if args.command == "matrix":
             from bot.channels.matrix import run_matrix
 
@@ -112,6 +123,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bot.understanding.commands import run_nlu_command
 
             return run_nlu_command(settings, args)
+        if args.command in ("tickets", "handoff-link", "purge"):
+            from bot.tickets.commands import run as run_ticket_command
+
+            return run_ticket_command(settings, args)
         if args.command == "autoconfig":
             server = load_knowledge(settings.knowledge_dir).server
             for written in export_autoconfig(server, args.directory):

@@ -7,12 +7,16 @@ transcript. Channels call `handle` and render the replies; they know nothing els
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from weakref import WeakValueDictionary
+
+from sqlalchemy import Connection, select
 
 from bot import metrics
 from bot.engine import render
@@ -34,7 +38,14 @@ from bot.knowledge.registry import KnowledgeRegistry
 from bot.profiles.handler import ProfileHandler
 from bot.redaction import CleanedText, clean
 from bot.storage.store import ConcurrentUpdate, Store, TurnStart
+from bot.storage.tables import Conversation, User
+from bot.tickets.links import PREFIX as LINK_PREFIX
+from bot.tickets.links import LinkRefused, Refusal, outcomes, refusal_text
+from bot.tickets.models import Ticket
 from bot.understanding.types import Understander, Understanding
+
+if TYPE_CHECKING:  # the ticket service is optional and imports this module's types
+    from bot.tickets.service import TicketService
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +57,8 @@ COMMAND_INTENTS = {
     "loeschen": "delete_data",
 }
 # Every command the service understands, in the order a menu shows them.
-COMMANDS = ("start", "neu", "pruefen", "mensch", "hilfe", "loeschen", "sprache")
+# "bot" returns a user from a helpdesk agent to Lotse.
+COMMANDS = ("start", "neu", "pruefen", "mensch", "hilfe", "loeschen", "sprache", "bot")
 
 
 @dataclass(frozen=True)
@@ -95,6 +107,8 @@ class ConversationService:
         self.register(SendProfile, ProfileHandler(lambda: self.knowledge.server))
         # One turn at a time per user; different users run concurrently.
         self._locks: WeakValueDictionary[tuple[str, str], asyncio.Lock] = WeakValueDictionary()
+        # Hand-over to agents; set by TicketService.attach (without it: helpdesk contact).
+        self.tickets: TicketService | None = None
 
     @property
     def knowledge(self) -> KnowledgeBase:
@@ -125,12 +139,17 @@ class ConversationService:
         """Let a service (connection check, tickets) carry out an action the engine asks for."""
         self._handlers[action] = handler
 
-    async def handle(self, inbound: Inbound) -> list[Reply]:
-        key = (inbound.channel, inbound.user)
+    def _lock(self, channel: str, user: str) -> asyncio.Lock:
+        key = (channel, user)
         lock = self._locks.get(key)
         if lock is None:
             lock = self._locks[key] = asyncio.Lock()
-        async with lock:
+        return lock
+
+    async def handle(self, inbound: Inbound) -> list[Reply]:
+        lock = self._lock(inbound.channel, inbound.user)
+        # The store's turn: one instance at a time per user (PostgreSQL), counted for shutdown.
+        async with lock, self.store.turn(inbound.channel, inbound.user):
             started = time.perf_counter()
             replies = await self._turn(inbound)
         metrics.TURN_SECONDS.observe(time.perf_counter() - started)
@@ -179,13 +198,36 @@ class ConversationService:
             ]
             decision, deleted = Decision(state_before), False
         if not deleted:
+            reply_texts = [self._reply_text(reply) for reply in replies]
             await self.store.finish_turn(
-                start,
-                decision.state.to_json(),
-                decision.state.revision,
-                [self._reply_text(reply) for reply in replies],
+                start, decision.state.to_json(), decision.state.revision, reply_texts
             )
+            await self._after_turn(inbound, cleaned, state_before, decision.state, reply_texts)
         return replies
+
+    async def _after_turn(
+        self,
+        inbound: Inbound,
+        cleaned: CleanedText | None,
+        before: ConversationState,
+        after: ConversationState,
+        reply_texts: list[str],
+    ) -> None:
+        """Tickets: a turn Lotse answered while a ticket waits is part of its transcript; a
+        hand-back link's user reached an outcome the agent wants to know."""
+        if self.tickets is None:
+            return
+        try:
+            ticket = after.ticket
+            if ticket is not None and ticket == before.ticket and reply_texts:
+                inbound_text = self._transcript_text(inbound, cleaned.text if cleaned else None)
+                await self.tickets.record_turn(ticket, inbound_text, reply_texts)
+            if after.handoff_link and self.tickets.links is not None:
+                for outcome, details in outcomes(before, after):
+                    await self.tickets.links.report(after.handoff_link, outcome, details)
+        except Exception:  # the user has their answer; the records are second
+            log.exception("recording the turn for a ticket failed")
+            metrics.ERRORS.labels("ticket_record").inc()
 
     async def _decide(
         self,
@@ -195,8 +237,21 @@ class ConversationService:
         start: TurnStart,
         tr: Translator,
     ) -> Decision:
+        if self.tickets is not None and (state.ticket is not None or inbound.command == "bot"):
+            ticket = await self.tickets.active(state.ticket) if state.ticket is not None else None
+            if ticket is None:
+                state = dataclasses.replace(state, ticket=None)  # closed meanwhile
+            relayed = await self._ticket_turn(inbound, cleaned, state, ticket, tr)
+            if relayed is not None:
+                return relayed
         engine = self._engine_for(state)
+        if inbound.command == "bot":
+            decision = engine.prompt(state, tr)
+            decision.outputs.insert(0, Reply(tr.gettext("Sie schreiben bereits mit mir, Lotse.")))
+            return decision
         if inbound.command == "start":
+            if inbound.argument and inbound.argument.startswith(LINK_PREFIX):
+                return await self._follow_link(inbound, inbound.argument, state, start, tr)
             guide = _guide_from_payload(inbound.argument)
             last_seen = tr.date(start.updated_at) if start.updated_at else None
             return engine.welcome(state, tr, guide=guide, last_seen=last_seen)
@@ -238,6 +293,90 @@ class ConversationService:
             message = await self.understand(cleaned.text)
         return engine.decide(state, message, tr)
 
+    async def _ticket_turn(
+        self,
+        inbound: Inbound,
+        cleaned: CleanedText | None,
+        state: ConversationState,
+        ticket: Ticket | None,
+        tr: Translator,
+    ) -> Decision | None:
+        """While an agent has the user's ticket, Lotse relays and stays silent; `/bot` ends
+        that. None: Lotse answers as usual."""
+        assert self.tickets is not None
+        if ticket is None or ticket.status != "open":
+            return None
+        engine = self._engine_for(state)
+        if inbound.command == "bot":
+            await self.tickets.user_returned(ticket)
+            decision = engine.prompt(state, tr)
+            text = tr.gettext(
+                "Gern, ab jetzt antworte wieder ich, Lotse. Ihre Anfrage Nr. {number} bleibt "
+                "beim Helpdesk offen."
+            ).format(number=ticket.number)
+            decision.outputs.insert(0, Reply(text))
+            return decision
+        if cleaned is not None and (cleaned.too_long or cleaned.unreadable):
+            return engine.reject(state, "too_long" if cleaned.too_long else "unreadable", tr)
+        text = self._transcript_text(inbound, cleaned.text if cleaned else None)
+        await self.tickets.relay_from_user(ticket, text)
+        if cleaned is not None and cleaned.had_secret:
+            return engine.reject(state, "secret", tr)  # relayed redacted, and a warning
+        return Decision(state)  # silent: the agent answers
+
+    async def _follow_link(
+        self,
+        inbound: Inbound,
+        token: str,
+        state: ConversationState,
+        start: TurnStart,
+        tr: Translator,
+    ) -> Decision:
+        """A hand-back link: the guide it names, or a polite refusal and the normal start."""
+        links = self.tickets.links if self.tickets is not None else None
+        reason: Refusal = "forged"
+        if links is not None:
+            try:
+                link_id, guide = await links.redeem(token, inbound.channel, inbound.user)
+            except LinkRefused as refused:
+                log.info("hand-back link refused (%s)", refused.reason)
+                reason = refused.reason
+            else:
+                state = dataclasses.replace(state.fresh(), handoff_link=link_id)
+                return self._engine_for(state).welcome(state, tr, guide=guide)
+        last_seen = tr.date(start.updated_at) if start.updated_at else None
+        decision = self._engine_for(state).welcome(state, tr, last_seen=last_seen)
+        decision.outputs.insert(0, Reply(refusal_text(reason, tr)))
+        return decision
+
+    async def resume(self, channel: str, user: str, guide: str | None, intro: str) -> list[Reply]:
+        """Lotse speaks first (an agent handed the user back): the intro, then the start of
+        `guide` or the current question. Saved like a turn, without a message from the user."""
+        async with self._lock(channel, user), self.store.turn(channel, user):
+            for _attempt in range(3):
+                start = await self.store.run(_load_turn_start, channel, user)
+                if start is None:  # the user had their data deleted meanwhile
+                    return []
+                state = (
+                    ConversationState.from_json(start.state)
+                    if start.state
+                    else ConversationState(locale=start.locale)
+                )
+                tr = translator(state.locale)
+                decision = Engine(self.registry.current).resume(state, tr, guide=guide, intro=intro)
+                replies, _deleted = await self._dispatch(decision, Inbound(channel, user), tr)
+                try:
+                    await self.store.finish_turn(
+                        start,
+                        decision.state.to_json(),
+                        decision.state.revision,
+                        [self._reply_text(reply) for reply in replies],
+                    )
+                except ConcurrentUpdate:
+                    continue
+                return replies
+        raise RuntimeError("conversation kept changing; giving up")
+
     async def _switch_language(
         self, inbound: Inbound, state: ConversationState, locale: str
     ) -> Decision:
@@ -264,13 +403,28 @@ class ConversationService:
             if isinstance(item, Reply):
                 replies.append(item)
             elif isinstance(item, DeleteUserData):
+                if self.tickets is not None:
+                    await self.tickets.forget_user(inbound.channel, inbound.user)
                 await self.store.delete_user(inbound.channel, inbound.user)
                 deleted = True
             elif type(item) in self._handlers:
                 replies.extend(await self._handlers[type(item)](item, context))
+                if isinstance(item, RunCheck) and self._server_error(context.state):
+                    # The mail server itself is broken: the helpdesk must know.
+                    replies.extend(
+                        await self._handlers[HandOver](HandOver("server_error"), context)
+                    )
             else:
                 replies.extend(self._without_service(item, tr))
         return replies, deleted
+
+    def _server_error(self, state: ConversationState) -> bool:
+        return (
+            HandOver in self._handlers
+            and state.last_check is not None
+            and state.last_check.get("overall") == "error"
+            and state.ticket is None
+        )
 
     def _without_service(self, action: Action, tr: Translator) -> list[Reply]:
         """No check or ticket service is running: point the user to the helpdesk."""
@@ -308,3 +462,25 @@ def _guide_from_payload(payload: str | None) -> str | None:
     if payload and payload.startswith("g_"):
         return payload[2:].replace("_", "-")
     return None
+
+
+def _load_turn_start(conn: Connection, channel: str, user: str) -> TurnStart | None:
+    """The user's saved conversation, for a turn Lotse starts itself (`resume`)."""
+    row = conn.execute(
+        select(
+            User.id,
+            User.locale,
+            Conversation.id,
+            Conversation.state,
+            Conversation.version,
+            Conversation.updated_at,
+        )
+        .join(Conversation, Conversation.user_id == User.id)
+        .where(User.channel == channel, User.external_id == user)
+    ).first()
+    if row is None:
+        return None
+    user_id, locale, conversation_id, state, version, updated_at = row
+    return TurnStart(
+        channel, user, user_id, conversation_id, locale, state or None, version, updated_at
+    )

@@ -17,6 +17,9 @@ from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.loader import load_knowledge
 from bot.storage.store import Store
 from bot.storage.tables import Conversation, User
+from bot.tickets.links import HandoffLinks
+from bot.tickets.records import MailSettings
+from bot.tickets.service import TicketService
 from bot.understanding.lexicon import LexiconUnderstander
 
 REPO = Path(__file__).resolve().parents[1]
@@ -86,3 +89,35 @@ class Chat:
         )
         saved = await self.service.store.run(lambda conn: conn.execute(query).scalar_one_or_none())
         return ConversationState.from_json(saved or {})
+
+
+HELPDESK_QUEUE = "servicedesk@helpdesk.lotse.test"  # the mailbox in tests.servers.mail
+MAIL_FROM = "lotse@uni-beispiel.de"
+LINK_SECRET = "test-handoff-secret"
+
+
+def attach_tickets(service: ConversationService) -> TicketService:
+    """Tickets (mail to the helpdesk queue, hand-back links) on a conversation service."""
+    mail = MailSettings(recipient=HELPDESK_QUEUE, sender=MAIL_FROM)
+    tickets = TicketService(service.store, lambda: service.knowledge, mail=mail)
+    tickets.links = HandoffLinks(service.store, LINK_SECRET, days=14, mail=mail)
+    tickets.attach(service)
+    return tickets
+
+
+@pytest.fixture
+def tickets(service: ConversationService) -> TicketService:
+    return attach_tickets(service)
+
+
+@dataclass
+class UserInbox:
+    """What the ticket service pushed to users of one channel (as a channel would send it)."""
+
+    sent: dict[str, list[Reply]] = field(default_factory=dict)
+
+    async def send(self, user: str, replies: list[Reply]) -> None:
+        self.sent.setdefault(user, []).extend(replies)
+
+    def text(self, user: str) -> str:
+        return "\n".join(reply.text for reply in self.sent.get(user, []))

@@ -335,7 +335,7 @@ async def test_the_command_menu_is_registered_in_german_and_english(
     telegram_api: FakeTelegram, bot: RunningBot
 ) -> None:
     german, english = telegram_api.commands[""], telegram_api.commands["en"]
-    names = ["start", "neu", "pruefen", "mensch", "hilfe", "loeschen", "sprache"]
+    names = ["start", "neu", "pruefen", "mensch", "hilfe", "loeschen", "sprache", "bot"]
     assert [command["command"] for command in german] == names
     assert [command["command"] for command in english] == names
     assert german[1]["description"] == "Von vorne anfangen"

@@ -49,7 +49,6 @@ import json
 import logging
 import os
 import random
-import signal
 import sys
 import time
 import uuid
@@ -225,6 +224,11 @@ class MatrixChannel:
         self._locks: WeakValueDictionary[str, asyncio.Lock] = WeakValueDictionary()
         # nio's keys_query raises when there is nothing (left) to query: one at a time.
         self._keys_lock = asyncio.Lock()
+        # The agents' room (bot/agents/matrix.py): its messages go to the desk, not to Lotse.
+        self.agent_room: str | None = None
+        self.on_agent_message: Callable[[Any], Awaitable[None]] | None = None
+        # Told (user, room) when a user writes in a direct chat: agents' answers go there.
+        self.on_direct_message: Callable[[str, str], None] | None = None
 
     @property
     def user_id(self) -> str:
@@ -362,7 +366,7 @@ class MatrixChannel:
             await self._join(room_id, direct)
 
     def _allowed_room(self, room_id: str, rooms: dict[str, Any]) -> bool:
-        if room_id in self.allowed:
+        if room_id in self.allowed or room_id == self.agent_room:
             return True
         room = rooms.get(room_id)
         return room is not None and room.canonical_alias in self.allowed
@@ -418,12 +422,18 @@ class MatrixChannel:
             return False
         if not isinstance(event, RoomMessageText):
             return False  # notices (bots), images, files, state changes
+        if room.room_id == self.agent_room:
+            if self.on_agent_message is not None:
+                batch.tasks.add(self._spawn(self.on_agent_message(event)))
+            return False
         content: dict[str, Any] = event.source.get("content", {})
         if is_edit(content):
             return False
         text = message_text(content)
         if not text.strip():
             return False
+        if self.on_direct_message is not None and room.member_count <= 2:
+            self.on_direct_message(str(event.sender), room.room_id)
         command = parse_command(text)
         if command is not None:
             inbound = Inbound(
@@ -529,7 +539,11 @@ class MatrixChannel:
             content["url"] = response.content_uri
         return content
 
-    async def _send_one(self, room_id: str, content: dict[str, Any], txn_id: str) -> None:
+    async def send_content(self, room_id: str, content: dict[str, Any], txn_id: str) -> str:
+        """Send one `m.room.message` as it is (the agents' room); its event id."""
+        return await self._send_one(room_id, content, txn_id)
+
+    async def _send_one(self, room_id: str, content: dict[str, Any], txn_id: str) -> str:
         backoff = Backoff()
         for attempt in range(1, SEND_ATTEMPTS + 1):
             try:
@@ -551,7 +565,7 @@ class MatrixChannel:
                 continue
             if isinstance(response, ErrorResponse):  # 429s never get here: nio waits and retries
                 raise RuntimeError(f"sending to {room_id} refused: {response}")
-            return
+            return str(response.event_id)
         raise RuntimeError(f"sending to {room_id} failed {SEND_ATTEMPTS} times")
 
     async def _trust_devices(self, room: Any) -> None:
@@ -563,7 +577,8 @@ class MatrixChannel:
         for user_id in list(room.users):
             for device in client.device_store.active_user_devices(user_id):
                 if not device.verified and not device.blacklisted:
-                    log.info("trusting device %s of %s on first use", device.id, user_id)
+                    # The Matrix ID names a person: DEBUG only (no personal data at INFO).
+                    log.debug("trusting device %s of %s on first use", device.id, user_id)
                     client.verify_device(device)
 
 
@@ -649,16 +664,26 @@ async def _password_login(client: Any, settings: Settings) -> None:
         raise MatrixLoginError(f"logging in as {settings.matrix_user} failed: {response}")
 
 
-async def serve(settings: Settings) -> None:
-    """Log in, then answer until cancelled (SIGTERM, SIGINT)."""
+async def serve(
+    settings: Settings,
+    service: ConversationService | None = None,
+    *,
+    on_ready: Callable[[], None] | None = None,
+) -> None:
+    """Log in, then answer until cancelled (SIGTERM, SIGINT).
+
+    With `service` (from `lotse serve`, shared with the other channels) the caller closes it;
+    without, one is built here and closed at the end. `on_ready` is called once logged in.
+    """
     client = new_client(settings)
-    service: ConversationService | None = None
+    own_service = service is None
     try:
         session = await log_in(client, settings)
         log.info("logged in as %s, device %s", session.user_id, session.device_id)
         if client.should_upload_keys:  # so users can encrypt for the bot before its first reply
             await client.keys_upload()
-        service = await build_service(settings)
+        if service is None:
+            service = await build_service(settings)
         relogin = None
         if settings.matrix_password is not None:
 
@@ -675,34 +700,29 @@ async def serve(settings: Settings) -> None:
         channel = MatrixChannel(
             client, service, allowed=allowed_rooms(settings.matrix_allowed_rooms), relogin=relogin
         )
+        # Agents' answers to Matrix users, the agents' room (imported here: it imports us).
+        from bot.agents.matrix import connect_agents
+
+        await connect_agents(channel, settings)
+        if on_ready is not None:
+            on_ready()
         await channel.run()
     finally:
-        if service is not None:
+        if own_service and service is not None:
             await service.close()
         await client.close()
 
 
 def run_matrix(settings: Settings) -> int:
-    """`lotse matrix`: run until SIGINT/SIGTERM. Exit code 2 for settings that cannot work."""
+    """`lotse matrix`: only the Matrix channel (and the periodic jobs), no HTTP server; run
+    until SIGINT/SIGTERM. Exit code 2 for settings that cannot work, 1 when login fails."""
     problem = configuration_problem(settings)
     if problem:
         print(problem, file=sys.stderr)
         return 2
-    try:
-        asyncio.run(_until_signalled(serve(settings)))
-    except MatrixLoginError as error:
-        print(error, file=sys.stderr)
-        return 1
-    return 0
+    from bot.serve.process import run_serve
 
-
-async def _until_signalled(coroutine: Awaitable[None]) -> None:
-    task = asyncio.ensure_future(coroutine)
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, task.cancel)
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    return run_serve(settings, only="matrix", http=False)
 
 
 def configuration_problem(settings: Settings) -> str | None:

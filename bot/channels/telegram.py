@@ -44,7 +44,6 @@ from telegram.ext import (
     filters,
 )
 
-from bot.app import build_service
 from bot.channels.telegram_format import option_for, render_reply
 from bot.config import Settings
 from bot.conversation import COMMANDS, ConversationService, Inbound
@@ -82,6 +81,7 @@ def command_menu(tr: Translator) -> list[BotCommand]:
         "hilfe": _("Was ich kann und wie Sie mit mir schreiben"),
         "loeschen": _("Meine gespeicherten Daten löschen"),
         "sprache": _("Sprache wählen"),
+        "bot": _("Vom Helpdesk zurück zu Lotse"),
     }
     return [BotCommand(command, descriptions[command]) for command in COMMANDS]
 
@@ -356,42 +356,79 @@ def build_application(
     return builder.build()
 
 
+class TelegramRunner:
+    """The Telegram channel on the caller's event loop, with the conversation service it is
+    given (`lotse serve` shares one service between all channels).
+
+    `start` connects (getMe), installs the handlers, sets the command menu and starts long
+    polling or the webhook listener; `stop` stops taking updates, lets the updates under way
+    finish for up to `within` seconds, and shuts the application down.
+    """
+
+    def __init__(self, settings: Settings, service: ConversationService) -> None:
+        self.settings = settings
+        self.app = build_application(settings)
+        self.channel = TelegramChannel(
+            service, allowed_groups=allowed_groups(settings.telegram_allowed_groups)
+        )
+        self.channel.install(self.app)
+
+    @property
+    def mode(self) -> str:
+        return "webhook" if self.settings.telegram_webhook_url else "polling"
+
+    @property
+    def running(self) -> bool:
+        updater = self.app.updater
+        return self.app.running and updater is not None and updater.running
+
+    async def start(self) -> None:
+        settings, app = self.settings, self.app
+        await app.initialize()
+        await self.channel.register_commands(app.bot)
+        # Agents' answers to Telegram users, the agents' group (imported here: it imports us).
+        from bot.agents.telegram import connect_agents
+
+        connect_agents(app, self.channel, settings)
+        await app.start()
+        assert app.updater is not None
+        if settings.telegram_webhook_url:
+            assert settings.telegram_webhook_secret is not None
+            await app.updater.start_webhook(
+                listen=settings.telegram_webhook_listen,
+                port=settings.telegram_webhook_port,
+                url_path=urlsplit(settings.telegram_webhook_url).path.lstrip("/"),
+                webhook_url=settings.telegram_webhook_url,
+                secret_token=settings.telegram_webhook_secret.get_secret_value(),
+                allowed_updates=ALLOWED_UPDATES,
+            )
+        else:
+            await app.updater.start_polling(timeout=POLL_TIMEOUT, allowed_updates=ALLOWED_UPDATES)
+
+    async def stop(self, within: float) -> None:
+        app = self.app
+        try:
+            if app.updater is not None and app.updater.running:
+                await app.updater.stop()  # no new updates from here on
+            if app.running:  # handles what was received, waits for handlers under way
+                await asyncio.wait_for(app.stop(), within)
+        except TimeoutError:
+            log.warning("Telegram updates still under way after %.0f s; stopping anyway", within)
+        finally:
+            with suppress(Exception):  # shutting down after a failed start may fail again
+                await app.shutdown()
+
+
 def run_telegram(settings: Settings) -> int:
-    """`lotse telegram`: run until SIGINT/SIGTERM. Exit code 2 for a setting that cannot work."""
+    """`lotse telegram`: only the Telegram channel (and the periodic jobs), no HTTP server;
+    run until SIGINT/SIGTERM. Exit code 2 for a setting that cannot work."""
     problem = _configuration_problem(settings)
     if problem:
         print(problem, file=sys.stderr)
         return 2
-    services: list[ConversationService] = []
+    from bot.serve.process import run_serve
 
-    async def start(app: AnyApplication) -> None:
-        # Built here, on the application's event loop, which the store's connections need.
-        service = await build_service(settings)
-        services.append(service)
-        channel = TelegramChannel(
-            service, allowed_groups=allowed_groups(settings.telegram_allowed_groups)
-        )
-        channel.install(app)
-        await channel.register_commands(app.bot)
-
-    async def stop(_app: AnyApplication) -> None:
-        for service in services:
-            await service.close()
-
-    app = build_application(settings, post_init=start, post_shutdown=stop)
-    if settings.telegram_webhook_url:
-        assert settings.telegram_webhook_secret is not None
-        app.run_webhook(
-            listen=settings.telegram_webhook_listen,
-            port=settings.telegram_webhook_port,
-            url_path=urlsplit(settings.telegram_webhook_url).path.lstrip("/"),
-            webhook_url=settings.telegram_webhook_url,
-            secret_token=settings.telegram_webhook_secret.get_secret_value(),
-            allowed_updates=ALLOWED_UPDATES,
-        )
-    else:
-        app.run_polling(timeout=POLL_TIMEOUT, allowed_updates=ALLOWED_UPDATES)
-    return 0
+    return run_serve(settings, only="telegram", http=False)
 
 
 def _configuration_problem(settings: Settings) -> str | None:

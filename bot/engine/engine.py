@@ -103,6 +103,21 @@ class Engine:
         turn.ask()
         return turn.done()
 
+    def resume(
+        self, state: ConversationState, tr: Translator, *, guide: str | None, intro: str
+    ) -> Decision:
+        """Lotse speaks first (an agent handed the user back): the intro, then the start of
+        `guide` (from scratch) or the current question."""
+        if guide is not None and guide in self.knowledge.guides:
+            state = state.fresh()
+        turn = _Turn(self.knowledge, dataclasses.replace(state), tr)
+        turn.say(intro)
+        if guide is not None and guide in self.knowledge.guides:
+            turn.open_guide(guide)
+        else:
+            turn.ask()
+        return turn.done()
+
     def prompt(self, state: ConversationState, tr: Translator) -> Decision:
         """Ask the current question again (after an action's own replies, for example)."""
         turn = _Turn(self.knowledge, dataclasses.replace(state), tr)
@@ -442,6 +457,9 @@ class _Turn:
             return
         self._choose_guide(choice.guide, version, note=None if choice.exact else version)
 
+    def open_guide(self, guide_id: str) -> None:
+        self._choose_guide(self.kb.guides[guide_id], version=None, note=None)
+
     def _choose_guide(self, guide: Guide, version: str | None, note: str | None) -> None:
         _ = self._
         program = self.kb.program_for(guide.id)
@@ -575,6 +593,24 @@ class _Turn:
     def _step_problem(self, guide: Guide) -> None:
         _ = self._
         self.state.problems_at_step += 1
+        if self.state.problems_at_step >= 2:
+            # Stuck at the same step twice: versions differ too much for a text to help.
+            self.say(
+                _(
+                    "Dieser Schritt klappt bei Ihnen auch beim zweiten Mal nicht – da hole ich "
+                    "besser einen Menschen dazu."
+                )
+            )
+            self.decision.outputs.append(HandOver("stuck"))
+            self.say(
+                _("Wie möchten Sie weitermachen?"),
+                [
+                    Option(_("Schritt noch einmal zeigen"), "repeat_step"),
+                    Option(_("Verbindung testen"), "request_check"),
+                    Option(_("Anderes Programm"), "restart"),
+                ],
+            )
+            return
         program = self.kb.program_for(guide.id)
         self.say(
             _(

@@ -42,6 +42,10 @@ class ConversationState:
     options: list[Option] = field(default_factory=list)  # the last options offered
     # The last connection check's result (CheckReport.as_json()), kept for agents to see.
     last_check: dict[str, Any] | None = None
+    # The user's active ticket (bot.tickets): while an agent has it, Lotse stays silent.
+    ticket: int | None = None
+    # The hand-back link the user came with; its outcome is mailed to the helpdesk.
+    handoff_link: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         # By hand: dataclasses.asdict deep-copies and took a third of a turn's engine time.
@@ -60,8 +64,8 @@ class ConversationState:
         return cls(**values)
 
     def fresh(self) -> ConversationState:
-        """A new conversation for the same user (keeps the language)."""
-        return ConversationState(locale=self.locale)
+        """A new conversation for the same user (keeps the language and an active ticket)."""
+        return ConversationState(locale=self.locale, ticket=self.ticket)
 
 
 _FIELDS = dataclasses.fields(ConversationState)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -16,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
     field_validator,
 )
 
@@ -105,11 +107,99 @@ class Server(Strict):
         return [e for e in self.endpoints if e.protocol == protocol]
 
 
+WEEKDAYS = ("Mo", "Di", "Mi", "Do", "Fr", "Sa", "So")  # Monday is 0, as in datetime.weekday()
+
+
+def _clock_from_yaml(value: object) -> object:
+    """YAML 1.1 reads an unquoted 16:00 as the number 960 (base 60); turn it back into text."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 24 * 60:
+        return f"{value // 60:02d}:{value % 60:02d}"
+    return value
+
+
+Clock = Annotated[
+    str,
+    BeforeValidator(_clock_from_yaml, json_schema_input_type=str),
+    StringConstraints(pattern=r"^([01]?[0-9]|2[0-3]):[0-5][0-9]$"),
+]
+
+
+def _minutes(clock: str) -> int:
+    hours, minutes = clock.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def parse_weekdays(text: str) -> frozenset[int]:
+    """ "Mo-Fr" or "Mo, Mi, Fr" or "Sa" -> weekday numbers; ValueError with the reason."""
+    days: set[int] = set()
+    for part in (p.strip() for p in text.split(",")):
+        first, _, last = part.partition("-")
+        try:
+            start = WEEKDAYS.index(first.strip())
+            end = WEEKDAYS.index(last.strip()) if last else start
+        except ValueError:
+            raise ValueError(
+                f"{part!r}: expected weekdays like 'Mo-Fr' or 'Mo, Mi' ({', '.join(WEEKDAYS)})"
+            ) from None
+        if end < start:
+            raise ValueError(f"{part!r}: the range must run forward (Mo-Fr, not Fr-Mo)")
+        days.update(range(start, end + 1))
+    return frozenset(days)
+
+
+class OpeningHours(Strict):
+    """One line of the helpdesk's hours: `{days: Mo-Do, from: "09:00", to: "16:00"}`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    days: NonEmpty
+    opens: Clock = Field(alias="from")
+    closes: Clock = Field(alias="to")
+
+    @field_validator("days")
+    @classmethod
+    def _known_days(cls, days: str) -> str:
+        parse_weekdays(days)
+        return days
+
+    @field_validator("closes")
+    @classmethod
+    def _after_opening(cls, closes: str, info: ValidationInfo) -> str:
+        opens = info.data.get("opens")
+        if opens is not None and _minutes(closes) <= _minutes(opens):
+            raise ValueError(f"'to' ({closes}) must be later than 'from' ({opens})")
+        return closes
+
+    @property
+    def weekdays(self) -> frozenset[int]:
+        return parse_weekdays(self.days)
+
+    @property
+    def opens_minutes(self) -> int:
+        return _minutes(self.opens)
+
+    @property
+    def closes_minutes(self) -> int:
+        return _minutes(self.closes)
+
+
 class Helpdesk(Strict):
     name: NonEmpty
     email: Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
     url: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")] | None = None
     phone: NonEmpty | None = None
+    # When agents answer tickets; without hours the bot does not promise a time.
+    hours: list[OpeningHours] = Field(default_factory=list)
+    timezone: NonEmpty = "Europe/Berlin"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {name!r} (e.g. Europe/Berlin)") from None
+        return name
 
 
 class ServerFile(Strict):

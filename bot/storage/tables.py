@@ -74,3 +74,86 @@ class JobLease(Base):
     holder: Mapped[str | None] = mapped_column(String(128))  # instance id while it runs
     leased_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+# --- tickets: the hand-over to helpdesk agents (bot/tickets) ------------------------------
+
+
+class Ticket(Base):
+    """A hand-over to a human agent. The user is named by channel and pseudonymous id, not by a
+    foreign key, so deleting a user's conversation leaves the helpdesk's statistics intact."""
+
+    __tablename__ = "tickets"
+    __table_args__ = (Index("ix_tickets_user", "channel", "user_external_id", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)  # the ticket number agents see
+    status: Mapped[str] = mapped_column(String(16))  # new | open | waiting | closed
+    reason: Mapped[str] = mapped_column(String(32))  # requested | stuck | unknown_program | ...
+    channel: Mapped[str] = mapped_column(String(32))
+    # None once the transcript was purged (retention); the row keeps its statistics.
+    user_external_id: Mapped[str | None] = mapped_column(String(255))
+    locale: Mapped[str] = mapped_column(String(16))
+    program: Mapped[str | None] = mapped_column(String(64))
+    version: Mapped[str | None] = mapped_column(String(64))
+    guide: Mapped[str | None] = mapped_column(String(64))
+    step: Mapped[int | None] = mapped_column()  # 1-based step reached, None outside a guide
+    last_check: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    assignee: Mapped[str | None] = mapped_column(String(255))
+    external_ref: Mapped[str | None] = mapped_column(String(255))
+    mail_thread_id: Mapped[str] = mapped_column(String(255))  # Message-ID of the first mail
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    taken_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    first_answer_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class TicketMessage(Base):
+    """The ticket's own redacted transcript: the conversation before the hand-over (copied),
+    then what the user, Lotse and agents wrote while the ticket was active."""
+
+    __tablename__ = "ticket_messages"
+    __table_args__ = (Index("ix_ticket_messages_ticket_id_id", "ticket_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    direction: Mapped[str] = mapped_column(String(8))  # "in" user, "out" Lotse, "agent"
+    author: Mapped[str | None] = mapped_column(String(255))  # the agent, for "agent"
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class OutgoingMail(Base):
+    """A mail to the helpdesk queue, written in the transaction of the event it reports and
+    deleted once the mail server took it (it holds a transcript)."""
+
+    __tablename__ = "mail_queue"
+    __table_args__ = (Index("ix_mail_queue_next_attempt_at", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recipient: Mapped[str] = mapped_column(String(255))
+    subject: Mapped[str] = mapped_column(String(998))
+    body: Mapped[str] = mapped_column(Text)
+    message_id: Mapped[str] = mapped_column(String(255))
+    in_reply_to: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+
+
+class HandoffLink(Base):
+    """A hand-back link an agent made (`lotse handoff-link`): the guide it opens, the agent's
+    reference, and who used it (a link works once)."""
+
+    __tablename__ = "handoff_links"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # the token's random part
+    guide: Mapped[str] = mapped_column(String(64))
+    external_ref: Mapped[str | None] = mapped_column(String(255))
+    mail_thread_id: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    channel: Mapped[str | None] = mapped_column(String(32))
+    user_external_id: Mapped[str | None] = mapped_column(String(255))

@@ -21,6 +21,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import email
+import email.message
+import email.policy
 import os
 import random
 import shutil
@@ -120,6 +123,7 @@ class Pki:
     wrong_host: Path
     self_signed: Path
     weak_key: Path
+    localhost: Path  # for "localhost", where mail to the helpdesk mailbox goes
 
 
 def _name(common_name: str) -> x509.Name:
@@ -207,6 +211,9 @@ def make_pki(directory: Path) -> Pki:
             ca_cert, ca_key, "other.lotse.test", not_before=now - year, not_after=now + year
         ),
         "self_signed": _leaf(None, None, HOST, not_before=now - year, not_after=now + year),
+        "localhost": _leaf(
+            ca_cert, ca_key, "localhost", not_before=now - year, not_after=now + year
+        ),
         "weak_key": _leaf(
             ca_cert,
             ca_key,
@@ -633,3 +640,170 @@ def mail_servers() -> Iterator[MailServers]:
         _missing(reason)
     with running_mail_servers() as servers:
         yield servers
+
+
+# --- a helpdesk mailbox: Postfix that accepts mail and delivers it to a maildir -----------
+
+HELPDESK_DOMAIN = "helpdesk.lotse.test"
+HELPDESK_ADDRESS = f"servicedesk@{HELPDESK_DOMAIN}"
+
+_MAILBOX_MAIN_CF = """\
+compatibility_level = 3.6
+queue_directory = {dir}/queue
+data_directory = {dir}/data
+maillog_file = {dir}/postfix.log
+maillog_file_prefixes = {dir}
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+myhostname = {host}
+mydestination =
+alias_maps =
+alias_database =
+local_recipient_maps =
+smtpd_banner = $myhostname ESMTP
+smtpd_tls_chain_files = {cert}
+smtpd_tls_security_level = encrypt
+smtpd_tls_protocols = >=TLSv1.2
+smtpd_tls_auth_only = yes
+smtpd_sasl_type = dovecot
+smtpd_sasl_path = inet:127.0.0.1:{auth}
+smtpd_sasl_auth_enable = yes
+# Only a logged-in client may send, as at a university's submission server.
+smtpd_relay_restrictions = permit_sasl_authenticated, reject
+smtpd_recipient_restrictions = permit_sasl_authenticated, reject
+virtual_mailbox_domains = {domain}
+virtual_mailbox_base = {dir}/mailboxes
+virtual_mailbox_maps = static:inbox/
+virtual_uid_maps = static:{uid}
+virtual_gid_maps = static:{gid}
+virtual_transport = virtual
+"""
+
+# Debian's services for accepting, queueing and delivering locally (no outgoing SMTP).
+_MAILBOX_MASTER_CF = """\
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+virtual   unix  -       n       n       -       -       virtual
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+127.0.0.1:{submission} inet n - n - - smtpd
+127.0.0.1:{smtps} inet n - n - - smtpd -o smtpd_tls_wrappermode=yes
+"""
+
+
+@dataclass(frozen=True)
+class Mailbox:
+    """The helpdesk's queue address as a maildir, behind Postfix with STARTTLS (submission)
+    and implicit TLS (smtps); login "anna"/"geheim" through Dovecot's SASL."""
+
+    submission: int
+    smtps: int
+    ca: Path
+    maildir: Path
+    user: str = "anna"
+    password: str = "geheim"
+    address: str = HELPDESK_ADDRESS
+
+    def url(self, scheme: str = "smtp", port: int | None = None) -> str:
+        port = port or (self.smtps if scheme == "smtps" else self.submission)
+        return f"{scheme}://{self.user}:{self.password}@localhost:{port}"
+
+    def clear(self) -> None:
+        for folder in ("new", "cur", "tmp"):
+            for path in (self.maildir / folder).glob("*"):
+                path.unlink()
+
+    def messages(self) -> list[email.message.EmailMessage]:
+        paths = sorted((self.maildir / "new").glob("*"), key=lambda p: p.stat().st_mtime_ns)
+        policy = email.policy.default
+        found: list[email.message.EmailMessage] = []
+        for path in paths:
+            message = email.message_from_bytes(path.read_bytes(), policy=policy)
+            assert isinstance(message, email.message.EmailMessage)
+            found.append(message)
+        return found
+
+    def wait_for(self, count: int, timeout: float = 15.0) -> list[email.message.EmailMessage]:
+        """At least `count` delivered mails (Postfix delivers within a second or so)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.messages()
+            if len(found) >= count:
+                return found
+            time.sleep(0.1)
+        raise AssertionError(f"expected {count} mails, found {len(self.messages())}")
+
+
+def start_mailbox(directory: Path, pki: Pki, sasl_port: int) -> tuple[Process, Mailbox]:
+    import pwd
+
+    directory.mkdir(parents=True)
+    directory.chmod(0o755)
+    nobody = pwd.getpwnam("nobody")
+    submission, smtps = free_port(), free_port()
+    (directory / "main.cf").write_text(
+        _MAILBOX_MAIN_CF.format(
+            dir=directory,
+            host=HOST,
+            cert=pki.localhost,
+            auth=sasl_port,
+            domain=HELPDESK_DOMAIN,
+            uid=nobody.pw_uid,
+            gid=nobody.pw_gid,
+        )
+    )
+    (directory / "master.cf").write_text(
+        _MAILBOX_MASTER_CF.format(submission=submission, smtps=smtps)
+    )
+    maildir = directory / "mailboxes" / "inbox"
+    for folder in ("new", "cur", "tmp"):
+        (maildir / folder).mkdir(parents=True)
+    for path in (directory / "mailboxes", maildir, *(maildir / f for f in ("new", "cur", "tmp"))):
+        os.chown(path, nobody.pw_uid, nobody.pw_gid)
+    _make_queue(directory)
+    process = Process(
+        "postfix-mailbox",
+        None,
+        directory,
+        stop_command=[_sbin("postfix"), "-c", str(directory), "stop"],
+    )
+    _run([_postfix_master(), "-c", str(directory), "-w"])
+    try:
+        _wait_for_greeting(LOCAL, submission, b"220 ", process)
+    except Exception:
+        stop(process)
+        raise
+    return process, Mailbox(submission, smtps, pki.ca, maildir)
+
+
+@pytest.fixture(scope="session")
+def helpdesk_mailbox_server(mail_servers: MailServers) -> Iterator[Mailbox]:
+    base = Path(tempfile.mkdtemp(prefix="lotse-mailbox-"))
+    base.chmod(0o755)
+    process, mailbox = start_mailbox(base / "postfix", mail_servers.pki, mail_servers.dovecot.auth)
+    try:
+        yield mailbox
+    finally:
+        stop(process)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def helpdesk_mailbox(helpdesk_mailbox_server: Mailbox) -> Mailbox:
+    """The helpdesk mailbox, emptied for this test."""
+    helpdesk_mailbox_server.clear()
+    return helpdesk_mailbox_server

@@ -48,6 +48,7 @@ TOKEN = "4242:test-token"
 # Form fields that carry numbers or JSON; everything else (e.g. `text`) is a plain string.
 _NUMBER_FIELDS = {"chat_id", "offset", "limit", "timeout", "message_id", "max_connections"}
 _JSON_FIELDS = {"reply_markup", "commands", "allowed_updates", "scope", "link_preview_options"}
+_JSON_FIELDS |= {"reply_parameters"}
 
 _HTML_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span", "tg-spoiler"}
 _HTML_TAGS |= {"a", "code", "pre", "blockquote", "tg-emoji"}
@@ -124,6 +125,7 @@ class FakeTelegram:
     webhook: dict[str, Any] | None = None
     blocked_chats: set[int] = field(default_factory=set)
     max_poll_wait: float = 0.25  # seconds; caps the long-poll timeout so bots stop quickly
+    delays: dict[str, float] = field(default_factory=dict)  # method -> seconds before answering
 
     def __post_init__(self) -> None:
         self._updates: list[dict[str, Any]] = []
@@ -191,6 +193,7 @@ class FakeTelegram:
             }
         )
         self.calls.append(ApiCall(method, params))
+        await asyncio.sleep(self.delays.get(method, 0))  # a slow network or Bot API
         failure = self._take_failure(method)
         if failure is not None and failure.disconnect:
             assert request.transport is not None
@@ -252,9 +255,16 @@ class FakeTelegram:
         return chat
 
     def message_update(
-        self, user: FakeUser, text: str, chat: dict[str, Any] | None = None
+        self,
+        user: FakeUser,
+        text: str,
+        chat: dict[str, Any] | None = None,
+        reply_to: SentMessage | None = None,
     ) -> dict[str, Any]:
-        """An update for a message the user writes (not queued: for posting to a webhook)."""
+        """An update for a message the user writes (not queued: for posting to a webhook).
+
+        `reply_to`: the bot's message this one answers (Telegram's "Reply").
+        """
         chat = chat or self.private_chat(user)
         message: dict[str, Any] = {
             "message_id": next(self._message_ids),
@@ -263,16 +273,22 @@ class FakeTelegram:
             "from": user.as_json(),
             "text": text,
         }
+        if reply_to is not None:
+            message["reply_to_message"] = reply_to.data
         if text.startswith("/"):  # Telegram marks commands; CommandHandler relies on it
             command = text.split()[0]
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
         return {"update_id": next(self._update_ids), "message": message}
 
     def user_message(
-        self, user: FakeUser, text: str, chat: dict[str, Any] | None = None
+        self,
+        user: FakeUser,
+        text: str,
+        chat: dict[str, Any] | None = None,
+        reply_to: SentMessage | None = None,
     ) -> dict[str, Any]:
         """The user writes `text`; the bot gets it with its next `getUpdates`."""
-        update = self.message_update(user, text, chat)
+        update = self.message_update(user, text, chat, reply_to)
         self._queue(update)
         return update
 
@@ -383,6 +399,9 @@ class FakeTelegram:
         }
         if markup:
             data["reply_markup"] = markup
+        replied = (params.get("reply_parameters") or {}).get("message_id")
+        if replied is not None and (chat_id, int(replied)) in self._messages:
+            data["reply_to_message"] = dict(self._messages[(chat_id, int(replied))].data)
         html_text = raw if params.get("parse_mode") == "HTML" else None
         message = SentMessage(chat_id, data["message_id"], text, html_text, data)
         self.sent.append(message)
@@ -483,9 +502,9 @@ class TelegramChat:
     def unseen(self) -> list[SentMessage]:
         return self.api.messages_to(self.chat_id)[self.seen :]
 
-    def send(self, text: str) -> None:
-        """Write without waiting for the answer."""
-        self.api.user_message(self.user, text, self.chat)
+    def send(self, text: str, reply_to: SentMessage | None = None) -> None:
+        """Write without waiting for the answer (`reply_to`: as a reply to the bot's message)."""
+        self.api.user_message(self.user, text, self.chat, reply_to)
 
     async def say(
         self, text: str, until: Callable[[list[SentMessage]], bool] | None = None

@@ -1,0 +1,230 @@
+"""`lotse serve`: every configured chat channel, the periodic jobs and the HTTP server in one
+process and event loop, sharing one conversation service.
+
+Start: migrations (under an advisory lock on PostgreSQL), the knowledge base, the HTTP server
+(so /healthz answers while the channels connect), the jobs runner, then the channels.
+A channel runs when its settings are there: Telegram with `LOTSE_TELEGRAM_TOKEN` (webhook mode
+with `LOTSE_TELEGRAM_WEBHOOK_URL`), Matrix with `LOTSE_MATRIX_HOMESERVER`.
+
+Stop (SIGTERM, SIGINT): the channels stop taking updates and finish the ones under way, the
+turns in flight get up to `DRAIN_SECONDS` in all, running jobs a moment to end, then the store
+closes. Docker's default grace period is 10 s, so this fits in it.
+
+Several instances may run against one PostgreSQL: turns of one user are serialised by the
+store (advisory lock), jobs by their leases, and Telegram's webhook can go to any of them
+(through a load balancer). Matrix has one sync stream per account: run it in one instance only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+
+from aiohttp import web
+
+from bot.app import build_service
+from bot.config import Settings
+from bot.conversation import ConversationService
+from bot.logs import configure_logging
+from bot.serve.health import ChannelStatus, Health
+from bot.serve.http import build_http_app
+from bot.serve.jobs import Job, JobRunner
+
+log = logging.getLogger(__name__)
+
+DRAIN_SECONDS = 8.0  # for the channels' updates and the turns in flight, together
+JOBS_GRACE_SECONDS = 1.0  # then running jobs are cancelled (their leases come back)
+CHANNELS = ("telegram", "matrix")
+
+
+def configured_channels(settings: Settings) -> list[str]:
+    configured = []
+    if settings.telegram_token is not None and settings.telegram_token.get_secret_value():
+        configured.append("telegram")
+    if settings.matrix_homeserver:
+        configured.append("matrix")
+    return configured
+
+
+def configuration_problems(settings: Settings, channels: list[str]) -> list[str]:
+    """Settings that cannot work, for the channels that would run (checked before start)."""
+    from bot.channels.matrix import configuration_problem as matrix_problem
+    from bot.channels.telegram import _configuration_problem as telegram_problem
+
+    checks = {"telegram": telegram_problem, "matrix": matrix_problem}
+    return [problem for name in channels if (problem := checks[name](settings))]
+
+
+def periodic_jobs(settings: Settings, service: ConversationService) -> list[Job]:
+    """The jobs every instance offers to run (leases decide which instance does)."""
+    from bot.tickets.jobs import ticket_jobs
+
+    return ticket_jobs(settings, service)
+
+
+class ChannelRunner:
+    """Start and stop one chat channel, keeping its `ChannelStatus` up to date."""
+
+    def __init__(self, name: str, status: ChannelStatus) -> None:
+        self.name = name
+        self.status = status
+        self.failed = asyncio.Event()
+
+    def fail(self, error: BaseException) -> None:
+        self.status.state, self.status.detail = "failed", f"{type(error).__name__}: {error}"
+        log.error("the %s channel failed: %s", self.name, self.status.detail, exc_info=error)
+        self.failed.set()
+
+
+async def _start_telegram(
+    settings: Settings, service: ConversationService, runner: ChannelRunner
+) -> Callable[[float], Awaitable[None]]:
+    from bot.channels.telegram import TelegramRunner
+
+    telegram = TelegramRunner(settings, service)
+
+    async def stop(within: float) -> None:
+        await telegram.stop(within)
+
+    try:
+        await telegram.start()
+    except Exception as error:
+        runner.fail(error)
+        await telegram.stop(0.1)
+        return stop
+    runner.status.state, runner.status.detail = "running", telegram.mode
+    return stop
+
+
+async def _start_matrix(
+    settings: Settings, service: ConversationService, runner: ChannelRunner
+) -> Callable[[float], Awaitable[None]]:
+    from bot.channels import matrix
+
+    def ready() -> None:
+        runner.status.state = "running"
+
+    task = asyncio.create_task(matrix.serve(settings, service, on_ready=ready), name="matrix")
+
+    def ended(task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        error = task.exception()
+        runner.fail(error or RuntimeError("the Matrix channel ended"))
+
+    task.add_done_callback(ended)
+
+    async def stop(within: float) -> None:
+        # Cancelling ends the sync; the channel then lets its answers under way finish.
+        task.cancel()
+        with suppress(asyncio.CancelledError, Exception):
+            await asyncio.wait_for(task, within)
+
+    return stop
+
+
+async def serve(
+    settings: Settings,
+    *,
+    only: str | None = None,
+    http: bool = True,
+    stop: asyncio.Event | None = None,
+) -> int:
+    """Run until `stop` is set (SIGTERM/SIGINT set it); the exit code.
+
+    `only` runs just that channel (`lotse telegram`, `lotse matrix`); then the process ends
+    with 1 when that channel fails. `lotse serve` keeps serving the others and reports a
+    failed channel in /healthz.
+    """
+    names = [name for name in configured_channels(settings) if only in (None, name)]
+    problems = configuration_problems(settings, names)
+    if only is not None and only not in names:
+        problems.append(f"the {only} channel is not configured")
+    if problems:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        return 2
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+
+    service = await build_service(settings)
+    health = Health(settings, service)
+    health.follow_reloads()
+    http_runner = await _start_http(settings, health) if http else None
+    jobs = JobRunner(service.store, periodic_jobs(settings, service))
+    jobs_task = asyncio.create_task(jobs.run_forever(), name="jobs")
+    runners = [ChannelRunner(name, health.channel(name)) for name in names]
+    stoppers: list[Callable[[float], Awaitable[None]]] = []
+    exit_code = 0
+    try:
+        starters = {"telegram": _start_telegram, "matrix": _start_matrix}
+        for runner in runners:
+            stoppers.append(await starters[runner.name](settings, service, runner))
+        log.info(
+            "serving: channels %s; HTTP %s; jobs %s",
+            ", ".join(f"{r.name} ({r.status.detail or r.status.state})" for r in runners)
+            or "none (no chat channel configured)",
+            f"on {settings.http_listen}:{settings.http_port}" if http_runner else "off",
+            ", ".join(job.name for job in jobs.jobs) or "none",
+        )
+        if only is not None:
+            waits = [_waiting(stop), *(_waiting(r.failed) for r in runners)]
+            await _first(waits)
+            exit_code = 1 if any(r.failed.is_set() for r in runners) else 0
+        else:
+            await stop.wait()
+    finally:
+        log.info("stopping: finishing the turns under way")
+        started = time.monotonic()
+        for runner in runners:
+            if runner.status.state != "failed":
+                runner.status.state = "stopping"
+        await asyncio.gather(*(stopper(DRAIN_SECONDS) for stopper in stoppers))
+        left = max(0.0, DRAIN_SECONDS - (time.monotonic() - started))
+        if not await service.store.drain(left):
+            log.warning("%d turns still under way; stopping anyway", service.store.turns_in_flight)
+        jobs_task.cancel()
+        with suppress(asyncio.CancelledError):
+            await jobs_task
+        await jobs.stop(JOBS_GRACE_SECONDS)
+        if http_runner is not None:
+            await http_runner.cleanup()
+        for runner in runners:
+            if runner.status.state != "failed":
+                runner.status.state = "stopped"
+        await service.close()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        log.info("stopped")
+    return exit_code
+
+
+def _waiting(event: asyncio.Event) -> asyncio.Future[bool]:
+    return asyncio.ensure_future(event.wait())
+
+
+async def _first(waits: list[asyncio.Future[bool]]) -> None:
+    _done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for waiting in pending:
+        waiting.cancel()
+
+
+async def _start_http(settings: Settings, health: Health) -> web.AppRunner:
+    runner = web.AppRunner(build_http_app(health), handle_signals=False, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.http_listen, settings.http_port)
+    await site.start()
+    return runner
+
+
+def run_serve(settings: Settings, *, only: str | None = None, http: bool = True) -> int:
+    """The console entry: logging as configured, then `serve` on a new event loop."""
+    configure_logging(settings.log_format, settings.log_level)
+    return asyncio.run(serve(settings, only=only, http=http))

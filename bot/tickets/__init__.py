@@ -1,0 +1,1 @@
+"""Hand-over to helpdesk agents: tickets, ticket mail, hand-back links, retention."""

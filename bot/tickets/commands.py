@@ -1,0 +1,142 @@
+"""`lotse tickets`, `lotse handoff-link` and `lotse purge`: the agents' and admins' commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+
+from bot.app import ConfigurationError, mail_settings
+from bot.config import Settings
+from bot.knowledge.loader import load_knowledge
+from bot.storage.store import Store
+from bot.tickets import mail_text
+from bot.tickets.links import HandoffLinks, Link
+from bot.tickets.models import STATUSES, Ticket, TicketError
+from bot.tickets.retention import run_purge
+from bot.tickets.service import TicketService
+
+
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    tickets = commands.add_parser("tickets", help="tickets handed over to the helpdesk")
+    ticket_commands = tickets.add_subparsers(dest="tickets_command", required=True)
+    listing = ticket_commands.add_parser("list", help="list tickets")
+    listing.add_argument("--status", choices=STATUSES, default=None)
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    show = ticket_commands.add_parser("show", help="a ticket's fields and transcript")
+    show.add_argument("number", type=int)
+    show.add_argument("--json", action="store_true")
+    close = ticket_commands.add_parser("close", help="close a ticket")
+    close.add_argument("number", type=int)
+    close.add_argument("--agent", default="cli", help="who closes it (default: cli)")
+
+    link = commands.add_parser(
+        "handoff-link", help="a link that sends a user into a guide (LOTSE_HANDOFF_SECRET)"
+    )
+    link.add_argument("--guide", required=True, help="guide id, e.g. thunderbird")
+    link.add_argument("--ref", default=None, help="your ticket's reference, e.g. Ticket#123")
+
+    commands.add_parser("purge", help="delete what retention allows (LOTSE_RETENTION_DAYS ...)")
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    return asyncio.run(_run(settings, args))
+
+
+async def _run(settings: Settings, args: argparse.Namespace) -> int:
+    store = await Store.open(settings.database_url)
+    try:
+        if args.command == "purge":
+            report = await run_purge(store, settings.retention_days, settings.ticket_retention_days)
+            print("\n".join(report.lines()))
+            return 0
+        if args.command == "handoff-link":
+            return await _handoff_link(settings, store, args)
+        knowledge = load_knowledge(settings.knowledge_dir)
+        tickets = TicketService(store, lambda: knowledge, mail=mail_settings(settings))
+        try:
+            return await _tickets(tickets, args)
+        except TicketError as error:
+            print(error, file=sys.stderr)
+            return 1
+    finally:
+        await store.close()
+
+
+async def _tickets(tickets: TicketService, args: argparse.Namespace) -> int:
+    if args.tickets_command == "list":
+        found = await tickets.list(args.status)
+        for ticket in found:
+            print(json.dumps(ticket.as_json(), ensure_ascii=False) if args.json else _line(ticket))
+        if not found and not args.json:
+            print("Keine Tickets.")
+        return 0
+    if args.tickets_command == "show":
+        shown = await tickets.get(args.number)
+        if shown is None:
+            raise TicketError(f"Ein Ticket Nr. {args.number} gibt es nicht.")
+        transcript = await tickets.transcript(args.number)
+        if args.json:
+            data = shown.as_json()
+            data["transcript"] = [
+                {"direction": m.direction, "text": m.text, "at": m.created_at.isoformat()}
+                for m in transcript
+            ]
+            print(json.dumps(data, ensure_ascii=False))
+            return 0
+        print("\n".join(mail_text.ticket_fields(shown)))
+        print()
+        lines = [(m.direction, None, m.text, m.created_at) for m in transcript]
+        print("\n".join(mail_text.transcript_lines(lines)) or "(kein Verlauf gespeichert)")
+        return 0
+    ticket = await tickets.close(args.number, args.agent)
+    print(f"Ticket Nr. {ticket.number} ist geschlossen.")
+    return 0
+
+
+def _line(ticket: Ticket) -> str:
+    program = f"{ticket.program or '–'} {ticket.version or ''}".strip()
+    step = f" Schritt {ticket.step}" if ticket.step else ""
+    return (
+        f"#{ticket.number:<5} {ticket.status:<8} {mail_text.local_time(ticket.created_at)}  "
+        f"{ticket.reason:<15} {ticket.channel:<9} {program}{step}"
+        + (f"  ({ticket.assignee})" if ticket.assignee else "")
+    )
+
+
+async def _handoff_link(settings: Settings, store: Store, args: argparse.Namespace) -> int:
+    if settings.handoff_secret is None or not settings.handoff_secret.get_secret_value():
+        raise ConfigurationError(
+            "LOTSE_HANDOFF_SECRET is not set: hand-back links need a secret shared by the bot "
+            "(e.g. `openssl rand -hex 32`)."
+        )
+    knowledge = load_knowledge(settings.knowledge_dir)
+    if args.guide not in knowledge.guides:
+        print(
+            f"Eine Anleitung „{args.guide}“ gibt es nicht. Bekannt sind: "
+            f"{', '.join(sorted(knowledge.guides))}.",
+            file=sys.stderr,
+        )
+        return 1
+    links = HandoffLinks(
+        store,
+        settings.handoff_secret.get_secret_value(),
+        days=settings.handoff_link_days,
+        mail=mail_settings(settings),
+    )
+    link = await links.create(args.guide, args.ref)
+    print(link_instructions(link, settings.telegram_bot_username))
+    return 0
+
+
+def link_instructions(link: Link, telegram_username: str | None) -> str:
+    lines = []
+    if telegram_username:
+        lines.append(f"Telegram: https://t.me/{telegram_username}?start={link.token}")
+    lines.append(f"Matrix: dem Lotse-Bot „/start {link.token}“ schreiben")
+    lines.append(
+        f"Gültig bis {mail_text.local_time(link.expires_at)} (einmal verwendbar), "
+        f"Anleitung {link.guide}" + (f", Referenz {link.external_ref}" if link.external_ref else "")
+    )
+    return "\n".join(lines)

@@ -1,0 +1,65 @@
+"""When someone from the helpdesk will answer, from the hours in `server.yaml`.
+
+"heute bis 16 Uhr" while the helpdesk is open, else the next opening: "heute ab 9 Uhr",
+"morgen ab 9 Uhr", "am Montag ab 9 Uhr".
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from bot.i18n import Translator
+from bot.knowledge.models import Helpdesk
+
+
+def _clock(minutes: int, tr: Translator) -> str:
+    _ = tr.gettext
+    hour, minute = divmod(minutes, 60)
+    if minute == 0:
+        return _("{hour} Uhr").format(hour=hour)
+    return _("{hour}:{minute} Uhr").format(hour=hour, minute=f"{minute:02d}")
+
+
+def _weekday(number: int, tr: Translator) -> str:
+    _ = tr.gettext
+    names = (
+        _("Montag"),
+        _("Dienstag"),
+        _("Mittwoch"),
+        _("Donnerstag"),
+        _("Freitag"),
+        _("Samstag"),
+        _("Sonntag"),
+    )
+    return names[number]
+
+
+def answer_time(helpdesk: Helpdesk, now: datetime, tr: Translator) -> str | None:
+    """One sentence saying when an agent answers; None when no hours are configured."""
+    _ = tr.gettext
+    if not helpdesk.hours:
+        return None
+    local = now.astimezone(ZoneInfo(helpdesk.timezone))
+    minutes = local.hour * 60 + local.minute
+    for offset in range(8):
+        weekday = (local.weekday() + offset) % 7
+        windows = sorted(
+            (h for h in helpdesk.hours if weekday in h.weekdays), key=lambda h: h.opens_minutes
+        )
+        for window in windows:
+            if offset == 0 and window.opens_minutes <= minutes < window.closes_minutes:
+                return _("Jemand aus dem Helpdesk meldet sich heute bis {time}.").format(
+                    time=_clock(window.closes_minutes, tr)
+                )
+            if offset == 0 and window.opens_minutes <= minutes:
+                continue  # this window is over for today
+            time = _clock(window.opens_minutes, tr)
+            if offset == 0:
+                return _("Jemand aus dem Helpdesk meldet sich heute ab {time}.").format(time=time)
+            if offset == 1:
+                return _("Jemand aus dem Helpdesk meldet sich morgen ab {time}.").format(time=time)
+            return _("Jemand aus dem Helpdesk meldet sich am {weekday} ab {time}.").format(
+                weekday=_weekday(weekday, tr), time=time
+            )
+    return None

@@ -1,0 +1,46 @@
+"""The ticket service's periodic jobs for `lotse serve` (run through bot.serve.jobs leases)."""
+
+from __future__ import annotations
+
+import logging
+
+from bot.config import Settings
+from bot.conversation import ConversationService
+from bot.serve.jobs import Job
+from bot.tickets.outbox import deliver_queue
+from bot.tickets.retention import run_purge
+from bot.tickets.smtp import SmtpSender
+
+log = logging.getLogger(__name__)
+
+MAIL_EVERY = 30.0  # seconds
+PURGE_EVERY = 24 * 3600.0
+
+
+def ticket_jobs(settings: Settings, service: ConversationService) -> list[Job]:
+    """Mail queue delivery every 30 s (when LOTSE_SMTP_URL is set) and retention daily."""
+    store = service.store
+    jobs: list[Job] = []
+    if settings.smtp_url is not None:
+        sender = SmtpSender(settings.smtp_url.get_secret_value(), settings.smtp_ca_file)
+
+        async def deliver_mail() -> None:
+            report = await deliver_queue(store, sender.send, settings.mail_from)
+            if report.sent or report.failed:
+                log.info(
+                    "ticket mail: %d sent, %d failed, %d waiting",
+                    report.sent,
+                    report.failed,
+                    report.waiting,
+                )
+
+        jobs.append(Job("ticket-mail", MAIL_EVERY, deliver_mail, timeout=300.0))
+    elif settings.helpdesk_email:
+        log.warning("LOTSE_HELPDESK_EMAIL is set but LOTSE_SMTP_URL is not: ticket mail waits")
+
+    async def purge() -> None:
+        report = await run_purge(store, settings.retention_days, settings.ticket_retention_days)
+        log.info("retention: %s", "; ".join(report.lines()))
+
+    jobs.append(Job("retention", PURGE_EVERY, purge, timeout=1800.0))
+    return jobs

@@ -1,0 +1,105 @@
+"""What the ticket service hands out: tickets, events about them, and errors for agents."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+Status = Literal["new", "open", "waiting", "closed"]
+STATUSES: tuple[Status, ...] = ("new", "open", "waiting", "closed")
+ACTIVE: tuple[Status, ...] = ("new", "open", "waiting")  # one of these per user at a time
+EventKind = Literal["created", "taken", "user_message", "agent_message", "handed_back", "closed"]
+
+
+class TicketError(Exception):
+    """An agent's request that cannot be carried out; str() is a polite German sentence."""
+
+
+@dataclass(frozen=True)
+class Ticket:
+    number: int
+    status: str  # one of STATUSES
+    reason: str  # requested | stuck | unknown_program | server_error
+    channel: str
+    user: str  # the platform's pseudonymous id; "" once the transcript was purged
+    locale: str
+    program: str | None
+    version: str | None
+    guide: str | None
+    step: int | None  # 1-based step of the guide the user reached
+    last_check: dict[str, Any] | None
+    assignee: str | None
+    external_ref: str | None
+    created_at: datetime
+    taken_at: datetime | None
+    first_answer_at: datetime | None
+    closed_at: datetime | None
+
+    @property
+    def active(self) -> bool:
+        return self.status != "closed"
+
+    def as_json(self) -> dict[str, Any]:
+        def when(value: datetime | None) -> str | None:
+            return value.isoformat() if value is not None else None
+
+        return {
+            "number": self.number,
+            "status": self.status,
+            "reason": self.reason,
+            "channel": self.channel,
+            "user": self.user,
+            "locale": self.locale,
+            "program": self.program,
+            "version": self.version,
+            "guide": self.guide,
+            "step": self.step,
+            "last_check": self.last_check,
+            "assignee": self.assignee,
+            "external_ref": self.external_ref,
+            "created_at": when(self.created_at),
+            "taken_at": when(self.taken_at),
+            "first_answer_at": when(self.first_answer_at),
+            "closed_at": when(self.closed_at),
+        }
+
+
+@dataclass(frozen=True)
+class TicketEvent:
+    kind: EventKind
+    ticket: Ticket
+    text: str | None = None  # the redacted message for "user_message" and "agent_message"
+    agent: str | None = None  # who did it, for events caused by an agent
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """SQLite returns naive datetimes for timezone-aware columns; they hold UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def ticket_from_row(row: Any) -> Ticket:
+    """A ticket from a row of `select(tables.Ticket)`."""
+    created = utc(row.created_at)
+    assert created is not None
+    return Ticket(
+        number=row.id,
+        status=row.status,
+        reason=row.reason,
+        channel=row.channel,
+        user=row.user_external_id or "",
+        locale=row.locale,
+        program=row.program,
+        version=row.version,
+        guide=row.guide,
+        step=row.step,
+        last_check=row.last_check,
+        assignee=row.assignee,
+        external_ref=row.external_ref,
+        created_at=created,
+        taken_at=utc(row.taken_at),
+        first_answer_at=utc(row.first_answer_at),
+        closed_at=utc(row.closed_at),
+    )

@@ -1,0 +1,331 @@
+"""The ticket transactions: plain functions of a SQLAlchemy `Connection`, run by `Store.run`.
+
+Every change to a ticket queues its mail in the same transaction, so a ticket never exists
+without its mail and a mail server that is down loses nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import make_msgid
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from bot.storage.tables import (
+    Conversation,
+    Message,
+    OutgoingMail,
+    TicketMessage,
+    User,
+    utcnow,
+)
+from bot.storage.tables import Ticket as TicketRow
+from bot.tickets import mail_text
+from bot.tickets.models import ACTIVE, Ticket, TicketError, ticket_from_row, utc
+
+CONTEXT_MESSAGES = 60  # how much of the conversation before the hand-over a ticket copies
+
+TranscriptLine = tuple[str, str | None, str, datetime]  # direction, author, text, created_at
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    """Where ticket mail goes; None of these in the service means no mail is queued."""
+
+    recipient: str
+    sender: str
+
+    @property
+    def domain(self) -> str:
+        return self.sender.rpartition("@")[2] or "localhost"
+
+    def message_id(self, idstring: str) -> str:
+        return make_msgid(idstring=idstring, domain=self.domain)
+
+
+@dataclass(frozen=True)
+class NewTicket:
+    reason: str
+    channel: str
+    user: str
+    locale: str
+    program: str | None
+    version: str | None
+    guide: str | None
+    step: int | None
+    last_check: dict[str, Any] | None
+    external_ref: str | None
+
+
+# --- reading -----------------------------------------------------------------------------
+
+
+def load(conn: Connection, number: int) -> Ticket | None:
+    row = conn.execute(select(TicketRow).where(TicketRow.id == number)).first()
+    return ticket_from_row(row) if row is not None else None
+
+
+def require(conn: Connection, number: int) -> Ticket:
+    ticket = load(conn, number)
+    if ticket is None:
+        raise TicketError(f"Ein Ticket Nr. {number} gibt es nicht.")
+    return ticket
+
+
+def require_active(conn: Connection, number: int) -> Ticket:
+    ticket = require(conn, number)
+    if not ticket.active:
+        raise TicketError(f"Ticket Nr. {number} ist bereits geschlossen.")
+    return ticket
+
+
+def active_for(conn: Connection, channel: str, user: str) -> Ticket | None:
+    row = conn.execute(
+        select(TicketRow)
+        .where(
+            TicketRow.channel == channel,
+            TicketRow.user_external_id == user,
+            TicketRow.status.in_(ACTIVE),
+        )
+        .order_by(TicketRow.id.desc())
+    ).first()
+    return ticket_from_row(row) if row is not None else None
+
+
+def listing(conn: Connection, status: str | None) -> list[Ticket]:
+    query = select(TicketRow).order_by(TicketRow.id)
+    if status is not None:
+        query = query.where(TicketRow.status == status)
+    return [ticket_from_row(row) for row in conn.execute(query)]
+
+
+def transcript(conn: Connection, number: int) -> list[TranscriptLine]:
+    rows = conn.execute(
+        select(
+            TicketMessage.direction,
+            TicketMessage.author,
+            TicketMessage.text,
+            TicketMessage.created_at,
+        )
+        .where(TicketMessage.ticket_id == number)
+        .order_by(TicketMessage.id)
+    ).all()
+    return [(d, a, t, utc(c) or c) for d, a, t, c in rows]
+
+
+def mail_thread(conn: Connection, number: int) -> str:
+    return str(
+        conn.execute(select(TicketRow.mail_thread_id).where(TicketRow.id == number)).scalar_one()
+    )
+
+
+def queued_mails(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(OutgoingMail)).scalar_one())
+
+
+# --- writing -----------------------------------------------------------------------------
+
+
+def queue_mail(
+    conn: Connection,
+    mail: MailSettings | None,
+    *,
+    subject: str,
+    body: str,
+    message_id: str,
+    in_reply_to: str | None,
+) -> None:
+    if mail is None:
+        return
+    now = utcnow()
+    conn.execute(
+        insert(OutgoingMail).values(
+            recipient=mail.recipient,
+            subject=subject,
+            body=body,
+            message_id=message_id,
+            in_reply_to=in_reply_to,
+            created_at=now,
+            attempts=0,
+            next_attempt_at=now,
+        )
+    )
+
+
+def queue_ticket_mail(
+    conn: Connection,
+    mail: MailSettings | None,
+    ticket: Ticket,
+    kind: str,
+    *,
+    text: str | None = None,
+    agent: str | None = None,
+    with_transcript: bool = False,
+) -> None:
+    if mail is None:
+        return
+    thread = mail_thread(conn, ticket.number)
+    queue_mail(
+        conn,
+        mail,
+        subject=mail_text.ticket_subject(ticket, kind),
+        body=mail_text.ticket_body(
+            ticket,
+            kind,
+            text=text,
+            agent=agent,
+            transcript=transcript(conn, ticket.number) if with_transcript else None,
+        ),
+        message_id=thread if kind == "created" else mail.message_id(f"lotse-{ticket.number}"),
+        in_reply_to=None if kind == "created" else thread,
+    )
+
+
+def add_message(
+    conn: Connection, number: int, direction: str, text: str, author: str | None = None
+) -> None:
+    conn.execute(
+        insert(TicketMessage).values(
+            ticket_id=number, direction=direction, author=author, text=text, created_at=utcnow()
+        )
+    )
+
+
+def add_turn(conn: Connection, number: int, inbound: str, replies: Sequence[str]) -> None:
+    """A turn Lotse answered while the ticket waits for an agent: part of the transcript."""
+    add_message(conn, number, "in", inbound)
+    for reply in replies:
+        add_message(conn, number, "out", reply)
+
+
+def create(conn: Connection, new: NewTicket, mail: MailSettings | None) -> tuple[Ticket, bool]:
+    """The user's active ticket if there is one (False), else a new ticket (True)."""
+    existing = active_for(conn, new.channel, new.user)
+    if existing is not None:
+        return existing, False
+    now = utcnow()
+    number = conn.execute(
+        insert(TicketRow)
+        .values(
+            status="new",
+            reason=new.reason,
+            channel=new.channel,
+            user_external_id=new.user,
+            locale=new.locale,
+            program=new.program,
+            version=new.version,
+            guide=new.guide,
+            step=new.step,
+            last_check=new.last_check,
+            external_ref=new.external_ref,
+            mail_thread_id=(mail or MailSettings("", "lotse@localhost")).message_id("lotse-ticket"),
+            created_at=now,
+        )
+        .returning(TicketRow.id)
+    ).scalar_one()
+    _copy_conversation(conn, number, new.channel, new.user)
+    ticket = require(conn, number)
+    queue_ticket_mail(conn, mail, ticket, "created", with_transcript=True)
+    return ticket, True
+
+
+def _copy_conversation(conn: Connection, number: int, channel: str, user: str) -> None:
+    """The last messages before the hand-over, so that nobody asks the user twice."""
+    rows = conn.execute(
+        select(Message.direction, Message.text, Message.created_at)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .join(User, User.id == Conversation.user_id)
+        .where(User.channel == channel, User.external_id == user)
+        .order_by(Message.id.desc())
+        .limit(CONTEXT_MESSAGES)
+    ).all()
+    if rows:
+        conn.execute(
+            insert(TicketMessage),
+            [
+                {"ticket_id": number, "direction": d, "author": None, "text": t, "created_at": c}
+                for d, t, c in reversed(rows)
+            ],
+        )
+
+
+def _set(conn: Connection, number: int, **values: Any) -> Ticket:
+    conn.execute(update(TicketRow).where(TicketRow.id == number).values(**values))
+    return require(conn, number)
+
+
+def take(conn: Connection, number: int, agent: str, mail: MailSettings | None) -> Ticket:
+    ticket = require_active(conn, number)
+    if ticket.status == "open":
+        if ticket.assignee == agent:
+            return ticket
+        raise TicketError(f"Ticket Nr. {number} bearbeitet bereits {ticket.assignee}.")
+    ticket = _set(conn, number, status="open", assignee=agent, taken_at=utcnow())
+    queue_ticket_mail(conn, mail, ticket, "taken", agent=agent)
+    return ticket
+
+
+def answer(
+    conn: Connection, number: int, agent: str, text: str, mail: MailSettings | None
+) -> tuple[Ticket, bool]:
+    """Record an agent's answer (redacted text); takes a ticket nobody has. True if taken now."""
+    ticket = require_active(conn, number)
+    taken_now = False
+    if ticket.status != "open" or ticket.assignee != agent:
+        if ticket.status == "open":
+            raise TicketError(f"Ticket Nr. {number} bearbeitet bereits {ticket.assignee}.")
+        ticket = take(conn, number, agent, mail)
+        taken_now = True
+    add_message(conn, number, "agent", text, author=agent)
+    if ticket.first_answer_at is None:
+        ticket = _set(conn, number, first_answer_at=utcnow())
+    queue_ticket_mail(conn, mail, ticket, "agent_message", text=text, agent=agent)
+    return ticket, taken_now
+
+
+def user_message(conn: Connection, number: int, text: str, mail: MailSettings | None) -> Ticket:
+    ticket = require(conn, number)
+    add_message(conn, number, "in", text)
+    queue_ticket_mail(conn, mail, ticket, "user_message", text=text)
+    return ticket
+
+
+def hand_back(
+    conn: Connection, number: int, agent: str | None, mail: MailSettings | None
+) -> Ticket:
+    require_active(conn, number)
+    ticket = _set(conn, number, status="waiting")
+    queue_ticket_mail(conn, mail, ticket, "handed_back", agent=agent)
+    return ticket
+
+
+def close(conn: Connection, number: int, agent: str | None, mail: MailSettings | None) -> Ticket:
+    require_active(conn, number)
+    ticket = _set(conn, number, status="closed", closed_at=utcnow())
+    queue_ticket_mail(conn, mail, ticket, "closed", agent=agent, with_transcript=True)
+    return ticket
+
+
+def forget_user(conn: Connection, channel: str, user: str, mail: MailSettings | None) -> int:
+    """The user had their data deleted: close their tickets and drop the transcripts."""
+    numbers = list(
+        conn.execute(
+            select(TicketRow.id).where(
+                TicketRow.channel == channel, TicketRow.user_external_id == user
+            )
+        ).scalars()
+    )
+    now = utcnow()
+    for number in numbers:
+        conn.execute(delete(TicketMessage).where(TicketMessage.ticket_id == number))
+        ticket = require(conn, number)
+        if ticket.active:
+            ticket = _set(conn, number, status="closed", closed_at=now)
+            queue_ticket_mail(
+                conn, mail, ticket, "closed", text="Der Nutzer hat seine Daten löschen lassen."
+            )
+        _set(conn, number, user_external_id=None, purged_at=now)
+    return len(numbers)

@@ -1,0 +1,114 @@
+"""Retention (DSGVO): delete what is no longer needed.
+
+- Conversations (with their user and transcript) whose last message is older than
+  LOTSE_RETENTION_DAYS, unless the user has a ticket whose transcript is still kept.
+- Transcripts of tickets closed longer than LOTSE_TICKET_RETENTION_DAYS ago; the ticket row
+  stays for the statistics (reason, program, times) without the user's id.
+- Hand-back links that expired before the conversation retention period.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, and_, delete, exists, func, or_, select, update
+
+from bot.storage.store import Store
+from bot.storage.tables import (
+    Conversation,
+    HandoffLink,
+    Message,
+    Ticket,
+    TicketMessage,
+    User,
+    utcnow,
+)
+
+
+@dataclass(frozen=True)
+class PurgeReport:
+    users: int
+    messages: int
+    ticket_transcripts: int
+    ticket_messages: int
+    links: int
+
+    def lines(self) -> list[str]:
+        return [
+            f"Gespräche ohne Ticket gelöscht: {self.users} (mit {self.messages} Nachrichten)",
+            f"Verläufe geschlossener Tickets gelöscht: {self.ticket_transcripts} "
+            f"(mit {self.ticket_messages} Nachrichten)",
+            f"Abgelaufene Übergabe-Links gelöscht: {self.links}",
+        ]
+
+
+def purge(
+    conn: Connection, now: datetime, retention_days: int, ticket_retention_days: int
+) -> PurgeReport:
+    conversation_cutoff = now - timedelta(days=retention_days)
+    ticket_cutoff = now - timedelta(days=ticket_retention_days)
+
+    # Tickets first: a purged ticket no longer keeps its user's conversation.
+    old_tickets = list(
+        conn.execute(
+            select(Ticket.id).where(
+                Ticket.status == "closed",
+                Ticket.closed_at < ticket_cutoff,
+                Ticket.purged_at.is_(None),
+            )
+        ).scalars()
+    )
+    ticket_messages = 0
+    if old_tickets:
+        ticket_messages = conn.execute(
+            delete(TicketMessage).where(TicketMessage.ticket_id.in_(old_tickets))
+        ).rowcount
+        conn.execute(
+            update(Ticket)
+            .where(Ticket.id.in_(old_tickets))
+            .values(user_external_id=None, purged_at=now)
+        )
+
+    last_message = (
+        select(func.max(Message.created_at))
+        .where(Message.conversation_id == Conversation.id)
+        .scalar_subquery()
+    )
+    kept_ticket = exists().where(
+        Ticket.channel == User.channel,
+        Ticket.user_external_id == User.external_id,
+        Ticket.purged_at.is_(None),
+    )
+    stale_users = list(
+        conn.execute(
+            select(User.id)
+            .join(Conversation, Conversation.user_id == User.id, isouter=True)
+            .where(
+                or_(
+                    and_(Conversation.id.is_(None), User.created_at < conversation_cutoff),
+                    func.coalesce(last_message, Conversation.updated_at) < conversation_cutoff,
+                ),
+                ~kept_ticket,
+            )
+        ).scalars()
+    )
+    messages = 0
+    if stale_users:
+        conversations = select(Conversation.id).where(Conversation.user_id.in_(stale_users))
+        messages = conn.execute(
+            delete(Message).where(Message.conversation_id.in_(conversations))
+        ).rowcount
+        conn.execute(delete(Conversation).where(Conversation.user_id.in_(stale_users)))
+        conn.execute(delete(User).where(User.id.in_(stale_users)))
+
+    links = conn.execute(
+        delete(HandoffLink).where(HandoffLink.expires_at < conversation_cutoff)
+    ).rowcount
+    return PurgeReport(len(stale_users), messages, len(old_tickets), ticket_messages, links)
+
+
+async def run_purge(
+    store: Store, retention_days: int, ticket_retention_days: int, now: datetime | None = None
+) -> PurgeReport:
+    return await store.run(purge, now or utcnow(), retention_days, ticket_retention_days)

@@ -1,0 +1,258 @@
+"""The ticket service: hand-over from Lotse to helpdesk agents and back.
+
+- The conversation service's `HandOver` action opens a ticket (one active ticket per user;
+  asking again refers to it). The reply gives the number and when the helpdesk answers.
+- Agents (agents' chat, `lotse tickets`) take, answer, hand back and close tickets; the user
+  gets an agent's answer and a hand-back's first guide step pushed through the sender their
+  channel registered.
+- While an agent has the ticket ("open") Lotse stays silent for that user and relays what
+  they write as "user_message" events; `/bot` returns the user to Lotse.
+- Every change queues its ticket mail in the same transaction (see `records`); listeners get
+  a `TicketEvent` after the transaction committed.
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from bot import metrics
+from bot.engine.decision import Action, HandOver, Reply
+from bot.i18n import Translator, translator
+from bot.knowledge.base import KnowledgeBase
+from bot.redaction import clean
+from bot.storage.store import Store, StoredMessage
+from bot.storage.tables import utcnow
+from bot.tickets import records
+from bot.tickets.hours import answer_time
+from bot.tickets.links import HandoffLinks, link_reference
+from bot.tickets.models import EventKind, Ticket, TicketError, TicketEvent
+from bot.tickets.records import MailSettings, NewTicket
+
+if TYPE_CHECKING:  # the conversation service imports this module's users, not the reverse
+    from bot.conversation import ActionContext, ConversationService
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[TicketEvent], Awaitable[None]]
+UserSender = Callable[[str, builtins.list[Reply]], Awaitable[None]]
+
+
+class TicketService:
+    def __init__(
+        self,
+        store: Store,
+        knowledge: Callable[[], KnowledgeBase],
+        *,
+        mail: MailSettings | None = None,
+    ) -> None:
+        self.store = store
+        self.knowledge = knowledge
+        self.mail = mail
+        self.conversation: ConversationService | None = None
+        self.links: HandoffLinks | None = None  # set when LOTSE_HANDOFF_SECRET is
+        self._listeners: builtins.list[Listener] = []
+        self._senders: dict[str, UserSender] = {}
+
+    def attach(self, conversation: ConversationService) -> None:
+        """Let the conversation service open tickets and relay while an agent has one."""
+        self.conversation = conversation
+        conversation.tickets = self
+        conversation.register(HandOver, self.handle_hand_over)
+
+    # --- for agents' channels ----------------------------------------------------------
+
+    def on_event(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def register_user_sender(self, channel: str, send: UserSender) -> None:
+        self._senders[channel] = send
+
+    async def get(self, number: int) -> Ticket | None:
+        return await self.store.run(records.load, number)
+
+    async def list(self, status: str | None = None) -> builtins.list[Ticket]:
+        return await self.store.run(records.listing, status)
+
+    async def transcript(self, number: int) -> builtins.list[StoredMessage]:
+        lines = await self.store.run(records.transcript, number)
+        return [StoredMessage(direction, text, created) for direction, _a, text, created in lines]
+
+    async def take(self, number: int, agent: str) -> Ticket:
+        before = await self._require(number)
+        ticket = await self.store.run(records.take, number, agent, self.mail)
+        if before.status != "open":
+            await self._push(ticket, self._taken_text(ticket))
+            await self._emit("taken", ticket, agent=agent)
+        return ticket
+
+    async def answer(self, number: int, agent: str, text: str) -> Ticket:
+        if not text.strip():
+            raise TicketError("Bitte schreiben Sie eine Antwort, die ich weitergeben kann.")
+        cleaned = clean(text)
+        ticket, taken_now = await self.store.run(
+            records.answer, number, agent, cleaned.text, self.mail
+        )
+        if taken_now:
+            await self._push(ticket, self._taken_text(ticket))
+            await self._emit("taken", ticket, agent=agent)
+        tr = translator(ticket.locale)
+        relayed = tr.gettext("Antwort vom Helpdesk (Anfrage Nr. {number}):").format(
+            number=ticket.number
+        )
+        # The user gets the agent's words as written; only the records are redacted.
+        await self._push(ticket, f"{relayed}\n\n{text.strip()}")
+        await self._emit("agent_message", ticket, text=cleaned.text, agent=agent)
+        return ticket
+
+    async def hand_back(self, number: int, agent: str, guide_id: str | None) -> Ticket:
+        knowledge = self.knowledge()
+        if guide_id is not None and guide_id not in knowledge.guides:
+            known = ", ".join(sorted(knowledge.guides))
+            raise TicketError(f"Eine Anleitung „{guide_id}“ gibt es nicht. Bekannt sind: {known}.")
+        ticket = await self.store.run(records.hand_back, number, agent, self.mail)
+        if self.conversation is not None and ticket.user:
+            tr = translator(ticket.locale)
+            intro = tr.gettext(
+                "Der Helpdesk hat Sie wieder an mich, Lotse, übergeben. Ihre Anfrage Nr. "
+                "{number} bleibt offen; Sie können jederzeit wieder „Mensch“ schreiben."
+            ).format(number=ticket.number)
+            replies = await self.conversation.resume(ticket.channel, ticket.user, guide_id, intro)
+            await self._send(ticket, replies)
+        await self._emit("handed_back", ticket, agent=agent)
+        return ticket
+
+    async def close(self, number: int, agent: str) -> Ticket:
+        ticket = await self.store.run(records.close, number, agent, self.mail)
+        tr = translator(ticket.locale)
+        await self._push(
+            ticket,
+            tr.gettext(
+                "Ihre Anfrage Nr. {number} ist abgeschlossen. Wenn Sie noch Fragen haben, "
+                "schreiben Sie mir einfach – ich, Lotse, bin wieder für Sie da."
+            ).format(number=ticket.number),
+        )
+        await self._emit("closed", ticket, agent=agent)
+        return ticket
+
+    # --- for the conversation service --------------------------------------------------
+
+    async def handle_hand_over(
+        self, action: Action, context: ActionContext
+    ) -> builtins.list[Reply]:
+        """The engine asks for a human: open a ticket (or refer to the active one)."""
+        assert isinstance(action, HandOver)
+        state, tr = context.state, context.translator
+        inbound = context.inbound
+        guide = state.guide if state.stage in ("guide", "finished", "protocol") else None
+        new = NewTicket(
+            reason=action.reason,
+            channel=inbound.channel,
+            user=inbound.user,
+            locale=state.locale,
+            program=state.program,
+            version=state.version,
+            guide=guide,
+            step=state.step + 1 if guide else None,
+            last_check=state.last_check,
+            external_ref=await self._link_reference(state.handoff_link),
+        )
+        ticket, created = await self.store.run(records.create, new, self.mail)
+        state.ticket = ticket.number
+        when = answer_time(self.knowledge().helpdesk, utcnow(), tr)
+        _ = tr.gettext
+        if created:
+            metrics.TICKETS.labels(action.reason).inc()
+            log.info("ticket %d opened (%s)", ticket.number, action.reason)
+            await self._emit("created", ticket)
+            text = _(
+                "Ich habe Ihr Anliegen an den Helpdesk weitergegeben – Ihre Anfrage hat die "
+                "Nummer {number}. Sie müssen nichts wiederholen: Der Helpdesk sieht unser "
+                "bisheriges Gespräch."
+            ).format(number=ticket.number)
+        else:
+            text = _(
+                "Ihre Anfrage Nr. {number} liegt dem Helpdesk bereits vor; eine zweite ist "
+                "nicht nötig."
+            ).format(number=ticket.number)
+        if when:
+            text += " " + when
+        text += " " + _(
+            "Die Antwort bekommen Sie hier im Chat. Bis dahin helfe ich Ihnen gern weiter."
+        )
+        return [Reply(text)]
+
+    async def active(self, number: int) -> Ticket | None:
+        """The ticket if it is still active, else None."""
+        ticket = await self.get(number)
+        return ticket if ticket is not None and ticket.active else None
+
+    async def relay_from_user(self, ticket: Ticket, text: str) -> None:
+        """The user wrote while an agent has the ticket: record, mail, tell the agents."""
+        ticket = await self.store.run(records.user_message, ticket.number, text, self.mail)
+        await self._emit("user_message", ticket, text=text)
+
+    async def user_returned(self, ticket: Ticket) -> Ticket:
+        """The user chose `/bot`: Lotse answers again; the ticket waits for the agent."""
+        ticket = await self.store.run(records.hand_back, ticket.number, None, self.mail)
+        await self._emit("handed_back", ticket)
+        return ticket
+
+    async def record_turn(self, number: int, inbound: str, replies: builtins.list[str]) -> None:
+        await self.store.run(records.add_turn, number, inbound, replies)
+
+    async def forget_user(self, channel: str, user: str) -> None:
+        await self.store.run(records.forget_user, channel, user, self.mail)
+
+    async def _link_reference(self, link_id: str | None) -> str | None:
+        if link_id is None:
+            return None
+        return await self.store.run(link_reference, link_id)
+
+    # --- helpers -----------------------------------------------------------------------
+
+    async def _require(self, number: int) -> Ticket:
+        ticket = await self.get(number)
+        if ticket is None:
+            raise TicketError(f"Ein Ticket Nr. {number} gibt es nicht.")
+        return ticket
+
+    @staticmethod
+    def _taken_text(ticket: Ticket) -> str:
+        tr: Translator = translator(ticket.locale)
+        return tr.gettext(
+            "Eine Mitarbeiterin oder ein Mitarbeiter des Helpdesks hat Ihre Anfrage Nr. "
+            "{number} übernommen und antwortet Ihnen hier. Mit /bot kommen Sie jederzeit "
+            "zurück zu mir, Lotse."
+        ).format(number=ticket.number)
+
+    async def _push(self, ticket: Ticket, text: str) -> None:
+        await self._send(ticket, [Reply(text)])
+
+    async def _send(self, ticket: Ticket, replies: builtins.list[Reply]) -> None:
+        send = self._senders.get(ticket.channel)
+        if send is None or not ticket.user or not replies:
+            log.info("ticket %d: no sender for channel %s", ticket.number, ticket.channel)
+            return
+        try:
+            await send(ticket.user, replies)
+        except Exception as error:
+            log.exception("ticket %d: message to the user failed", ticket.number)
+            metrics.ERRORS.labels("ticket_push").inc()
+            raise TicketError(
+                f"Ticket Nr. {ticket.number} ist gespeichert, aber die Nachricht hat den "
+                "Nutzer nicht erreicht. Bitte versuchen Sie es gleich noch einmal."
+            ) from error
+
+    async def _emit(
+        self, kind: EventKind, ticket: Ticket, *, text: str | None = None, agent: str | None = None
+    ) -> None:
+        event = TicketEvent(kind, ticket, text, agent)
+        for listener in self._listeners:
+            try:
+                await listener(event)
+            except Exception:  # one broken listener must not stop the others or the user
+                log.exception("ticket event listener failed (%s)", kind)
+                metrics.ERRORS.labels("ticket_event").inc()

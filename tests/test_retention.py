@@ -1,0 +1,160 @@
+"""Retention (DSGVO): `lotse purge` and the daily job delete exactly what may go, on SQLite
+and on PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Connection, func, select, update
+
+from bot.conversation import ConversationService
+from bot.knowledge.base import KnowledgeBase
+from bot.storage.tables import Conversation, Message, Ticket, TicketMessage, User, utcnow
+from bot.tickets.retention import run_purge
+from bot.tickets.service import TicketService
+from tests.support import REPO, Chat, attach_tickets, open_service
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, sqlite_url: str) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        yield sqlite_url
+    else:
+        yield request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+async def served(
+    database_url: str, knowledge: KnowledgeBase
+) -> AsyncIterator[tuple[ConversationService, TicketService]]:
+    service = await open_service(database_url, knowledge)
+    tickets = attach_tickets(service)
+    yield service, tickets
+    await service.close()
+
+
+async def age(service: ConversationService, user: str, days: int) -> None:
+    """Make the user's conversation `days` old, as if nothing was written since."""
+    then = utcnow() - timedelta(days=days)
+
+    def work(conn: Connection) -> None:
+        ids = select(Conversation.id).join(User).where(User.external_id == user)
+        conn.execute(
+            update(Message).where(Message.conversation_id.in_(ids)).values(created_at=then)
+        )
+        conn.execute(update(Conversation).where(Conversation.id.in_(ids)).values(updated_at=then))
+        conn.execute(update(User).where(User.external_id == user).values(created_at=then))
+
+    await service.store.run(work)
+
+
+async def close_days_ago(service: ConversationService, number: int, days: int) -> None:
+    then = utcnow() - timedelta(days=days)
+    await service.store.run(
+        lambda conn: conn.execute(update(Ticket).where(Ticket.id == number).values(closed_at=then))
+    )
+
+
+async def users(service: ConversationService) -> list[str]:
+    query = select(User.external_id).order_by(User.external_id)
+    return await service.store.run(lambda conn: list(conn.execute(query).scalars()))
+
+
+async def count(service: ConversationService, table: type) -> int:
+    query = select(func.count()).select_from(table)
+    return int(await service.store.run(lambda conn: conn.execute(query).scalar_one()))
+
+
+async def test_purge_deletes_old_conversations_without_tickets_and_old_closed_transcripts(
+    served: tuple[ConversationService, TicketService],
+) -> None:
+    service, tickets = served
+    for user in ("alt", "neu", "offen", "erledigt-alt", "erledigt-neu"):
+        chat = Chat(service, user=user)
+        await chat.say("Thunderbird")
+        if user != "alt" and user != "neu":
+            await chat.command("mensch")
+    # Tickets: 1 offen (active), 2 erledigt-alt, 3 erledigt-neu.
+    await tickets.close(2, "Petra")
+    await tickets.close(3, "Petra")
+    await close_days_ago(service, 2, 200)
+    await close_days_ago(service, 3, 10)
+    for user in ("alt", "offen", "erledigt-alt", "erledigt-neu"):
+        await age(service, user, 40)
+    messages_before = await count(service, TicketMessage)
+
+    report = await run_purge(service.store, retention_days=30, ticket_retention_days=180)
+
+    assert await users(service) == ["erledigt-neu", "neu", "offen"]
+    assert (report.users, report.ticket_transcripts) == (2, 1)
+    assert report.messages > 0
+    purged = await tickets.get(2)
+    assert purged is not None
+    assert (purged.status, purged.user, purged.reason, purged.program) == (
+        "closed",
+        "",
+        "requested",
+        "thunderbird",
+    )
+    assert await tickets.transcript(2) == []
+    assert await tickets.transcript(3) != [] and await tickets.transcript(1) != []
+    assert await count(service, TicketMessage) == messages_before - report.ticket_messages
+    # A second run finds nothing more.
+    again = await run_purge(service.store, retention_days=30, ticket_retention_days=180)
+    assert (again.users, again.ticket_transcripts, again.messages) == (0, 0, 0)
+
+
+def lotse(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "LOTSE_DATABASE_URL": url, "LOTSE_RETENTION_DAYS": "30"}
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=60,
+    )
+
+
+async def test_agents_list_show_and_close_tickets_and_admins_purge_from_the_command_line(
+    tmp_path: Path, knowledge: KnowledgeBase
+) -> None:
+    url = f"sqlite:///{tmp_path / 'lotse.sqlite3'}"
+    service = await open_service(url, knowledge)
+    attach_tickets(service)
+    chat = Chat(service, user="anna", channel="telegram")
+    await chat.say("Thunderbird")
+    await chat.command("mensch")
+    await Chat(service, user="bert").command("mensch")
+    await age(service, "bert", 5)
+    await service.close()
+
+    listed = lotse(url, "tickets", "list")
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("#1     new") and "thunderbird" in lines[0]
+    as_json = lotse(url, "tickets", "list", "--status", "new", "--json")
+    assert [line.count('"number"') for line in as_json.stdout.splitlines()] == [1, 1]
+
+    shown = lotse(url, "tickets", "show", "1")
+    assert "Ticket:          Lotse#1" in shown.stdout
+    assert "Kanal:           telegram (Nutzer-ID anna)" in shown.stdout
+    assert "Nutzer:\n    Thunderbird" in shown.stdout
+
+    closed = lotse(url, "tickets", "close", "1")
+    assert closed.stdout.strip() == "Ticket Nr. 1 ist geschlossen."
+    again = lotse(url, "tickets", "close", "1")
+    assert again.returncode == 1 and "bereits geschlossen" in again.stderr
+    missing = lotse(url, "tickets", "show", "99")
+    assert missing.returncode == 1 and "Ein Ticket Nr. 99 gibt es nicht." in missing.stderr
+    assert "closed" in lotse(url, "tickets", "list", "--status", "closed").stdout
+
+    purged = lotse(url, "purge")
+    assert purged.returncode == 0, purged.stderr
+    assert "Gespräche ohne Ticket gelöscht: 0" in purged.stdout

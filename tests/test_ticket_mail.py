@@ -1,0 +1,145 @@
+"""Ticket mail to the helpdesk queue, through a real Postfix (tests.servers.mail) into a
+maildir: subjects ticket systems thread on, readable bodies, and a queue that loses nothing
+while the mail server is down."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from bot import metrics
+from bot.conversation import ConversationService
+from bot.storage.tables import utcnow
+from bot.tickets.outbox import deliver_queue
+from bot.tickets.records import queued_mails
+from bot.tickets.service import TicketService
+from bot.tickets.smtp import SmtpSender, SmtpUrlError, parse_smtp_url
+from tests.servers.mail import Mailbox, MailServers, free_port
+from tests.support import MAIL_FROM, Chat
+
+
+def body(message: object) -> str:
+    from email.message import EmailMessage
+
+    assert isinstance(message, EmailMessage)
+    part = message.get_body(("plain",))
+    assert part is not None
+    return str(part.get_content())
+
+
+async def test_a_new_ticket_and_its_updates_arrive_in_the_helpdesk_queue_as_one_thread(
+    service: ConversationService, tickets: TicketService, helpdesk_mailbox: Mailbox
+) -> None:
+    chat = Chat(service)
+    await chat.say("Thunderbird")
+    await chat.say("mein passwort ist Geheim123!")
+    await chat.command("mensch")
+    await tickets.take(1, "Petra")
+    await tickets.answer(1, "Petra", "Bitte wählen Sie SSL/TLS.")
+    await tickets.close(1, "Petra")
+
+    sender = SmtpSender(helpdesk_mailbox.url("smtp"), helpdesk_mailbox.ca)
+    report = await deliver_queue(service.store, sender.send, MAIL_FROM)
+    assert (report.sent, report.failed, report.waiting) == (4, 0, 0)
+    mails = helpdesk_mailbox.wait_for(4)
+
+    subjects = [str(mail["Subject"]) for mail in mails]
+    assert subjects == [
+        "[Lotse#1] Neue Anfrage: Nutzer bittet um einen Menschen – thunderbird",
+        "[Lotse#1] Übernommen: Nutzer bittet um einen Menschen – thunderbird",
+        "[Lotse#1] Antwort des Helpdesks: Nutzer bittet um einen Menschen – thunderbird",
+        "[Lotse#1] Geschlossen: Nutzer bittet um einen Menschen – thunderbird",
+    ]
+    first = mails[0]
+    assert first["To"] == helpdesk_mailbox.address and first["From"] == MAIL_FROM
+    for follow_up in mails[1:]:
+        assert follow_up["In-Reply-To"] == first["Message-ID"]
+        assert follow_up["References"] == first["Message-ID"]
+    text = body(first)
+    assert "Lotse hat eine Anfrage an den Helpdesk übergeben." in text
+    assert "Anleitung:       thunderbird, Schritt 1" in text
+    assert "Nutzer:\n    Thunderbird" in text
+    assert "Geheim123" not in text  # redacted before it was ever stored
+    assert "Bitte wählen Sie SSL/TLS." in body(mails[2])
+    assert "Petra" in body(mails[1])
+
+
+async def test_implicit_tls_on_the_smtps_port_delivers_too(
+    service: ConversationService, tickets: TicketService, helpdesk_mailbox: Mailbox
+) -> None:
+    await Chat(service).command("mensch")
+    sender = SmtpSender(helpdesk_mailbox.url("smtps"), helpdesk_mailbox.ca)
+    report = await deliver_queue(service.store, sender.send, MAIL_FROM)
+    assert report.sent == 1
+    assert "[Lotse#1]" in str(helpdesk_mailbox.wait_for(1)[0]["Subject"])
+
+
+async def test_a_mail_server_that_is_down_delays_the_ticket_mail_but_does_not_lose_it(
+    service: ConversationService, tickets: TicketService, helpdesk_mailbox: Mailbox
+) -> None:
+    await Chat(service).command("mensch")
+    closed_port = free_port()  # nothing listens there: the server is "down"
+    down = SmtpSender(helpdesk_mailbox.url("smtp", closed_port), helpdesk_mailbox.ca)
+    report = await deliver_queue(service.store, down.send, MAIL_FROM)
+    assert (report.sent, report.failed, report.waiting) == (0, 1, 1)
+    assert metrics.REGISTRY.get_sample_value("lotse_mail_queue") == 1
+
+    # Back up, but the mail waits for its retry time (30 s after the first failure).
+    up = SmtpSender(helpdesk_mailbox.url("smtp"), helpdesk_mailbox.ca)
+    report = await deliver_queue(service.store, up.send, MAIL_FROM)
+    assert (report.sent, report.waiting) == (0, 1)
+    assert helpdesk_mailbox.messages() == []
+
+    later = utcnow() + timedelta(seconds=31)
+    report = await deliver_queue(service.store, up.send, MAIL_FROM, now=lambda: later)
+    assert (report.sent, report.failed, report.waiting) == (1, 0, 0)
+    assert "[Lotse#1]" in str(helpdesk_mailbox.wait_for(1)[0]["Subject"])
+    assert await service.store.run(queued_mails) == 0
+    assert metrics.REGISTRY.get_sample_value("lotse_mail_queue") == 0
+
+
+async def test_a_server_without_starttls_gets_no_transcript_in_clear_text(
+    service: ConversationService,
+    tickets: TicketService,
+    mail_servers: MailServers,
+) -> None:
+    await Chat(service).command("mensch")
+    plain = SmtpSender(f"smtp://localhost:{mail_servers.postfix.no_starttls}")
+    report = await deliver_queue(service.store, plain.send, MAIL_FROM)
+    assert (report.sent, report.failed, report.waiting) == (0, 1, 1)
+
+
+def test_smtp_urls_say_what_is_wrong() -> None:
+    target = parse_smtp_url("smtps://helpdesk%40uni.de:p%2Fw@mail.uni.de")
+    assert (target.implicit_tls, target.host, target.port) == (True, "mail.uni.de", 465)
+    assert (target.user, target.password) == ("helpdesk@uni.de", "p/w")
+    assert parse_smtp_url("smtp://mail.uni.de").port == 587
+    with pytest.raises(SmtpUrlError, match="smtps://"):
+        parse_smtp_url("http://mail.uni.de")
+
+
+async def test_the_serve_jobs_deliver_the_queue_every_30_s_and_purge_daily(
+    service: ConversationService, tickets: TicketService, helpdesk_mailbox: Mailbox
+) -> None:
+    from pydantic import SecretStr
+
+    from bot.config import Settings
+    from bot.tickets.jobs import ticket_jobs
+
+    settings = Settings(
+        smtp_url=SecretStr(helpdesk_mailbox.url("smtps")),
+        smtp_ca_file=helpdesk_mailbox.ca,
+        helpdesk_email=helpdesk_mailbox.address,
+        mail_from=MAIL_FROM,
+    )
+    jobs = {job.name: job for job in ticket_jobs(settings, service)}
+    assert {name: job.every for name, job in jobs.items()} == {
+        "ticket-mail": 30.0,
+        "retention": 86400.0,
+    }
+    await Chat(service).command("mensch")
+    await jobs["ticket-mail"].run()
+    assert "[Lotse#1]" in str(helpdesk_mailbox.wait_for(1)[0]["Subject"])
+    await jobs["retention"].run()
+    assert await tickets.get(1) is not None

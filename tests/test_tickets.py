@@ -1,0 +1,249 @@
+"""Tickets: the hand-over from Lotse to helpdesk agents and back (bot.tickets.service)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bot import metrics
+from bot.conversation import ConversationService
+from bot.i18n import translator
+from bot.knowledge.base import KnowledgeBase
+from bot.storage.tables import OutgoingMail
+from bot.tickets.hours import answer_time
+from bot.tickets.models import TicketError, TicketEvent
+from bot.tickets.service import TicketService
+from tests.support import Chat, UserInbox
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def tickets_opened(reason: str) -> float:
+    value = metrics.REGISTRY.get_sample_value("lotse_tickets_total", {"reason": reason})
+    return value or 0.0
+
+
+async def queued_subjects(service: ConversationService) -> list[str]:
+    from sqlalchemy import select
+
+    query = select(OutgoingMail.subject).order_by(OutgoingMail.id)
+    return await service.store.run(lambda conn: list(conn.execute(query).scalars()))
+
+
+class Events:
+    def __init__(self, tickets: TicketService) -> None:
+        self.seen: list[TicketEvent] = []
+        tickets.on_event(self.record)
+
+    async def record(self, event: TicketEvent) -> None:
+        self.seen.append(event)
+
+    @property
+    def kinds(self) -> list[str]:
+        return [event.kind for event in self.seen]
+
+
+async def test_a_user_who_asks_for_a_human_gets_a_ticket_number_and_when_someone_answers(
+    service: ConversationService, tickets: TicketService
+) -> None:
+    events = Events(tickets)
+    before = tickets_opened("requested")
+    chat = Chat(service)
+    await chat.say("Thunderbird")
+    await chat.command("mensch")
+    assert "Nummer 1" in chat.text
+    assert "Jemand aus dem Helpdesk meldet sich" in chat.text
+    assert "nichts wiederholen" in chat.text
+
+    ticket = await tickets.get(1)
+    assert ticket is not None
+    assert (ticket.status, ticket.reason, ticket.channel, ticket.user) == (
+        "new",
+        "requested",
+        "test",
+        "anna",
+    )
+    assert (ticket.program, ticket.guide, ticket.step) == ("thunderbird", "thunderbird", 1)
+    assert events.kinds == ["created"]
+    assert tickets_opened("requested") == before + 1
+    # The transcript starts with the conversation before the hand-over.
+    texts = [message.text for message in await tickets.transcript(1)]
+    assert texts[:2] == ["Thunderbird", texts[1]] and "/mensch" in texts
+    assert await queued_subjects(service) == [
+        "[Lotse#1] Neue Anfrage: Nutzer bittet um einen Menschen – thunderbird"
+    ]
+
+
+async def test_asking_again_refers_to_the_open_ticket_instead_of_opening_a_second(
+    service: ConversationService, tickets: TicketService
+) -> None:
+    chat = Chat(service)
+    await chat.command("mensch")
+    await chat.say("Ich möchte mit einem Menschen sprechen")
+    assert "Anfrage Nr. 1 liegt dem Helpdesk bereits vor" in chat.text
+    assert [t.number for t in await tickets.list()] == [1]
+
+
+async def test_a_user_stuck_at_the_same_step_twice_gets_a_ticket_for_that_step(
+    service: ConversationService, tickets: TicketService
+) -> None:
+    chat = Chat(service)
+    await chat.say("Thunderbird")
+    await chat.tap("Erledigt – weiter")
+    await chat.tap("Klappt nicht")
+    assert await tickets.list() == []
+    await chat.tap("Schritt noch einmal zeigen")
+    await chat.tap("Klappt nicht")
+    assert "auch beim zweiten Mal nicht" in chat.text
+    assert "Nummer 1" in chat.text
+    ticket = await tickets.get(1)
+    assert ticket is not None
+    assert (ticket.reason, ticket.guide, ticket.step) == ("stuck", "thunderbird", 2)
+
+
+async def test_while_an_agent_has_the_ticket_lotse_is_silent_and_relays_both_ways(
+    service: ConversationService, tickets: TicketService
+) -> None:
+    inbox = UserInbox()
+    tickets.register_user_sender("test", inbox.send)
+    events = Events(tickets)
+    chat = Chat(service)
+    await chat.say("Outlook 2016")
+    await chat.command("mensch")
+
+    taken = await tickets.take(1, "Petra")
+    assert (taken.status, taken.assignee) == ("open", "Petra")
+    assert taken.taken_at is not None
+    assert "hat Ihre Anfrage Nr. 1 übernommen" in inbox.text("anna")
+    assert "/bot" in inbox.text("anna")
+
+    replies = await chat.say("Mein Passwort ist Sommer2024! und es geht nicht")
+    assert "niemals Ihr Passwort" in chat.text  # a warning, but no guide step
+    replies = await chat.say("Bei mir steht da nur Konto")
+    assert replies == []
+    relayed = [e for e in events.seen if e.kind == "user_message"]
+    assert [e.text for e in relayed][-1] == "Bei mir steht da nur Konto"
+    assert "Sommer2024" not in (relayed[0].text or "")
+
+    answered = await tickets.answer(1, "Petra", "Klicken Sie bitte auf Kontoeinstellungen.")
+    assert answered.first_answer_at is not None
+    assert "Klicken Sie bitte auf Kontoeinstellungen." in inbox.text("anna")
+    assert events.kinds[-1] == "agent_message"
+    transcript = [(m.direction, m.text) for m in await tickets.transcript(1)]
+    assert ("agent", "Klicken Sie bitte auf Kontoeinstellungen.") in transcript
+    assert ("in", "Bei mir steht da nur Konto") in transcript
+
+    await chat.command("bot")
+    assert "ab jetzt antworte wieder ich, Lotse" in chat.text
+    assert "per IMAP oder per POP3" in chat.text  # and the current question again
+    assert (await tickets.get(1)).status == "waiting"  # type: ignore[union-attr]
+    assert events.kinds[-1] == "handed_back"
+    await chat.say("IMAP")
+    assert "Schritt 1 von" in chat.text
+
+
+async def test_an_agent_hands_the_user_back_to_the_start_of_another_guide(
+    service: ConversationService, tickets: TicketService
+) -> None:
+    inbox = UserInbox()
+    tickets.register_user_sender("test", inbox.send)
+    chat = Chat(service)
+    await chat.say("Outlook 2016")
+    await chat.command("mensch")
+    await tickets.answer(1, "Petra", "Sie benutzen eigentlich Thunderbird, oder?")
+    ticket = await tickets.hand_back(1, "Petra", "thunderbird")
+    assert ticket.status == "waiting"
+    pushed = inbox.text("anna")
+    assert "wieder an mich, Lotse, übergeben" in pushed
+    assert "Mozilla Thunderbird (60.3.1) – Schritt 1 von 5" in pushed
+    state = await chat.state()
+    assert (state.guide, state.step, state.ticket) == ("thunderbird", 0, 1)
+    await chat.say("weiter")
+    assert "Schritt 2 von 5" in chat.text
+
+
+async def test_a_closed_ticket_lets_lotse_answer_and_a_new_request_opens_a_new_ticket(
+    service: ConversationService, tickets: TicketService
+) -> None:
+    inbox = UserInbox()
+    tickets.register_user_sender("test", inbox.send)
+    chat = Chat(service)
+    await chat.command("mensch")
+    await tickets.take(1, "Petra")
+    closed = await tickets.close(1, "Petra")
+    assert closed.status == "closed" and closed.closed_at is not None
+    assert "Anfrage Nr. 1 ist abgeschlossen" in inbox.text("anna")
+    await chat.say("Thunderbird")
+    assert "Schritt 1 von 5" in chat.text
+    assert (await chat.state()).ticket is None
+    await chat.command("mensch")
+    assert "Nummer 2" in chat.text
+    assert [t.status for t in await tickets.list()] == ["closed", "new"]
+    assert [t.number for t in await tickets.list(status="new")] == [2]
+
+
+async def test_agents_get_a_polite_german_sentence_for_what_cannot_be_done(
+    service: ConversationService, tickets: TicketService
+) -> None:
+    chat = Chat(service)
+    await chat.command("mensch")
+    with pytest.raises(TicketError, match=re.escape("Ein Ticket Nr. 7 gibt es nicht.")):
+        await tickets.take(7, "Petra")
+    with pytest.raises(TicketError, match="Eine Anleitung „outlook-1997“ gibt es nicht"):
+        await tickets.hand_back(1, "Petra", "outlook-1997")
+    await tickets.take(1, "Petra")
+    with pytest.raises(TicketError, match="bearbeitet bereits Petra"):
+        await tickets.take(1, "Jonas")
+    with pytest.raises(TicketError, match="Bitte schreiben Sie eine Antwort"):
+        await tickets.answer(1, "Petra", "   ")
+    await tickets.close(1, "Petra")
+    with pytest.raises(TicketError, match=re.escape("Ticket Nr. 1 ist bereits geschlossen.")):
+        await tickets.answer(1, "Petra", "Noch etwas")
+
+
+async def test_bot_without_an_agent_just_continues_with_lotse(
+    service: ConversationService, tickets: TicketService
+) -> None:
+    chat = Chat(service)
+    await chat.say("Thunderbird")
+    await chat.command("bot")
+    assert "Sie schreiben bereits mit mir, Lotse." in chat.text
+    assert "Schritt 1 von 5" in chat.text
+
+
+async def test_a_user_who_deletes_their_data_takes_the_ticket_transcript_with_them(
+    service: ConversationService, tickets: TicketService
+) -> None:
+    chat = Chat(service)
+    await chat.say("Thunderbird")
+    await chat.command("mensch")
+    await chat.command("loeschen")
+    await chat.tap(next(label for label in chat.options if label.startswith("Ja")))
+    ticket = await tickets.get(1)
+    assert ticket is not None and ticket.status == "closed" and ticket.user == ""
+    assert await tickets.transcript(1) == []
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=BERLIN)
+
+
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        ("2026-11-30 10:15", "meldet sich heute bis 16 Uhr."),  # Monday, open
+        ("2026-11-30 07:00", "meldet sich heute ab 9 Uhr."),  # Monday, before opening
+        ("2026-11-30 16:00", "meldet sich morgen ab 9 Uhr."),  # Monday, just closed
+        ("2026-12-04 12:59", "meldet sich heute bis 13 Uhr."),  # Friday's short day
+        ("2026-12-04 14:00", "meldet sich am Montag ab 9 Uhr."),  # Friday afternoon
+        ("2026-12-05 11:00", "meldet sich am Montag ab 9 Uhr."),  # Saturday
+    ],
+)
+def test_the_answer_time_follows_the_helpdesk_hours_in_berlin(
+    knowledge: KnowledgeBase, now: str, expected: str
+) -> None:
+    text = answer_time(knowledge.helpdesk, at(now), translator("de"))
+    assert text is not None and text.endswith(expected)
