@@ -178,9 +178,10 @@ def _kb(settings: Settings, args: argparse.Namespace) -> int:
             f"{len(knowledge.guides)} guides, {len(knowledge.faq)} FAQ entries "
             f"(revision {knowledge.revision})"
         )
-        # Names, aliases and versions also feed Rasa's lookup tables: say when they moved.
-        nlu_export = export_training_data(knowledge, NLU_DIR / "data")
-        if not nlu_export.is_current():
+        # Names, aliases and versions also feed Rasa's lookup tables: say when they moved
+        # (only in a checkout: an installed bot, as in the Docker image, has no nlu/ project).
+        nlu_data = NLU_DIR / "data"
+        if nlu_data.is_dir() and not export_training_data(knowledge, nlu_data).is_current():
             print(
                 "Namen, Aliasse oder Versionen haben sich geändert: bitte `lotse nlu export` "
                 "ausführen und committen; das Rasa-Modell wird danach neu trainiert "
