@@ -15,6 +15,9 @@ without the per-user turn lock, to show what the lock costs. With 2 instances ea
 of the users in the closed loop and half the rate in the open loop, with users picked from all
 100, so one user's messages reach both instances as behind a load balancer.
 
+`cpu/turn` is the bot's own CPU time per turn in the closed loop (all instances, the database
+server not included): on a busy shared machine it varies less than turns/s and latency.
+
 Targets on the 2-core machines (SQLite): p99 under 15 ms and at least 300 turns/s.
 Run: `.venv/bin/python -m benchmarks.turns [--users 100] [--rate 300] [--seconds 10]
 [--sqlite-only]`.
@@ -132,13 +135,14 @@ class Result:
     setup: str
     turns: int
     elapsed: float  # closed loop, the slowest instance
+    cpu: float  # closed loop, seconds of CPU time of all instances together
     latencies_ms: list[float]  # open loop, all instances
 
     def row(self) -> str:
         ms = self.latencies_ms
         return (
             f"{self.setup:<34} {self.turns / self.elapsed:>8.0f} {percentile(ms, 0.5):>8.1f} "
-            f"{percentile(ms, 0.99):>8.1f} {max(ms):>8.1f}"
+            f"{percentile(ms, 0.99):>8.1f} {max(ms):>8.1f} {self.cpu / self.turns * 1000:>8.2f}"
         )
 
 
@@ -149,12 +153,15 @@ async def worker(args: argparse.Namespace) -> None:
         print("ready", flush=True)
         await asyncio.to_thread(sys.stdin.readline)
         numbers = _mine(args.users, args.instance, args.instances)
+        cpu_before = time.process_time()
         elapsed, count = await closed_loop(service, numbers, args.turns)
+        cpu = time.process_time() - cpu_before
         rate = args.rate / args.instances
         latencies = await open_loop(service, args.users, rate, args.seconds, 7 + args.instance)
     finally:
         await service.close()
-    print(json.dumps({"elapsed": elapsed, "turns": count, "latencies": latencies}), flush=True)
+    output = {"elapsed": elapsed, "cpu": cpu, "turns": count, "latencies": latencies}
+    print(json.dumps(output), flush=True)
 
 
 def run_instances(
@@ -187,6 +194,7 @@ def run_instances(
         setup,
         sum(output["turns"] for output in outputs),
         max(output["elapsed"] for output in outputs),
+        sum(output["cpu"] for output in outputs),
         [value * 1000 for output in outputs for value in output["latencies"]],
     )
 
@@ -269,7 +277,7 @@ def main(args: argparse.Namespace) -> None:
         f"{args.users} users; closed loop {args.turns} turns each; open loop "
         f"{args.rate:.0f} turns/s offered for {args.seconds:.0f} s (ms below)"
     )
-    print(f"{'set-up':<34} {'turns/s':>8} {'p50':>8} {'p99':>8} {'max':>8}")
+    print(f"{'set-up':<34} {'turns/s':>8} {'p50':>8} {'p99':>8} {'max':>8} {'cpu/turn':>8}")
     for result in results:
         print(result.row())
     sqlite = results[0]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from bot.check.handler import CheckActionHandler
 from bot.config import Settings
 from bot.conversation import ConversationService
@@ -10,11 +12,13 @@ from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.registry import KnowledgeRegistry, ReloadOutcome
 from bot.profiles.handler import ProfileHandler
 from bot.storage.store import Store
-from bot.tickets.links import HandoffLinks
+from bot.tickets.links import HandoffLinks, secret_problem
 from bot.tickets.records import MailSettings
 from bot.tickets.service import TicketService
 from bot.understanding.lexicon import LexiconUnderstander
 from bot.understanding.types import Understander
+
+log = logging.getLogger(__name__)
 
 
 class ConfigurationError(Exception):
@@ -65,9 +69,17 @@ async def build_service(settings: Settings) -> ConversationService:
 
 
 def build_tickets(settings: Settings, service: ConversationService) -> TicketService:
-    """Tickets for hand-over to agents; mail when LOTSE_HELPDESK_EMAIL is set, hand-back links
-    when LOTSE_HANDOFF_SECRET is."""
-    mail = mail_settings(settings)
+    """Tickets for hand-over to agents; mail when LOTSE_HELPDESK_EMAIL and LOTSE_SMTP_URL are
+    set, hand-back links when LOTSE_HANDOFF_SECRET is (and strong enough)."""
+    problem = secret_problem(settings)
+    if problem is not None:
+        raise ConfigurationError(problem)
+    mail = mail_settings(settings, service.knowledge.helpdesk.timezone)
+    if settings.helpdesk_email and mail is None:
+        log.warning(
+            "LOTSE_HELPDESK_EMAIL is set but LOTSE_SMTP_URL is not: no ticket mail is queued "
+            "(transcripts would pile up unsent)"
+        )
     tickets = TicketService(service.store, lambda: service.knowledge, mail=mail)
     if settings.handoff_secret is not None and settings.handoff_secret.get_secret_value():
         tickets.links = HandoffLinks(
@@ -80,7 +92,11 @@ def build_tickets(settings: Settings, service: ConversationService) -> TicketSer
     return tickets
 
 
-def mail_settings(settings: Settings) -> MailSettings | None:
-    if not settings.helpdesk_email:
+def mail_settings(settings: Settings, timezone: str) -> MailSettings | None:
+    """Where ticket mail goes; None (nothing queued) without a helpdesk address or without a
+    mail server to deliver to."""
+    if not settings.helpdesk_email or settings.smtp_url is None:
         return None
-    return MailSettings(recipient=settings.helpdesk_email, sender=settings.mail_from)
+    return MailSettings(
+        recipient=settings.helpdesk_email, sender=settings.mail_from, timezone=timezone
+    )

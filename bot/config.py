@@ -5,11 +5,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Literal
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_KNOWLEDGE_DIR = Path(__file__).resolve().parent.parent / "knowledge"
+# Shorter secrets are not masked in logs: replacing "abc" everywhere would garble every line,
+# and a secret that short protects nothing (the configuration check refuses short ones).
+MIN_MASKED_SECRET = 6
 
 
 def default_database_url() -> str:
@@ -63,6 +67,8 @@ class Settings(BaseSettings):
     # Where agents see new tickets and answer: a Telegram group id and/or a Matrix room id.
     telegram_agent_chat: int | None = None
     matrix_agent_room: str | None = None
+    # Members of the Matrix agents' room act as agents from this power level on (50: moderator).
+    matrix_agent_power_level: int = 50
     # The bot's Telegram username (without @), for hand-back deep links t.me/<name>?start=...
     telegram_bot_username: str | None = None
     # Ticket mail: smtps://user:password@host:465 (implicit TLS) or
@@ -77,3 +83,46 @@ class Settings(BaseSettings):
     # Retention (DSGVO): conversations without a ticket, and transcripts of closed tickets.
     retention_days: int = 30
     ticket_retention_days: int = 180
+
+    # --- `lotse serve` keeps running while a required channel is down for this long, then ends
+    # with exit code 1 so that `restart: unless-stopped` starts it afresh; 0: never ends.
+    channel_failure_exit_seconds: float = 300.0
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret as it may show up in an error message, longest first: the
+        SecretStr settings, and the passwords in the database, Rasa and SMTP URLs (as written
+        and percent-decoded)."""
+        found: set[str] = set()
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                found.add(value.get_secret_value())
+        urls = [self.database_url, self.rasa_url]
+        if self.smtp_url is not None:
+            urls.append(self.smtp_url.get_secret_value())
+        for url in urls:
+            password = _password_in(url)
+            if password:
+                found.update((password, unquote(password)))
+        return sorted((s for s in found if len(s) >= MIN_MASKED_SECRET), key=len, reverse=True)
+
+
+def _password_in(url: str) -> str | None:
+    try:
+        return urlsplit(url).password
+    except ValueError:  # not a URL at all: nothing to find in it
+        return None
+
+
+def without_password(url: str) -> str:
+    """`url` with the password (if any) shown as *** (for reports anyone may read)."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "***"
+    if password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))

@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from weakref import WeakValueDictionary
 
-from sqlalchemy import Connection, select
-
 from bot import metrics
 from bot.engine import render
 from bot.engine.decision import (
@@ -38,10 +36,9 @@ from bot.knowledge.registry import KnowledgeRegistry
 from bot.profiles.handler import ProfileHandler
 from bot.redaction import CleanedText, clean
 from bot.storage.store import ConcurrentUpdate, Store, TurnStart
-from bot.storage.tables import Conversation, User
 from bot.tickets.links import PREFIX as LINK_PREFIX
 from bot.tickets.links import LinkRefused, Refusal, outcomes, refusal_text
-from bot.tickets.models import Ticket
+from bot.tickets.models import LinkOutcome, Ticket
 from bot.understanding.types import Understander, Understanding
 
 if TYPE_CHECKING:  # the ticket service is optional and imports this module's types
@@ -82,6 +79,13 @@ class ActionContext:
 
 
 ActionHandler = Callable[[Action, ActionContext], Awaitable[list[Reply]]]
+
+
+@dataclass
+class _TurnNotes:
+    """What a turn did besides deciding, for the records after it."""
+
+    relayed: bool = False  # the message went to the agent (and is in the ticket already)
 
 
 class ConversationService:
@@ -164,13 +168,30 @@ class ConversationService:
             pick_locale(inbound.locale, self.default_locale),
             self._transcript_text(inbound, cleaned.text if cleaned else None),
         )
+
+        async def respond(current: TurnStart) -> list[Reply]:
+            return await self._respond(inbound, cleaned, current)
+
+        return await self._until_saved(start, respond, self.store.reload)
+
+    async def _until_saved(
+        self,
+        start: TurnStart,
+        respond: Callable[[TurnStart], Awaitable[list[Reply]]],
+        reload: Callable[[TurnStart], Awaitable[TurnStart | None]],
+    ) -> list[Reply]:
+        """`respond` decides and saves; when another instance saved this conversation first
+        (ConcurrentUpdate), decide again on the state it saved. No replies when the
+        conversation is gone meanwhile (the user had their data deleted)."""
+        current: TurnStart | None = start
         for _attempt in range(3):
+            if current is None:
+                return []
             try:
-                return await self._respond(inbound, cleaned, start)
+                return await respond(current)
             except ConcurrentUpdate:
-                # Another instance answered this user meanwhile: decide again on its state.
                 log.info("conversation changed by another instance; deciding again")
-                start = await self.store.reload(start)
+                current = await reload(current)
         raise RuntimeError("conversation kept changing; giving up")
 
     async def _respond(
@@ -182,8 +203,9 @@ class ConversationService:
             else ConversationState(locale=start.locale)
         )
         tr = translator(state_before.locale)
+        notes = _TurnNotes()
         try:
-            decision = await self._decide(inbound, cleaned, state_before, start, tr)
+            decision = await self._decide(inbound, cleaned, state_before, start, tr, notes)
             replies, deleted = await self._dispatch(decision, inbound, tr)
         except Exception:
             log.exception("turn failed")
@@ -199,32 +221,46 @@ class ConversationService:
             decision, deleted = Decision(state_before), False
         if not deleted:
             reply_texts = [self._reply_text(reply) for reply in replies]
+            # Marked as reported in the state saved now, so each outcome is mailed once.
+            link_outcomes = (
+                outcomes(state_before, decision.state)
+                if self.tickets is not None and self.tickets.links is not None
+                else []
+            )
             await self.store.finish_turn(
                 start, decision.state.to_json(), decision.state.revision, reply_texts
             )
-            await self._after_turn(inbound, cleaned, state_before, decision.state, reply_texts)
+            inbound_text = self._transcript_text(inbound, cleaned.text if cleaned else None)
+            await self._after_turn(
+                inbound_text, state_before, decision.state, reply_texts, notes, link_outcomes
+            )
         return replies
 
     async def _after_turn(
         self,
-        inbound: Inbound,
-        cleaned: CleanedText | None,
+        inbound_text: str,
         before: ConversationState,
         after: ConversationState,
         reply_texts: list[str],
+        notes: _TurnNotes,
+        link_outcomes: list[LinkOutcome],
     ) -> None:
-        """Tickets: a turn Lotse answered while a ticket waits is part of its transcript; a
+        """Tickets: a turn Lotse answered while a ticket is active is part of its transcript; a
         hand-back link's user reached an outcome the agent wants to know."""
         if self.tickets is None:
             return
         try:
             ticket = after.ticket
-            if ticket is not None and ticket == before.ticket and reply_texts:
-                inbound_text = self._transcript_text(inbound, cleaned.text if cleaned else None)
-                await self.tickets.record_turn(ticket, inbound_text, reply_texts)
+            if ticket is not None and reply_texts:
+                # A relayed message is in the ticket already, and so is the message of the
+                # turn that opened it (copied with the conversation); their replies are not.
+                already_recorded = notes.relayed or ticket != before.ticket
+                await self.tickets.record_turn(
+                    ticket, None if already_recorded else inbound_text, reply_texts
+                )
             if after.handoff_link and self.tickets.links is not None:
-                for outcome, details in outcomes(before, after):
-                    await self.tickets.links.report(after.handoff_link, outcome, details)
+                for outcome in link_outcomes:
+                    await self.tickets.links.report(after.handoff_link, outcome)
         except Exception:  # the user has their answer; the records are second
             log.exception("recording the turn for a ticket failed")
             metrics.ERRORS.labels("ticket_record").inc()
@@ -236,12 +272,13 @@ class ConversationService:
         state: ConversationState,
         start: TurnStart,
         tr: Translator,
+        notes: _TurnNotes,
     ) -> Decision:
         if self.tickets is not None and (state.ticket is not None or inbound.command == "bot"):
             ticket = await self.tickets.active(state.ticket) if state.ticket is not None else None
             if ticket is None:
                 state = dataclasses.replace(state, ticket=None)  # closed meanwhile
-            relayed = await self._ticket_turn(inbound, cleaned, state, ticket, tr)
+            relayed = await self._ticket_turn(inbound, cleaned, state, ticket, tr, notes)
             if relayed is not None:
                 return relayed
         engine = self._engine_for(state)
@@ -300,12 +337,16 @@ class ConversationService:
         state: ConversationState,
         ticket: Ticket | None,
         tr: Translator,
+        notes: _TurnNotes,
     ) -> Decision | None:
-        """While an agent has the user's ticket, Lotse relays and stays silent; `/bot` ends
-        that. None: Lotse answers as usual."""
+        """While an agent has the user's ticket, what the user writes goes to the agent and
+        Lotse stays silent (one note the first time); `/bot` ends that. None: Lotse answers
+        as usual, as for commands and taps (see `_for_agent`)."""
         assert self.tickets is not None
         if ticket is None or ticket.status != "open":
             return None
+        if inbound.command not in (None, "bot") or inbound.option is not None:
+            return None  # addressed to Lotse (see `_for_agent`)
         engine = self._engine_for(state)
         if inbound.command == "bot":
             await self.tickets.user_returned(ticket)
@@ -316,13 +357,40 @@ class ConversationService:
             ).format(number=ticket.number)
             decision.outputs.insert(0, Reply(text))
             return decision
-        if cleaned is not None and (cleaned.too_long or cleaned.unreadable):
+        if cleaned is None or not self._for_agent(cleaned, state):
+            return None
+        if cleaned.too_long or cleaned.unreadable:
             return engine.reject(state, "too_long" if cleaned.too_long else "unreadable", tr)
-        text = self._transcript_text(inbound, cleaned.text if cleaned else None)
-        await self.tickets.relay_from_user(ticket, text)
-        if cleaned is not None and cleaned.had_secret:
-            return engine.reject(state, "secret", tr)  # relayed redacted, and a warning
-        return Decision(state)  # silent: the agent answers
+        await self.tickets.relay_from_user(ticket, cleaned.text)
+        notes.relayed = True
+        # Silent (the agent answers); a password was relayed redacted, and gets a warning.
+        decision = engine.reject(state, "secret", tr) if cleaned.had_secret else Decision(state)
+        if state.relay_noted != ticket.number:  # once per ticket: where the message went
+            decision.state = dataclasses.replace(decision.state, relay_noted=ticket.number)
+            decision.outputs.append(
+                Reply(
+                    tr.gettext(
+                        "Ihre Nachricht ist beim Helpdesk angekommen. Die Antwort bekommen Sie "
+                        "hier im Chat."
+                    )
+                )
+            )
+        return decision
+
+    @staticmethod
+    def _for_agent(cleaned: CleanedText, state: ConversationState) -> bool:
+        """Free text is for the agent. Commands (/loeschen, /hilfe, /sprache, /start with or
+        without a link, /neu, /pruefen, /mensch) and taps on Lotse's buttons never get here:
+        a user who types /hilfe or taps "Ja, alles löschen" expects Lotse's answer, and must be
+        able to delete their data while the ticket is open. So is a typed answer to the
+        question such a command just asked (a typed "Ja" to "alles löschen?", a language)."""
+        option = match_option(state.options, cleaned.text)
+        if option is None:
+            return True
+        answers_lotse = state.stage is Stage.CONFIRM_DELETE or option.payload.startswith(
+            LANGUAGE_PAYLOAD
+        )
+        return not answers_lotse
 
     async def _follow_link(
         self,
@@ -352,30 +420,35 @@ class ConversationService:
     async def resume(self, channel: str, user: str, guide: str | None, intro: str) -> list[Reply]:
         """Lotse speaks first (an agent handed the user back): the intro, then the start of
         `guide` or the current question. Saved like a turn, without a message from the user."""
+
+        async def respond(start: TurnStart) -> list[Reply]:
+            state = (
+                ConversationState.from_json(start.state)
+                if start.state
+                else ConversationState(locale=start.locale)
+            )
+            tr = translator(state.locale)
+            # A new guide starts on the current knowledge; the current question stays on the
+            # revision the conversation is pinned to.
+            engine = Engine(self.registry.current) if guide else self._engine_for(state)
+            decision = engine.resume(state, tr, guide=guide, intro=intro)
+            replies, _deleted = await self._dispatch(decision, Inbound(channel, user), tr)
+            await self.store.finish_turn(
+                start,
+                decision.state.to_json(),
+                decision.state.revision,
+                [self._reply_text(reply) for reply in replies],
+            )
+            return replies
+
+        async def reload(_start: TurnStart) -> TurnStart | None:
+            return await self.store.load_turn(channel, user)
+
         async with self._lock(channel, user), self.store.turn(channel, user):
-            for _attempt in range(3):
-                start = await self.store.run(_load_turn_start, channel, user)
-                if start is None:  # the user had their data deleted meanwhile
-                    return []
-                state = (
-                    ConversationState.from_json(start.state)
-                    if start.state
-                    else ConversationState(locale=start.locale)
-                )
-                tr = translator(state.locale)
-                decision = Engine(self.registry.current).resume(state, tr, guide=guide, intro=intro)
-                replies, _deleted = await self._dispatch(decision, Inbound(channel, user), tr)
-                try:
-                    await self.store.finish_turn(
-                        start,
-                        decision.state.to_json(),
-                        decision.state.revision,
-                        [self._reply_text(reply) for reply in replies],
-                    )
-                except ConcurrentUpdate:
-                    continue
-                return replies
-        raise RuntimeError("conversation kept changing; giving up")
+            start = await self.store.load_turn(channel, user)
+            if start is None:  # the user had their data deleted meanwhile
+                return []
+            return await self._until_saved(start, respond, reload)
 
     async def _switch_language(
         self, inbound: Inbound, state: ConversationState, locale: str
@@ -462,25 +535,3 @@ def _guide_from_payload(payload: str | None) -> str | None:
     if payload and payload.startswith("g_"):
         return payload[2:].replace("_", "-")
     return None
-
-
-def _load_turn_start(conn: Connection, channel: str, user: str) -> TurnStart | None:
-    """The user's saved conversation, for a turn Lotse starts itself (`resume`)."""
-    row = conn.execute(
-        select(
-            User.id,
-            User.locale,
-            Conversation.id,
-            Conversation.state,
-            Conversation.version,
-            Conversation.updated_at,
-        )
-        .join(Conversation, Conversation.user_id == User.id)
-        .where(User.channel == channel, User.external_id == user)
-    ).first()
-    if row is None:
-        return None
-    user_id, locale, conversation_id, state, version, updated_at = row
-    return TurnStart(
-        channel, user, user_id, conversation_id, locale, state or None, version, updated_at
-    )

@@ -1,20 +1,36 @@
 """The agents' desk, channel-neutral: what agents type and tap, what they see on cards, and how
 the desk turns both into ticket service calls and chat messages.
 
-The desk talks to the real ticket service on a temporary SQLite database; the agents' chat is
-`RecordingChat`, which keeps what would be posted (the Telegram and Matrix tests use the real
-platforms, see tests/test_agents_telegram.py and tests/test_agents_matrix.py).
+Where each ticket's card is (`card_refs`) is tested on SQLite and PostgreSQL; the Telegram and
+Matrix tests run the desk on the real platforms (tests/test_agents_telegram.py and
+tests/test_agents_matrix.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from bot.agents.cards import Notice, card, check_line, duration, ticket_list
-from bot.agents.commands import DeskCommand, parse_command, parse_tap, ticket_number_in
+import pytest
+
+from bot.agents import card_refs
+from bot.agents.card_refs import ChatPlace
+from bot.agents.cards import (
+    Notice,
+    agent_answer,
+    card,
+    duration,
+    ticket_list,
+    ticket_named_at_start,
+    user_message,
+)
+from bot.agents.commands import DeskCommand, parse_command, parse_tap
 from bot.i18n import translator
+from bot.storage.store import Store
+from bot.tickets import records
 from bot.tickets.models import Ticket
+from bot.tickets.records import NewTicket
 
 DE = translator("de")
 NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
@@ -80,13 +96,6 @@ def test_button_payloads_name_the_action_and_the_ticket_and_forged_ones_are_refu
         assert parse_tap(forged) is None, forged
 
 
-def test_the_ticket_a_message_is_about_is_its_first_hash_number() -> None:
-    assert ticket_number_in("Ticket #12 · neu\nAnlass: …") == 12
-    assert ticket_number_in("#7 Nutzer: Ich habe #3 probiert") == 7
-    assert ticket_number_in("Keine offenen Tickets.") is None
-    assert ticket_number_in(None) is None
-
-
 # --- what agents see -------------------------------------------------------------------------
 
 
@@ -101,7 +110,7 @@ def test_a_new_tickets_card_says_everything_an_agent_needs_in_short_lines() -> N
     shown = card(a_ticket(last_check=report), NOW, DE, lambda _guide: "Thunderbird")
     assert shown.text.split("\n") == [
         "Ticket #12 · neu",
-        "Anlass: Nutzer möchte mit einem Menschen sprechen",
+        "Anlass: Nutzer bittet um einen Menschen",
         "Programm: Thunderbird, Version 60.3.1, Anleitung thunderbird, Schritt 3",
         "Verbindungstest: Fehler (IMAP 993 ✓, SMTP 587 ✗)",
         "Kanal: telegram, Sprache: de",
@@ -138,7 +147,7 @@ def test_a_ticket_before_any_guide_or_check_says_so_instead_of_leaving_gaps() ->
     )
     assert "Programm: noch nicht bekannt" in shown.text
     assert "Verbindungstest: nicht durchgeführt" in shown.text
-    assert "Anlass: Mailprogramm unbekannt" in shown.text
+    assert "Anlass: Mailprogramm ohne Anleitung" in shown.text
 
 
 def test_durations_are_short_and_readable() -> None:
@@ -151,7 +160,8 @@ def test_durations_are_short_and_readable() -> None:
 def test_a_check_line_reads_warnings_too() -> None:
     report = {"overall": "warning", "endpoints": [{"protocol": "pop3", "port": 995,
                                                     "status": "warning"}]}  # fmt: skip
-    assert check_line(report, DE) == "Warnungen (POP3 995 !)"
+    shown = card(a_ticket(last_check=report), NOW, DE).text
+    assert "Verbindungstest: Warnungen (POP3 995 !)" in shown.split("\n")
 
 
 def test_the_ticket_list_shows_open_tickets_oldest_first_and_skips_closed_ones() -> None:
@@ -162,7 +172,80 @@ def test_the_ticket_list_shows_open_tickets_oldest_first_and_skips_closed_ones()
     ]
     assert ticket_list(tickets, NOW, DE).text.split("\n") == [
         "Offene Tickets:",
-        "#12 · neu · Nutzer möchte mit einem Menschen sprechen · seit 7 Min. · bei niemand",
-        "#14 · in Bearbeitung · Nutzer möchte mit einem Menschen sprechen · seit 7 Min. · bei Bert",
+        "#12 · neu · Nutzer bittet um einen Menschen · seit 7 Min. · bei niemand",
+        "#14 · in Bearbeitung · Nutzer bittet um einen Menschen · seit 7 Min. · bei Bert",
     ]
     assert ticket_list([], NOW, DE) == Notice("Keine offenen Tickets.")
+
+
+def test_an_agents_answer_is_shown_to_the_other_chats_with_who_wrote_it_and_where() -> None:
+    shown = agent_answer(12, "Bert (@bert)", "telegram", "Bitte Port 993.", DE)
+    assert shown == Notice("#12 Antwort von Bert (@bert) über Telegram: Bitte Port 993.")
+    assert agent_answer(12, "Petra", None, "Hallo", DE).text == "#12 Antwort von Petra: Hallo"
+    assert ticket_named_at_start(shown.text, DE) == 12  # an old one, not yet recorded
+    english = agent_answer(12, "Bert", "matrix", "Hi", translator("en")).text
+    assert english == "#12 Answer from Bert via Matrix: Hi"
+
+
+def test_only_a_card_or_relay_names_its_ticket_at_the_start_never_the_list_or_an_error() -> None:
+    """For cards and relays posted before their ids were recorded: the "#N" they begin with."""
+    assert ticket_named_at_start(card(a_ticket(), NOW, DE).text, DE) == 12
+    assert ticket_named_at_start(user_message(7, "Ich habe #3 probiert", DE).text, DE) == 7
+    listing = ticket_list([a_ticket(number=3)], NOW, DE).text
+    assert listing.split("\n")[1].startswith("#3 · neu")
+    for other in (listing, "Ein Ticket Nr. 99 gibt es nicht.", "#3 übernommen von Bert.", None):
+        assert ticket_named_at_start(other, DE) is None, other
+    english = translator("en")
+    assert ticket_named_at_start(user_message(7, "Hi", english).text, english) == 7
+
+
+# --- where each ticket's card is, for every instance ------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    """A migrated store on each database Lotse runs on."""
+    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
+    opened = await Store.open(url)
+    yield opened
+    await opened.close()
+
+
+async def test_a_tickets_card_is_found_per_chat_and_a_fresh_card_replaces_the_old_one(
+    store: Store,
+) -> None:
+    new = NewTicket("requested", "telegram", "1001", "de", None, None, None, None, None, None)
+    ticket, _created = await store.run(records.create, new, None)
+    group, room = ChatPlace("telegram", "-1001234567890"), ChatPlace("matrix", "!helpdesk:uni")
+    assert await store.run(card_refs.card_of, ticket.number, group) is None
+
+    await store.run(card_refs.save_card, ticket.number, group, "41")
+    await store.run(card_refs.save_card, ticket.number, room, "$card")
+    assert await store.run(card_refs.card_of, ticket.number, group) == "41"
+    assert await store.run(card_refs.card_of, ticket.number, room) == "$card"
+    assert await store.run(card_refs.ticket_of_card, group, "41") == ticket.number
+    assert await store.run(card_refs.ticket_of_card, room, "41") is None  # another chat's id
+
+    # A card posted again (the first could not be found) is the one to edit from now on.
+    await store.run(card_refs.save_card, ticket.number, group, "57")
+    assert await store.run(card_refs.card_of, ticket.number, group) == "57"
+    assert await store.run(card_refs.ticket_of_card, group, "41") is None
+
+
+async def test_relays_and_status_lines_are_found_as_the_tickets_messages_and_nothing_else_is(
+    store: Store,
+) -> None:
+    new = NewTicket("requested", "telegram", "1001", "de", None, None, None, None, None, None)
+    ticket, _created = await store.run(records.create, new, None)
+    group, room = ChatPlace("telegram", "-1001234567890"), ChatPlace("matrix", "!helpdesk:uni")
+    await store.run(card_refs.save_card, ticket.number, group, "41")
+    await store.run(card_refs.save_message, ticket.number, group, "42")  # "#1 Nutzer: …"
+    await store.run(card_refs.save_message, ticket.number, room, "$relay")
+    await store.run(card_refs.save_message, ticket.number, room, "$relay")  # posted twice: fine
+
+    assert await store.run(card_refs.ticket_of_message, group, "41") == ticket.number
+    assert await store.run(card_refs.ticket_of_message, group, "42") == ticket.number
+    assert await store.run(card_refs.ticket_of_message, room, "$relay") == ticket.number
+    # The list of tickets, 43, was never recorded: a reply to it answers no ticket.
+    assert await store.run(card_refs.ticket_of_message, group, "43") is None
+    assert await store.run(card_refs.ticket_of_message, room, "42") is None

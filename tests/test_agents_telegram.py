@@ -4,14 +4,17 @@ private chat as the user, with the real ticket and conversation services on SQLi
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
+from telegram import Update
 
 from bot.agents.desk import Desk
 from bot.agents.telegram import connect_agents
@@ -26,6 +29,8 @@ from bot.conversation import ConversationService
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.registry import KnowledgeRegistry
 from bot.storage.store import Store
+from bot.tickets import records
+from bot.tickets.records import NewTicket
 from bot.tickets.service import TicketService
 from bot.understanding.lexicon import LexiconUnderstander
 from tests.servers.telegram_api import FakeTelegram, FakeUser, SentMessage, TelegramChat, mentions
@@ -35,6 +40,7 @@ AGENT_CHAT = -1001234567890
 ANNA = FakeUser(1001, "Anna", "de")
 BERT = FakeUser(2001, "Bert", "de")  # a helpdesk agent
 CARLA = FakeUser(2002, "Carla", "de")  # another agent
+RELAY_NOTE = "Ihre Nachricht ist beim Helpdesk angekommen. Die Antwort bekommen Sie hier im Chat."
 
 
 @dataclass(frozen=True)
@@ -46,9 +52,16 @@ class Running:
 
 @asynccontextmanager
 async def running_bot(
-    api: FakeTelegram, service: ConversationService, agent_chat: int | None = AGENT_CHAT
+    api: FakeTelegram,
+    service: ConversationService,
+    agent_chat: int | None = AGENT_CHAT,
+    *,
+    polling: bool = True,
 ) -> AsyncIterator[Running]:
-    """The bot as `lotse serve` runs its Telegram part, with the agents' chat connected."""
+    """The bot as `lotse serve` runs its Telegram part, with the agents' chat connected.
+
+    `polling=False`: an instance behind a webhook; the test delivers updates (`delivered`).
+    """
     settings = Settings(
         _env_file=None,
         telegram_token=SecretStr(api.token),
@@ -61,13 +74,15 @@ async def running_bot(
     await app.initialize()
     desk = connect_agents(app, channel, settings)
     assert app.updater is not None
-    await app.updater.start_polling(timeout=1, allowed_updates=ALLOWED_UPDATES)
+    if polling:
+        await app.updater.start_polling(timeout=1, allowed_updates=ALLOWED_UPDATES)
     await app.start()
     try:
         yield Running(app, channel, desk)
     finally:
         await desk.drain()
-        await app.updater.stop()
+        if polling:
+            await app.updater.stop()
         await app.stop()
         await app.shutdown()
 
@@ -118,7 +133,7 @@ async def test_an_agent_takes_answers_hears_back_and_hands_the_user_back_to_a_gu
     card = await ticket_opened(api, anna)
     assert card.text.split("\n")[:3] == [
         "Ticket #1 · neu",
-        "Anlass: Nutzer möchte mit einem Menschen sprechen",
+        "Anlass: Nutzer bittet um einen Menschen",
         "Programm: Thunderbird, Anleitung thunderbird, Schritt 2",
     ]
     assert "Wartet seit weniger als 1 Min. auf eine Antwort." in card.text
@@ -146,11 +161,13 @@ async def test_an_agent_takes_answers_hears_back_and_hands_the_user_back_to_a_gu
     await anna.replies(mentions("Antwort vom Helpdesk (Anfrage Nr. 1):"))
     assert anna.text == f"Antwort vom Helpdesk (Anfrage Nr. 1):\n\n{answer}"
 
-    # Anna's reply reaches the agents as a reply to the card; Lotse does not answer her.
+    # Anna's reply reaches the agents as a reply to the card; Lotse only says, once, where
+    # her message went.
     await anna_writes(anna, "Danke, aber jetzt kommt eine Zertifikatswarnung.")
     relayed = await bert.replies(mentions("#1 Nutzer: Danke, aber jetzt kommt"))
     assert relayed[-1].data["reply_to_message"]["message_id"] == card.message_id
-    assert anna.unseen() == []
+    await anna.replies(mentions("beim Helpdesk angekommen"))
+    assert anna.text == RELAY_NOTE
 
     # Bert replies to the relayed message: that finds the ticket too.
     bert.send("Bitte nehmen Sie die Warnung nicht an und schreiben Sie mir den Text.", relayed[-1])
@@ -204,7 +221,7 @@ async def test_agents_get_polite_answers_for_what_cannot_be_done(
     assert "/antwort 12 Text" in await answer_to("/hilfe")
     assert await answer_to("/tickets") == (
         "Offene Tickets:\n"
-        "#1 · neu · Nutzer möchte mit einem Menschen sprechen · seit weniger als 1 Min. · "
+        "#1 · neu · Nutzer bittet um einen Menschen · seit weniger als 1 Min. · "
         "bei niemand"
     )
 
@@ -231,6 +248,100 @@ async def test_agents_get_polite_answers_for_what_cannot_be_done(
     await bert.say("Kaffee, Carla?", lambda messages: True)
     await bert.say("/tickets", mentions("Keine offenen Tickets."))
     assert len(bot_messages_in_group(api)) == before + 1
+
+
+HINT = "Bitte antworten Sie auf die Karte eines Tickets oder schreiben Sie /antwort N Text."
+
+
+async def test_a_reply_to_the_list_the_help_or_an_error_answer_reaches_no_user(
+    telegram_api: FakeTelegram, sqlite_url: str, knowledge: KnowledgeBase
+) -> None:
+    """The reviewer's case: the list names "#1", yet replying to it must not answer ticket 1."""
+    api = telegram_api
+    anna, bert = TelegramChat(api, ANNA), agents_chat(api)
+    async with instance(api, sqlite_url, knowledge) as running:
+        await ticket_opened(api, anna)
+        bert.seen = len(bot_messages_in_group(api))
+        listing = (await bert.say("/tickets", mentions("Offene Tickets:")))[-1]
+        assert "#1 · neu" in listing.text
+        help_text = (await bert.say("/hilfe", mentions("So bearbeiten Sie Tickets hier:")))[-1]
+        error = (await bert.say("/nehmen 9", mentions("Ein Ticket Nr. 9 gibt es nicht.")))[-1]
+        seen_by_anna = len(api.messages_to(ANNA.id))
+
+        for message in (listing, help_text, error):
+            bert.send("Das übernehme ich, Anna bekommt gleich Bescheid.", reply_to=message)
+            hint = await bert.replies(mentions(HINT))
+            assert hint[-1].text == HINT
+        await running.desk.drain()
+        tickets = running.channel.service.tickets
+        assert tickets is not None
+        ticket = await tickets.get(1)
+        assert ticket is not None and ticket.status == "new" and ticket.assignee is None
+    # After a restart the bot knows its messages only from the database: still no answer.
+    async with instance(api, sqlite_url, knowledge) as restarted:
+        bert.send("Das übernehme ich.", reply_to=listing)
+        await bert.replies(mentions(HINT))
+        await restarted.desk.drain()
+    assert len(api.messages_to(ANNA.id)) == seen_by_anna
+
+
+def tap_answer(api: FakeTelegram, query: str) -> dict[str, str]:
+    return next(
+        c.params
+        for c in api.calls_to("answerCallbackQuery")
+        if c.params["callback_query_id"] == query
+    )
+
+
+async def test_an_agent_is_told_when_the_user_cannot_be_reached_and_not_to_repeat_the_change(
+    telegram_api: FakeTelegram, bot: Running
+) -> None:
+    api = telegram_api
+    anna, bert = TelegramChat(api, ANNA), agents_chat(api)
+    card = await ticket_opened(api, anna)
+    api.blocked_chats.add(ANNA.id)  # Anna blocked the bot since
+    bert.seen = len(bot_messages_in_group(api))
+
+    # The tap took the ticket (the card says so); the alert says Anna did not hear of it.
+    query = bert.press("Übernehmen", card)
+    await api.wait_for(lambda: "Übernommen von Bert (2001)." in card.text, "the card to change")
+    await api.wait_for(
+        lambda: any(
+            c.params["callback_query_id"] == query for c in api.calls_to("answerCallbackQuery")
+        ),
+        "the tap's answer",
+    )
+    alert = tap_answer(api, query)
+    assert alert["show_alert"] == "true"
+    assert alert["text"] == (
+        "Ticket Nr. 1 ist gespeichert. Die Nachricht hat den Nutzer leider nicht erreicht. Bitte "
+        "nicht wiederholen; schreiben Sie dem Nutzer auf anderem Weg oder später noch einmal."
+    )
+
+    # A written answer: recorded once, and the same warning as a reply in the chat.
+    bert.send("Bitte prüfen Sie Port 993.", reply_to=card)
+    warning = await bert.replies(mentions("Bitte nicht wiederholen"))
+    assert warning[-1].text.startswith("Ticket Nr. 1 ist gespeichert.")
+    tickets = bot.channel.service.tickets
+    assert tickets is not None
+    transcript = [m.text for m in await tickets.transcript(1)]
+    assert transcript.count("Bitte prüfen Sie Port 993.") == 1
+
+
+async def test_an_answer_to_a_user_on_a_channel_this_instance_does_not_run_is_refused_politely(
+    telegram_api: FakeTelegram, bot: Running
+) -> None:
+    """A Matrix user's ticket, handled by an instance that runs only Telegram."""
+    tickets = bot.channel.service.tickets
+    assert tickets is not None
+    new = NewTicket("requested", "matrix", "@anna:uni.example", "de", *[None] * 6)
+    await tickets.store.run(records.create, new, None)
+    bert = agents_chat(telegram_api)
+    await bert.say("/antwort 1 Guten Tag!", mentions("nicht erreichbar"))
+    assert bert.text == "Der Nutzer ist über matrix von hier aus nicht erreichbar."
+    assert await tickets.transcript(1) == []  # refused before anything was recorded
+    ticket = await tickets.get(1)
+    assert ticket is not None and ticket.status == "new"
 
 
 async def test_only_the_agents_group_acts_as_agents(
@@ -281,3 +392,111 @@ async def test_a_reload_of_the_knowledge_base_and_a_rejected_edit_are_posted_to_
             assert "thunderbird.yaml" in notices()[1]
     finally:
         await service.close()
+
+
+# --- cards that survive restarts and are shared by instances --------------------------------
+
+
+@asynccontextmanager
+async def instance(
+    api: FakeTelegram, url: str, knowledge: KnowledgeBase, *, polling: bool = True
+) -> AsyncIterator[Running]:
+    """One `lotse serve` process: its own store, services and desk, nothing kept in memory."""
+    service = await open_service(url, knowledge)
+    TicketService(service.store, lambda: service.knowledge).attach(service)
+    try:
+        async with running_bot(api, service, polling=polling) as running:
+            yield running
+    finally:
+        await service.store.close()
+
+
+_delivered_ids = itertools.count(1_000_000)
+
+
+async def delivered(running: Running, update: dict[str, Any]) -> None:
+    """The load balancer hands this update to this instance (as Telegram's webhook would)."""
+    await running.app.process_update(Update.de_json(update, running.app.bot))
+
+
+def tap_update(user: FakeUser, message: SentMessage, data: str) -> dict[str, Any]:
+    number = next(_delivered_ids)
+    query = {
+        "id": f"q{number}",
+        "from": user.as_json(),
+        "message": message.data,
+        "chat_instance": f"instance-{message.chat_id}",
+        "data": data,
+    }
+    return {"update_id": number, "callback_query": query}
+
+
+def edited_messages(api: FakeTelegram) -> set[int]:
+    return {int(call.params["message_id"]) for call in api.calls_to("editMessageText")}
+
+
+def cards_in_group(api: FakeTelegram) -> list[SentMessage]:
+    return [m for m in bot_messages_in_group(api) if m.text.startswith("Ticket #")]
+
+
+def replied_to(message: SentMessage) -> int | None:
+    reply = message.data.get("reply_to_message")
+    return int(reply["message_id"]) if reply else None
+
+
+async def test_after_a_restart_the_bot_edits_the_same_card_and_relays_replies_to_it(
+    telegram_api: FakeTelegram, sqlite_url: str, knowledge: KnowledgeBase
+) -> None:
+    api = telegram_api
+    anna, bert = TelegramChat(api, ANNA), agents_chat(api)
+    async with instance(api, sqlite_url, knowledge):
+        card = await ticket_opened(api, anna)
+    # A deploy restarts the bot: a new process remembers nothing but the database.
+    async with instance(api, sqlite_url, knowledge):
+        bert.seen = len(bot_messages_in_group(api))
+        bert.press("Übernehmen", card)
+        line = await bert.replies(mentions("#1 übernommen von Bert (2001)."))
+        assert card.text.startswith("Ticket #1 · in Bearbeitung")
+        assert edited_messages(api) == {card.message_id}
+        assert replied_to(line[-1]) == card.message_id
+
+        await anna_writes(anna, "Jetzt fragt Thunderbird nach einer Ausnahme.")
+        relayed = await bert.replies(mentions("#1 Nutzer: Jetzt fragt Thunderbird"))
+        assert replied_to(relayed[-1]) == card.message_id
+
+        # A reply to the card posted before the restart still reaches Anna.
+        bert.send("Bitte fügen Sie keine Ausnahme hinzu.", reply_to=card)
+        await anna.replies(mentions("Bitte fügen Sie keine Ausnahme hinzu."))
+        assert cards_in_group(api) == [card]  # no fresh card anywhere
+
+
+async def test_two_instances_on_one_postgresql_edit_and_reply_to_the_one_card(
+    telegram_api: FakeTelegram, postgres_url: str, knowledge: KnowledgeBase
+) -> None:
+    api = telegram_api
+    anna, bert = TelegramChat(api, ANNA), agents_chat(api)
+    async with (
+        instance(api, postgres_url, knowledge) as first,
+        instance(api, postgres_url, knowledge, polling=False) as second,
+    ):
+        card = await ticket_opened(api, anna)  # the first instance posted the card
+        bert.seen = len(bot_messages_in_group(api))
+
+        # Bert's tap reaches the second instance: it edits the first instance's card.
+        await delivered(second, tap_update(BERT, card, "desk:take:1"))
+        line = await bert.replies(mentions("#1 übernommen von Bert (2001)."))
+        assert card.text.startswith("Ticket #1 · in Bearbeitung")
+        assert replied_to(line[-1]) == card.message_id
+
+        # So does Anna's next message: relayed as a reply to that card.
+        await delivered(second, api.message_update(ANNA, "Es kommt eine Zertifikatswarnung."))
+        relayed = await bert.replies(mentions("#1 Nutzer: Es kommt eine Zertifikatswarnung."))
+        assert replied_to(relayed[-1]) == card.message_id
+
+        # The first instance closes it, on the same card again.
+        await bert.say("/schliessen 1", mentions("#1 geschlossen von Bert (2001)."))
+        await first.desk.drain()
+        assert card.text.startswith("Ticket #1 · geschlossen")
+        assert replied_to(bert.last[-1]) == card.message_id
+        assert edited_messages(api) == {card.message_id}
+        assert cards_in_group(api) == [card]

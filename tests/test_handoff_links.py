@@ -8,13 +8,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+from sqlalchemy import select
+
+from bot.config import Settings
 from bot.conversation import ConversationService
-from bot.tickets.links import HandoffLinks
+from bot.storage.tables import HandoffLink, OutgoingMail
+from bot.tickets.links import HandoffLinks, secret_problem
 from bot.tickets.outbox import deliver_queue
 from bot.tickets.service import TicketService
 from bot.tickets.smtp import SmtpSender
 from tests.servers.mail import Mailbox
 from tests.support import LINK_SECRET, MAIL_FROM, REPO, Chat
+
+STRONG_SECRET = "0123456789abcdef0123456789abcdef"
 
 
 async def test_a_user_who_follows_the_link_lands_in_the_guide_and_the_outcome_is_mailed(
@@ -34,12 +40,12 @@ async def test_a_user_who_follows_the_link_lands_in_the_guide_and_the_outcome_is
     assert ticket is not None and ticket.external_ref == "[Ticket#4711]"
 
     sender = SmtpSender(helpdesk_mailbox.url("smtp"), helpdesk_mailbox.ca)
-    await deliver_queue(service.store, sender.send, MAIL_FROM)
+    await deliver_queue(service.store, sender, MAIL_FROM)
     subjects = sorted(str(mail["Subject"]) for mail in helpdesk_mailbox.wait_for(3))
     assert subjects == [
         "[Ticket#4711] [Lotse#1] Neue Anfrage: Nutzer bittet um einen Menschen – thunderbird",
         "[Ticket#4711] [Lotse-Link] thunderbird: Anleitung abgeschlossen",
-        "[Ticket#4711] [Lotse-Link] thunderbird: bittet um einen Menschen [Lotse#1]",
+        "[Ticket#4711] [Lotse-Link] thunderbird: Nutzer bittet um einen Menschen [Lotse#1]",
     ]
 
 
@@ -104,7 +110,7 @@ def test_lotse_handoff_link_prints_a_telegram_link_and_a_matrix_instruction(
         "thunderbird",
         "--ref",
         "Ticket#9",
-        LOTSE_HANDOFF_SECRET="s3cret",
+        LOTSE_HANDOFF_SECRET=STRONG_SECRET,
         LOTSE_TELEGRAM_BOT_USERNAME="LotseBot",
     )
     assert done.returncode == 0, done.stderr
@@ -115,5 +121,52 @@ def test_lotse_handoff_link_prints_a_telegram_link_and_a_matrix_instruction(
 
     refused = lotse(tmp_path, "handoff-link", "--guide", "thunderbird", LOTSE_HANDOFF_SECRET="")
     assert refused.returncode == 2 and "LOTSE_HANDOFF_SECRET" in refused.stderr
-    unknown = lotse(tmp_path, "handoff-link", "--guide", "outlook-95", LOTSE_HANDOFF_SECRET="x")
+    unknown = lotse(
+        tmp_path, "handoff-link", "--guide", "outlook-95", LOTSE_HANDOFF_SECRET=STRONG_SECRET
+    )
     assert unknown.returncode == 1 and "Eine Anleitung „outlook-95“ gibt es nicht" in unknown.stderr
+
+
+def test_a_weak_secret_is_refused_by_the_command_and_at_start(tmp_path: Path) -> None:
+    weak = lotse(tmp_path, "handoff-link", "--guide", "thunderbird", LOTSE_HANDOFF_SECRET="abc")
+    assert weak.returncode == 2
+    assert "LOTSE_HANDOFF_SECRET is too short (3 characters; at least 32" in weak.stderr
+    assert "https://" not in weak.stdout and "/start" not in weak.stdout
+    started = lotse(tmp_path, "chat", LOTSE_HANDOFF_SECRET="abc")
+    assert started.returncode == 2 and "LOTSE_HANDOFF_SECRET is too short" in started.stderr
+    settings = Settings(_env_file=None, handoff_secret="x" * 32)
+    assert secret_problem(settings) is None
+    assert secret_problem(Settings(_env_file=None)) is None
+
+
+async def test_each_link_outcome_is_mailed_once(
+    service: ConversationService, tickets: TicketService
+) -> None:
+    assert tickets.links is not None
+    link = await tickets.links.create("thunderbird", "[Ticket#5]")
+    chat = Chat(service, user="berta")
+    await chat.command("start", link.token)
+    for _ in range(5):
+        await chat.say("weiter")
+    assert "Geschafft" in chat.text
+    await chat.say("zurück")  # to the last step, and finished a second time
+    await chat.say("weiter")
+    assert "Geschafft" in chat.text
+    query = select(OutgoingMail.subject).where(OutgoingMail.subject.contains("Lotse-Link"))
+    subjects = await service.store.run(lambda conn: list(conn.execute(query).scalars()))
+    assert subjects == ["[Ticket#5] [Lotse-Link] thunderbird: Anleitung abgeschlossen"]
+
+
+async def test_a_user_who_deletes_their_data_is_unlinked_from_the_link_they_used(
+    service: ConversationService, tickets: TicketService
+) -> None:
+    assert tickets.links is not None
+    link = await tickets.links.create("ios", "[Ticket#6]")
+    chat = Chat(service, user="berta")
+    await chat.command("start", link.token)
+    await chat.command("mensch")
+    await chat.command("loeschen")
+    await chat.tap(next(label for label in chat.options if label.startswith("Ja")))
+    query = select(HandoffLink.channel, HandoffLink.user_external_id)
+    rows = await service.store.run(lambda conn: conn.execute(query).all())
+    assert [tuple(row) for row in rows] == [(None, None)]

@@ -86,6 +86,91 @@ async def test_a_turn_lock_holds_the_same_user_on_another_instance_and_no_one_el
     await second.close()
 
 
+async def takes_the_turn_at_once(store: Store, user: str) -> bool:
+    """Whether `store` gets `user`'s turn within a second (nobody else holds it)."""
+    try:
+        async with asyncio.timeout(1):
+            async with store.turn("telegram", user):
+                return True
+    except TimeoutError:
+        return False
+
+
+async def test_a_turn_ended_by_an_error_or_a_cancellation_leaves_the_users_lock_free(
+    postgres_url: str,
+) -> None:
+    first, second = await Store.open(postgres_url), await Store.open(postgres_url)
+
+    with pytest.raises(ValueError):
+        async with first.turn("telegram", "anna"):
+            raise ValueError("the turn failed")
+    assert await takes_the_turn_at_once(second, "anna")
+
+    # Cancelled while waiting for the lock (a statement under way on the turn's connection):
+    # the lock must not be granted afterwards and stay with a pooled connection.
+    async with second.turn("telegram", "anna"):
+        waiting = asyncio.create_task(take_turn_and_wait(first, "anna"))
+        await asyncio.sleep(0.2)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+    assert await takes_the_turn_at_once(second, "anna")
+
+    # Cancelled in the middle of the turn, while it waits on the database.
+    started = asyncio.Event()
+
+    async def slow_turn() -> None:
+        async with first.turn("telegram", "bert"):
+            started.set()
+            await first.run(lambda conn: conn.exec_driver_sql("SELECT pg_sleep(5)"))
+
+    slow = asyncio.create_task(slow_turn())
+    await started.wait()
+    await asyncio.sleep(0.1)
+    slow.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await slow
+    assert await takes_the_turn_at_once(second, "bert")
+    assert first.turns_in_flight == 0
+
+    # Many more turns than the pool has connections: each gives its lock back.
+    for number in range(Store.TURN_POOL_SIZE * 3):
+        async with first.turn("telegram", f"user-{number}"):
+            start = await first.begin_turn("telegram", f"user-{number}", "de", "Hallo")
+            await first.finish_turn(start, {"step": 1}, None, ["Antwort"])
+    for number in range(Store.TURN_POOL_SIZE * 3):
+        assert await takes_the_turn_at_once(second, f"user-{number}")
+    await first.close()
+    await second.close()
+
+
+async def test_when_every_turn_connection_is_busy_a_message_is_still_stored_and_answered(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Term start: more users at once than one instance has turn connections. The turn after
+    # them must not fail (and lose the message); it goes ahead without the per-user lock.
+    monkeypatch.setattr(Store, "TURN_POOL_SIZE", 1)
+    monkeypatch.setattr(Store, "TURN_POOL_TIMEOUT", 0.2)
+    store = await Store.open(postgres_url)
+    try:
+        # Anna's turn holds the only turn connection while Bert's runs.
+        async with store.turn("telegram", "anna"), store.turn("telegram", "bert"):
+            start = await store.begin_turn("telegram", "bert", "de", "Hallo")
+            await store.finish_turn(start, {"step": 1}, None, ["Antwort"])
+        assert [m.text for m in await store.transcript("telegram", "bert")] == [
+            "Hallo",
+            "Antwort",
+        ]
+        assert await takes_the_turn_at_once(store, "anna")
+    finally:
+        await store.close()
+
+
+async def take_turn_and_wait(store: Store, user: str) -> None:
+    async with store.turn("telegram", user):
+        await asyncio.sleep(60)
+
+
 async def test_messages_of_one_user_at_two_instances_at_once_are_answered_one_after_another(
     postgres_url: str, knowledge: KnowledgeBase
 ) -> None:
@@ -213,7 +298,11 @@ async def test_two_serve_processes_answer_one_users_messages_once_and_in_order(
         for count, text in enumerate(("Thunderbird", "weiter", "weiter"), 1):
             await post(http, first if count % 2 else second, telegram_api, text)
             await answered(count)
-        assert mentions("Schritt 3 von 5")(telegram_api.messages_to(ANNA.id))
+        # The reply is saved before it is sent: wait for it at the Bot API too.
+        deadline = time.monotonic() + 10
+        while not mentions("Schritt 3 von 5")(telegram_api.messages_to(ANNA.id)):
+            assert time.monotonic() < deadline, telegram_api.messages_to(ANNA.id)
+            await asyncio.sleep(0.05)
 
         together = ["weiter", "zurück", "zurück", "weiter", "weiter", "zurück"]
         await asyncio.gather(

@@ -1,20 +1,25 @@
 """Periodic jobs shared by several instances through `job_leases`: never twice at once, once per
-interval, taken over when an instance dies, retried after a failure. On SQLite and PostgreSQL."""
+interval, taken over when an instance dies, retried after a failure. The Matrix channel's lease
+in the same table: one instance runs the channel, another takes over. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import update
 
+from bot.serve.health import ChannelStatus
 from bot.serve.jobs import Job, JobRunner, _take_lease
+from bot.serve.leader import ChannelLease, Leader, LeaseTiming, Stopper
 from bot.storage.store import Store
-from bot.storage.tables import utcnow
+from bot.storage.tables import JobLease, utcnow
 
 
 @dataclass
@@ -56,6 +61,9 @@ async def _two_instances(url: str, recorder: Recorder, seconds: float, **options
     await asyncio.sleep(seconds)
     for loop in loops:
         loop.cancel()
+    for loop in loops:
+        with suppress(asyncio.CancelledError):
+            await loop
     for runner in runners:
         await runner.stop()
     for store in stores:
@@ -128,3 +136,155 @@ def test_job_names_must_be_unique() -> None:
 
     with pytest.raises(ValueError, match="unique"):
         JobRunner(None, [Job("mail", 30, nothing), Job("mail", 60, nothing)])  # type: ignore[arg-type]
+
+
+# --- the Matrix channel's lease (one instance runs it, another takes over) ---------------
+
+FAST = LeaseTiming(ttl=0.6, renew=0.1, retry=0.05)
+
+
+@dataclass
+class Channel:
+    """What `lotse serve` hands a `Leader`: a start hook that runs the channel, its status."""
+
+    instance: str
+    log: list[str]
+    status: ChannelStatus = field(default_factory=lambda: ChannelStatus("matrix"))
+    failed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def start(self) -> Stopper:
+        self.log.append(f"{self.instance} starts")
+        self.status.state = "running"
+
+        async def stop(_within: float) -> None:
+            self.log.append(f"{self.instance} stops")
+
+        return stop
+
+    def running(self) -> bool:
+        return self.status.state == "running"
+
+
+async def until(condition: Callable[[], bool], what: str, within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
+async def test_of_two_instances_one_runs_the_channel_and_the_other_takes_over_when_it_stops(
+    database_url: str,
+) -> None:
+    stores = [await Store.open(database_url), await Store.open(database_url)]
+    log: list[str] = []
+    a, b = Channel("a", log), Channel("b", log)
+    leaders = [
+        Leader(ChannelLease(store, "channel:matrix", who, FAST), c.status, c.start, c.failed)
+        for who, store, c in zip(("a", "b"), stores, (a, b), strict=True)
+    ]
+    leaders[0].begin()
+    await until(a.running, "a running")
+    leaders[1].begin()
+    await until(lambda: b.status.state == "standby", "b standing by")
+    await asyncio.sleep(FAST.ttl * 2)  # a renews: b never starts meanwhile
+    assert (a.status.state, b.status.state) == ("running", "standby")
+    assert a.status.ok and b.status.ok  # standby is healthy
+
+    await leaders[0].stop(1.0)  # gives the lease back: b takes over at its next try
+    await until(b.running, "b running", within=FAST.retry * 10)
+    assert log == ["a starts", "a stops", "b starts"]
+    await leaders[1].stop(1.0)
+    for store in stores:
+        await store.close()
+
+
+async def test_the_lease_of_an_instance_that_died_runs_out_and_another_runs_the_channel(
+    database_url: str,
+) -> None:
+    store = await Store.open(database_url)
+    dead = ChannelLease(store, "channel:matrix", "dead", FAST)
+    assert await dead.take()  # and then it never renews nor gives back
+    log: list[str] = []
+    alive = Channel("alive", log)
+    lease = ChannelLease(store, "channel:matrix", "alive", FAST)
+    leader = Leader(lease, alive.status, alive.start, alive.failed)
+    started = time.monotonic()
+    leader.begin()
+    await until(alive.running, "the takeover")
+    assert time.monotonic() - started >= FAST.ttl * 0.8
+    assert not await dead.take()  # the dead one, back again, stands by
+    await leader.stop(1.0)
+    await store.close()
+
+
+async def test_a_holder_that_lost_its_lease_stops_its_channel(sqlite_url: str) -> None:
+    store = await Store.open(sqlite_url)
+    log: list[str] = []
+    a = Channel("a", log)
+    leader = Leader(ChannelLease(store, "channel:matrix", "a", FAST), a.status, a.start, a.failed)
+    leader.begin()
+    await until(a.running, "a running")
+    # Another instance holds it now (a's lease ran out while its database was away).
+    await store.run(
+        lambda conn: conn.execute(
+            update(JobLease)
+            .where(JobLease.name == "channel:matrix")
+            .values(holder="b", leased_until=utcnow() + timedelta(seconds=60))
+        )
+    )
+    await until(lambda: a.status.state == "standby", "a standing by")
+    assert log == ["a starts", "a stops"]
+    await leader.stop(1.0)
+    await store.close()
+
+
+async def test_a_channel_that_failed_gives_its_lease_back_for_another_instance(
+    sqlite_url: str,
+) -> None:
+    store = await Store.open(sqlite_url)
+    log: list[str] = []
+    a = Channel("a", log)
+    leader = Leader(ChannelLease(store, "channel:matrix", "a", FAST), a.status, a.start, a.failed)
+    leader.begin()
+    await until(a.running, "a running")
+    a.status.state = "failed"  # as ChannelRunner.fail does
+    a.failed.set()
+    other = ChannelLease(store, "channel:matrix", "b", FAST)
+    await until(lambda: "a stops" in log, "a giving up")
+    assert await other.take()  # at once, not after the lease ran out
+    assert a.status.state == "failed"  # and a stays failed (its process ends later)
+    await leader.stop(1.0)
+    await store.close()
+
+
+class _DriverThatWrapsCancellation:
+    """A store whose driver, cancelled mid-statement, raises its own error instead (as asyncpg
+    under SQLAlchemy can: "connection was closed in the middle of operation")."""
+
+    wrapped = False
+
+    async def run(self, *_args: object) -> bool:
+        if self.wrapped:  # once is enough to show it (and lets a broken loop still end)
+            return False
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            self.wrapped = True
+            raise ConnectionError("connection was closed in the middle of operation") from None
+        return False
+
+
+async def test_a_runner_loop_ends_when_cancelled_even_if_the_driver_wraps_the_cancellation() -> (
+    None
+):
+    runner = JobRunner(
+        _DriverThatWrapsCancellation(),  # type: ignore[arg-type]
+        [Recorder().job_for("a")],
+        holder="a",
+        tick=0.01,
+    )
+    loop = asyncio.create_task(runner.run_forever())
+    await asyncio.sleep(0.05)
+    loop.cancel()
+    await asyncio.wait({loop}, timeout=2)
+    assert loop.cancelled(), "the loop went on after its cancellation"

@@ -14,7 +14,7 @@ from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.registry import KnowledgeRegistry, ReloadOutcome
 from bot.storage.store import Store
 from bot.understanding.lexicon import LexiconUnderstander
-from tests.support import KNOWLEDGE_DIR, Chat
+from tests.support import KNOWLEDGE_DIR, Chat, UserInbox, attach_tickets
 
 OLD_STEP = 'Klicken Sie auf "Weitere Einstellungen".'
 NEW_STEP = 'Klicken Sie unten rechts auf "Weitere Einstellungen ...".'
@@ -137,3 +137,26 @@ async def test_a_conversation_whose_guide_vanished_after_a_restart_starts_over_p
     assert "gibt es in dieser Form nicht mehr" in chat.text
     assert "Welches Mailprogramm benutzen Sie?" in chat.text
     await second.close()
+
+
+async def test_a_user_handed_back_mid_guide_after_an_edit_continues_on_their_revision(
+    live: ConversationService, kb_dir: Path
+) -> None:
+    inbox = UserInbox()
+    tickets = attach_tickets(live)
+    tickets.register_user_sender("test", inbox.send)
+    anna = Chat(live, user="anna")
+    await anna.say("Outlook 2007")
+    await anna.say("weiter")
+    await anna.say("weiter")
+    assert OLD_STEP in anna.text
+    await anna.command("mensch")
+    await tickets.take(1, "Petra")
+
+    _edit(kb_dir / "outlook.yaml", OLD_STEP, NEW_STEP)
+    outcome = live.registry.reload()
+    assert outcome is not None and not outcome.rejected
+
+    await tickets.hand_back(1, "Petra", None)  # back to where she was, not to a new guide
+    assert OLD_STEP in inbox.text("anna")
+    assert NEW_STEP not in inbox.text("anna")

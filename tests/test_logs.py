@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from bot.config import Settings
 from bot.conversation import ConversationService
 from bot.logs import configure_logging
 from tests.support import Chat
@@ -70,3 +71,53 @@ async def test_a_conversation_logs_neither_the_users_text_nor_their_id_at_info(
     assert "4711-geheim" not in logged
     for word in ("Thunderbird", "Sommer2024", "passwort", "Hallo"):
         assert word not in logged
+
+
+def test_every_configured_secret_is_masked_in_messages_extras_and_tracebacks(
+    restore_logging: None,
+) -> None:
+    token = "123456:SECRET-TOKEN-abcdef"
+    settings = Settings(
+        _env_file=None,
+        database_url="postgresql+asyncpg://lotse:db%2Fpass%20word@db:5432/lotse",
+        rasa_url="http://nlu:rasa-pass-7b1f@nlu:5005",
+        telegram_token=token,
+        smtp_url="smtps://desk:smtp-pass-99@mail.example:465",
+        handoff_secret="h" * 32,
+    )
+    secrets = ["db/pass word", "db%2Fpass%20word", "rasa-pass-7b1f", token]
+    secrets += ["smtp-pass-99", "h" * 32]
+    for log_format in ("text", "json"):
+        stream = io.StringIO()
+        configure_logging(log_format, "DEBUG", stream, secrets=settings.secret_values())
+        log = logging.getLogger("bot.example")
+        log.warning("connecting to %s", settings.database_url, extra={"url": settings.rasa_url})
+        log.info("login as desk with %s", "smtp-pass-99")
+        try:
+            raise RuntimeError(f"The token `{token}` was no")
+        except RuntimeError:
+            log.exception("the telegram channel failed")
+        try:
+            raise OSError("password db/pass word refused")
+        except OSError as error:
+            log.error("database: %s", "away", exc_info=error)
+
+        written = stream.getvalue()
+        assert "lotse:***@db:5432" in written
+        assert "The token `***` was no" in written
+        assert "Traceback" in written
+        for secret in secrets:
+            assert secret not in written, (log_format, secret)
+        if log_format == "json":
+            entries = [json.loads(line) for line in written.splitlines()]
+            assert entries[0]["url"] == "http://nlu:***@nlu:5005"
+            assert "RuntimeError: The token `***`" in entries[2]["exception"]
+
+
+def test_short_and_unset_secrets_leave_the_log_readable(restore_logging: None) -> None:
+    settings = Settings(_env_file=None, database_url="sqlite:///x.db", handoff_secret="abc")
+    assert settings.secret_values() == []
+    stream = io.StringIO()
+    configure_logging("text", "INFO", stream, secrets=settings.secret_values())
+    logging.getLogger("bot.example").info("abc %s", "def")
+    assert "abc def" in stream.getvalue()

@@ -15,10 +15,20 @@ from sqlalchemy import Connection, func, select, update
 
 from bot.conversation import ConversationService
 from bot.knowledge.base import KnowledgeBase
-from bot.storage.tables import Conversation, Message, Ticket, TicketMessage, User, utcnow
-from bot.tickets.retention import run_purge
+from bot.storage.tables import (
+    Conversation,
+    Message,
+    OutgoingMail,
+    Ticket,
+    TicketMessage,
+    User,
+    utcnow,
+)
+from bot.tickets.models import TicketEvent
+from bot.tickets.records import queued_mails
+from bot.tickets.retention import WAITING_CLOSE_DAYS, run_purge
 from bot.tickets.service import TicketService
-from tests.support import REPO, Chat, attach_tickets, open_service
+from tests.support import REPO, Chat, UserInbox, attach_tickets, open_service
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -35,6 +45,7 @@ async def served(
 ) -> AsyncIterator[tuple[ConversationService, TicketService]]:
     service = await open_service(database_url, knowledge)
     tickets = attach_tickets(service)
+    tickets.register_user_sender("test", UserInbox().send)
     yield service, tickets
     await service.close()
 
@@ -59,6 +70,19 @@ async def close_days_ago(service: ConversationService, number: int, days: int) -
     await service.store.run(
         lambda conn: conn.execute(update(Ticket).where(Ticket.id == number).values(closed_at=then))
     )
+
+
+async def ticket_quiet_for(service: ConversationService, number: int, days: int) -> None:
+    """No message on the ticket (and no change) for `days`."""
+    then = utcnow() - timedelta(days=days)
+
+    def work(conn: Connection) -> None:
+        conn.execute(update(Ticket).where(Ticket.id == number).values(created_at=then))
+        conn.execute(
+            update(TicketMessage).where(TicketMessage.ticket_id == number).values(created_at=then)
+        )
+
+    await service.store.run(work)
 
 
 async def users(service: ConversationService) -> list[str]:
@@ -158,3 +182,52 @@ async def test_agents_list_show_and_close_tickets_and_admins_purge_from_the_comm
     purged = lotse(url, "purge")
     assert purged.returncode == 0, purged.stderr
     assert "Gespräche ohne Ticket gelöscht: 0" in purged.stdout
+
+
+async def test_tickets_nobody_moves_are_closed_with_a_mail_and_then_purged_like_any_other(
+    served: tuple[ConversationService, TicketService],
+) -> None:
+    service, tickets = served
+    for user in ("wartet-lange", "wartet-kurz", "neu-lange", "neu-kurz"):
+        await Chat(service, user=user).command("mensch")
+    for number in (1, 2):
+        await tickets.take(number, "Petra")
+        await tickets.hand_back(number, "Petra", None)
+    await ticket_quiet_for(service, 1, WAITING_CLOSE_DAYS + 1)
+    await ticket_quiet_for(service, 2, WAITING_CLOSE_DAYS - 1)
+    await ticket_quiet_for(service, 3, 181)
+    await ticket_quiet_for(service, 4, 100)
+    closed_events: list[int] = []
+
+    async def record(event: TicketEvent) -> None:
+        if event.kind == "closed":
+            closed_events.append(event.ticket.number)
+
+    tickets.on_event(record)
+    mails_before = await service.store.run(queued_mails)
+
+    report = await run_purge(
+        service.store, retention_days=30, ticket_retention_days=180, tickets=tickets
+    )
+
+    assert report.closed_tickets == 2 and sorted(closed_events) == [1, 3]
+    assert [t.status for t in await tickets.list()] == ["closed", "waiting", "closed", "new"]
+    assert await service.store.run(queued_mails) == mails_before + 2
+    query = select(OutgoingMail.body).order_by(OutgoingMail.id.desc()).limit(2)
+    bodies = await service.store.run(lambda conn: list(conn.execute(query).scalars()))
+    assert all("Automatisch geschlossen" in body for body in bodies)
+
+
+async def test_ticket_mail_that_was_never_delivered_goes_after_the_ticket_retention(
+    served: tuple[ConversationService, TicketService],
+) -> None:
+    service, _tickets = served
+    await Chat(service, user="alt").command("mensch")
+    await service.store.run(
+        lambda conn: conn.execute(
+            update(OutgoingMail).values(created_at=utcnow() - timedelta(days=181))
+        )
+    )
+    await Chat(service, user="neu").command("mensch")
+    report = await run_purge(service.store, retention_days=30, ticket_retention_days=180)
+    assert report.mails == 1 and await service.store.run(queued_mails) == 1

@@ -164,17 +164,24 @@ async def test_without_a_chat_channel_serve_runs_http_and_says_so(
 
 
 async def test_rasa_down_is_reported_and_degrades_while_the_lexicon_answers(
-    tmp_path: Path, knowledge_dir: Path
+    telegram_api: FakeTelegram, tmp_path: Path, knowledge_dir: Path
 ) -> None:
+    # What compose's bot meets while nlu has started but not loaded its model yet.
+    rasa_url = f"http://lotse:rasa-geheim@127.0.0.1:{free_port()}"
     settings = settings_for(
-        tmp_path, knowledge_dir, nlu="rasa", rasa_url=f"http://127.0.0.1:{free_port()}"
+        tmp_path, knowledge_dir, nlu="rasa", rasa_url=rasa_url, **telegram_settings(telegram_api)
     )
     async with running(settings) as (http, base):
+        report = await health_until(
+            http, base, lambda _s, r: r["channels"]["telegram"]["ok"], "Telegram running"
+        )
         status, report = await get_json(http, base + "/healthz")
         assert status == 200
         assert report["status"] == "degraded"
         assert report["rasa"]["ok"] is False
-        assert "ConnectError" in report["rasa"]["error"]
+        assert report["rasa"]["error"] == "ConnectError"  # the class only, never a message
+        assert report["rasa"]["url"] == rasa_url.replace("rasa-geheim", "***")
+        await TelegramChat(telegram_api, ANNA).say("Thunderbird", mentions("Schritt 1 von 5"))
 
 
 async def test_a_channel_that_cannot_start_makes_health_fail_and_the_rest_keeps_running(
@@ -189,6 +196,33 @@ async def test_a_channel_that_cannot_start_makes_health_fail_and_the_rest_keeps_
         assert report["database"]["ok"] is True
         async with http.get(base + "/mail/config-v1.1.xml") as response:
             assert response.status == 200
+
+
+async def test_a_channel_failing_for_longer_than_the_setting_ends_serve_with_1_for_a_restart(
+    telegram_api: FakeTelegram, tmp_path: Path, knowledge_dir: Path
+) -> None:
+    telegram_api.fail("getMe", code=401, description="Unauthorized", times=100)
+    settings = settings_for(
+        tmp_path, knowledge_dir, channel_failure_exit_seconds=1.0, **telegram_settings(telegram_api)
+    )
+    started = time.monotonic()
+    # Nobody sets `stop`: serve ends by itself, with 1, so `restart: unless-stopped` restarts it.
+    assert await asyncio.wait_for(serve(settings, stop=asyncio.Event()), 20) == 1
+    assert time.monotonic() - started >= 1.0
+
+
+async def test_with_the_exit_switched_off_a_failed_channel_keeps_serve_running(
+    telegram_api: FakeTelegram, tmp_path: Path, knowledge_dir: Path
+) -> None:
+    telegram_api.fail("getMe", code=401, description="Unauthorized", times=100)
+    settings = settings_for(
+        tmp_path, knowledge_dir, channel_failure_exit_seconds=0, **telegram_settings(telegram_api)
+    )
+    async with running(settings) as (http, base):
+        await health_until(http, base, lambda status, _r: status == 503, "503")
+        await asyncio.sleep(1.5)
+        status, _report = await get_json(http, base + "/healthz")
+        assert status == 503  # still serving (autoconfig and /healthz), still reporting it
 
 
 async def test_a_database_that_went_away_makes_health_fail(
@@ -222,6 +256,35 @@ async def test_a_database_that_went_away_makes_health_fail(
                 )
             )
             await admin.close()
+
+
+# --- configuration problems --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "named"),
+    [
+        ("smtp_url", "http://desk:geheim-123@mail.example", "LOTSE_SMTP_URL must start with"),
+        ("smtp_url", "smtps://desk:geheim-123@mail.example:99999", "LOTSE_SMTP_URL has an invalid"),
+        ("handoff_secret", "abc", "LOTSE_HANDOFF_SECRET is too short"),
+    ],
+)
+async def test_a_setting_that_cannot_work_ends_serve_with_2_and_a_message_before_it_starts(
+    setting: str,
+    value: str,
+    named: str,
+    tmp_path: Path,
+    knowledge_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    settings = settings_for(tmp_path, knowledge_dir, **{setting: value})
+    assert await asyncio.wait_for(serve(settings, stop=asyncio.Event()), 10) == 2
+    err = capsys.readouterr().err
+    assert named in err
+    assert "Traceback" not in err and "geheim-123" not in err
+    assert not (tmp_path / "lotse.sqlite3").exists()  # nothing started: not even the database
+    with socket.socket() as probe:  # and no HTTP server
+        assert probe.connect_ex(("127.0.0.1", settings.http_port)) != 0
 
 
 # --- graceful stop -----------------------------------------------------------------------

@@ -21,7 +21,7 @@ from sqlalchemy.orm import DeclarativeBase
 
 from bot.storage.migrate import alembic_config
 from bot.storage.store import ConcurrentUpdate, SavedConversation, Store
-from bot.storage.tables import Base, Conversation, Message, User
+from bot.storage.tables import Base, Conversation, Message, User, utcnow
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -286,3 +286,75 @@ async def test_the_saved_conversation_is_read_from_the_database(store: Store, db
     finally:
         await other.close()
     assert await store.conversation("telegram", "42") == SavedConversation({"step": 2}, 2)
+
+
+async def test_a_cached_conversation_another_instance_moved_on_continues_from_the_saved_state(
+    store: Store, db_url: str
+) -> None:
+    start = await store.begin_turn("telegram", "42", "de", "Hallo")
+    await store.finish_turn(start, {"step": 1}, "rev-1", ["Schritt 1"])  # now cached here
+
+    other = await Store.open(db_url)  # a second instance answers the user's next message
+    try:
+        turn = await other.begin_turn("telegram", "42", "de", "Weiter")
+        saved_there = utcnow()
+        await other.finish_turn(turn, {"step": 2}, "rev-2", ["Schritt 2", "Noch Fragen?"])
+    finally:
+        await other.close()
+
+    again = await store.begin_turn("telegram", "42", "de", "Weiter")
+    assert (again.state, again.version) == ({"step": 2}, 2)
+    assert again.updated_at is not None and again.updated_at >= saved_there
+    await store.finish_turn(again, {"step": 3}, "rev-2", ["Schritt 3"])
+    assert await store.conversation("telegram", "42") == SavedConversation({"step": 3}, 3)
+    assert await count(store, Conversation, Conversation.knowledge_revision == "rev-2") == 1
+    assert texts(await store.transcript("telegram", "42")) == [
+        ("in", "Hallo"),
+        ("out", "Schritt 1"),
+        ("in", "Weiter"),
+        ("out", "Schritt 2"),
+        ("out", "Noch Fragen?"),
+        ("in", "Weiter"),
+        ("out", "Schritt 3"),
+    ]
+
+
+async def test_a_cached_user_deleted_by_another_instance_starts_over(
+    store: Store, db_url: str
+) -> None:
+    start = await store.begin_turn("telegram", "42", "de", "Hallo")
+    await store.finish_turn(start, {"step": 1}, None, ["Schritt 1"])  # now cached here
+
+    other = await Store.open(db_url)
+    try:
+        assert await other.delete_user("telegram", "42") is True
+    finally:
+        await other.close()
+
+    fresh = await store.begin_turn("telegram", "42", "de", "Hallo?")
+    assert (fresh.state, fresh.version) == (None, 0)
+    assert texts(await store.transcript("telegram", "42")) == [("in", "Hallo?")]
+
+
+async def test_inside_a_turn_the_store_saves_and_reloads_as_outside(store: Store) -> None:
+    async with store.turn("telegram", "42"):
+        start = await store.begin_turn("telegram", "42", "de", "Hallo")
+        await store.finish_turn(start, {"step": 1}, None, ["Eins", "Zwei", "Drei"])
+    async with store.turn("telegram", "42"):
+        again = await store.begin_turn("telegram", "42", "de", "Weiter")
+        assert (again.state, again.version) == ({"step": 1}, 1)
+        stale = again
+        await store.finish_turn(again, {"step": 2}, None, ["Vier"])
+        with pytest.raises(ConcurrentUpdate):
+            await store.finish_turn(stale, {"step": 99}, None, ["nie gespeichert"])
+        reloaded = await store.reload(stale)
+        assert (reloaded.state, reloaded.version) == ({"step": 2}, 2)
+    assert await store.drain(0.1)
+    assert texts(await store.transcript("telegram", "42")) == [
+        ("in", "Hallo"),
+        ("out", "Eins"),
+        ("out", "Zwei"),
+        ("out", "Drei"),
+        ("in", "Weiter"),
+        ("out", "Vier"),
+    ]

@@ -4,19 +4,27 @@ while the mail server is down."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import select
 
 from bot import metrics
+from bot.app import build_service
+from bot.config import Settings
 from bot.conversation import ConversationService
-from bot.storage.tables import utcnow
+from bot.storage.tables import OutgoingMail, utcnow
+from bot.tickets import mail_text
+from bot.tickets.models import LinkOutcome
 from bot.tickets.outbox import deliver_queue
-from bot.tickets.records import queued_mails
+from bot.tickets.records import MailSettings, queued_mails
 from bot.tickets.service import TicketService
 from bot.tickets.smtp import SmtpSender, SmtpUrlError, parse_smtp_url
 from tests.servers.mail import Mailbox, MailServers, free_port
-from tests.support import MAIL_FROM, Chat
+from tests.support import HELPDESK_QUEUE, MAIL_FROM, Chat, UserInbox
 
 
 def body(message: object) -> str:
@@ -31,6 +39,7 @@ def body(message: object) -> str:
 async def test_a_new_ticket_and_its_updates_arrive_in_the_helpdesk_queue_as_one_thread(
     service: ConversationService, tickets: TicketService, helpdesk_mailbox: Mailbox
 ) -> None:
+    tickets.register_user_sender("test", UserInbox().send)
     chat = Chat(service)
     await chat.say("Thunderbird")
     await chat.say("mein passwort ist Geheim123!")
@@ -40,7 +49,7 @@ async def test_a_new_ticket_and_its_updates_arrive_in_the_helpdesk_queue_as_one_
     await tickets.close(1, "Petra")
 
     sender = SmtpSender(helpdesk_mailbox.url("smtp"), helpdesk_mailbox.ca)
-    report = await deliver_queue(service.store, sender.send, MAIL_FROM)
+    report = await deliver_queue(service.store, sender, MAIL_FROM)
     assert (report.sent, report.failed, report.waiting) == (4, 0, 0)
     mails = helpdesk_mailbox.wait_for(4)
 
@@ -70,7 +79,7 @@ async def test_implicit_tls_on_the_smtps_port_delivers_too(
 ) -> None:
     await Chat(service).command("mensch")
     sender = SmtpSender(helpdesk_mailbox.url("smtps"), helpdesk_mailbox.ca)
-    report = await deliver_queue(service.store, sender.send, MAIL_FROM)
+    report = await deliver_queue(service.store, sender, MAIL_FROM)
     assert report.sent == 1
     assert "[Lotse#1]" in str(helpdesk_mailbox.wait_for(1)[0]["Subject"])
 
@@ -81,18 +90,18 @@ async def test_a_mail_server_that_is_down_delays_the_ticket_mail_but_does_not_lo
     await Chat(service).command("mensch")
     closed_port = free_port()  # nothing listens there: the server is "down"
     down = SmtpSender(helpdesk_mailbox.url("smtp", closed_port), helpdesk_mailbox.ca)
-    report = await deliver_queue(service.store, down.send, MAIL_FROM)
+    report = await deliver_queue(service.store, down, MAIL_FROM)
     assert (report.sent, report.failed, report.waiting) == (0, 1, 1)
     assert metrics.REGISTRY.get_sample_value("lotse_mail_queue") == 1
 
     # Back up, but the mail waits for its retry time (30 s after the first failure).
     up = SmtpSender(helpdesk_mailbox.url("smtp"), helpdesk_mailbox.ca)
-    report = await deliver_queue(service.store, up.send, MAIL_FROM)
+    report = await deliver_queue(service.store, up, MAIL_FROM)
     assert (report.sent, report.waiting) == (0, 1)
     assert helpdesk_mailbox.messages() == []
 
     later = utcnow() + timedelta(seconds=31)
-    report = await deliver_queue(service.store, up.send, MAIL_FROM, now=lambda: later)
+    report = await deliver_queue(service.store, up, MAIL_FROM, now=lambda: later)
     assert (report.sent, report.failed, report.waiting) == (1, 0, 0)
     assert "[Lotse#1]" in str(helpdesk_mailbox.wait_for(1)[0]["Subject"])
     assert await service.store.run(queued_mails) == 0
@@ -106,7 +115,7 @@ async def test_a_server_without_starttls_gets_no_transcript_in_clear_text(
 ) -> None:
     await Chat(service).command("mensch")
     plain = SmtpSender(f"smtp://localhost:{mail_servers.postfix.no_starttls}")
-    report = await deliver_queue(service.store, plain.send, MAIL_FROM)
+    report = await deliver_queue(service.store, plain, MAIL_FROM)
     assert (report.sent, report.failed, report.waiting) == (0, 1, 1)
 
 
@@ -143,3 +152,96 @@ async def test_the_serve_jobs_deliver_the_queue_every_30_s_and_purge_daily(
     assert "[Lotse#1]" in str(helpdesk_mailbox.wait_for(1)[0]["Subject"])
     await jobs["retention"].run()
     assert await tickets.get(1) is not None
+
+
+class CountingRelay:
+    """A loopback TCP relay in front of the real Postfix that counts the connections made."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.connections = 0
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def _relay(
+        self, client_in: asyncio.StreamReader, client_out: asyncio.StreamWriter
+    ) -> None:
+        self.connections += 1
+        server_in, server_out = await asyncio.open_connection("127.0.0.1", self.target_port)
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            while data := await source.read(65536):
+                sink.write(data)
+                await sink.drain()
+            sink.close()
+
+        await asyncio.gather(pipe(client_in, server_out), pipe(server_in, client_out))
+
+
+async def test_a_batch_of_ticket_mail_goes_over_one_connection(
+    service: ConversationService, tickets: TicketService, helpdesk_mailbox: Mailbox
+) -> None:
+    for user in ("anna", "berta", "carla"):
+        await Chat(service, user=user).command("mensch")
+    smtps = parse_smtp_url(helpdesk_mailbox.url("smtps"))
+    relay = CountingRelay(smtps.port)
+    port = await relay.start()
+    try:
+        sender = SmtpSender(helpdesk_mailbox.url("smtps", port), helpdesk_mailbox.ca)
+        report = await deliver_queue(service.store, sender, MAIL_FROM)
+    finally:
+        assert relay.server is not None
+        relay.server.close()
+    assert (report.sent, report.failed, report.waiting) == (3, 0, 0)
+    assert len(helpdesk_mailbox.wait_for(3)) == 3
+    assert relay.connections == 1
+
+
+async def test_times_in_ticket_mail_are_the_helpdesks_local_time(
+    service: ConversationService, tickets: TicketService
+) -> None:
+    tickets.mail = MailSettings(HELPDESK_QUEUE, MAIL_FROM, timezone="America/New_York")
+    await Chat(service).command("mensch")
+    ticket = await tickets.get(1)
+    assert ticket is not None
+    local = ticket.created_at.astimezone(ZoneInfo("America/New_York")).strftime("%d.%m.%Y %H:%M")
+    query = select(OutgoingMail.body)
+    bodies = await service.store.run(lambda conn: list(conn.execute(query).scalars()))
+    assert f"Erstellt:        {local}" in bodies[0]
+
+
+async def test_with_a_helpdesk_address_but_no_mail_server_nothing_is_queued(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings(
+        _env_file=None,
+        database_url=f"sqlite:///{tmp_path / 'lotse.sqlite3'}",
+        helpdesk_email=HELPDESK_QUEUE,
+    )
+    service = await build_service(settings)
+    try:
+        assert "LOTSE_SMTP_URL is not" in caplog.text
+        await Chat(service).command("mensch")
+        assert service.tickets is not None and await service.tickets.get(1) is not None
+        assert await service.store.run(queued_mails) == 0
+    finally:
+        await service.close()
+
+
+def test_a_check_in_a_link_outcome_mail_shows_when_it_ran_in_local_time() -> None:
+    outcome = LinkOutcome(
+        "check",
+        "thunderbird",
+        None,
+        {
+            "overall": "error",
+            "started": "2026-03-01T12:00:00+00:00",
+            "endpoints": [{"protocol": "imap", "port": 993, "status": "error"}],
+        },
+    )
+    subject, details = mail_text.link_outcome(outcome, ZoneInfo("Europe/Berlin"))
+    assert subject == "Verbindungstest: Fehler (IMAP 993 ✗)"
+    assert details == ["Verbindungstest: Fehler (IMAP 993 ✗), 01.03.2026 13:00"]

@@ -10,11 +10,12 @@ import pytest
 
 from bot import metrics
 from bot.conversation import ConversationService
+from bot.engine.decision import Reply
 from bot.i18n import translator
 from bot.knowledge.base import KnowledgeBase
 from bot.storage.tables import OutgoingMail
 from bot.tickets.hours import answer_time
-from bot.tickets.models import TicketError, TicketEvent
+from bot.tickets.models import TicketError, TicketEvent, UserNotReached
 from bot.tickets.service import TicketService
 from tests.support import Chat, UserInbox
 
@@ -188,6 +189,7 @@ async def test_a_closed_ticket_lets_lotse_answer_and_a_new_request_opens_a_new_t
 async def test_agents_get_a_polite_german_sentence_for_what_cannot_be_done(
     service: ConversationService, tickets: TicketService
 ) -> None:
+    tickets.register_user_sender("test", UserInbox().send)
     chat = Chat(service)
     await chat.command("mensch")
     with pytest.raises(TicketError, match=re.escape("Ein Ticket Nr. 7 gibt es nicht.")):
@@ -195,8 +197,10 @@ async def test_agents_get_a_polite_german_sentence_for_what_cannot_be_done(
     with pytest.raises(TicketError, match="Eine Anleitung „outlook-1997“ gibt es nicht"):
         await tickets.hand_back(1, "Petra", "outlook-1997")
     await tickets.take(1, "Petra")
-    with pytest.raises(TicketError, match="bearbeitet bereits Petra"):
+    with pytest.raises(TicketError, match=re.escape("Ticket Nr. 1 hat bereits Petra übernommen.")):
         await tickets.take(1, "Jonas")
+    with pytest.raises(TicketError, match="hat bereits Petra übernommen"):
+        await tickets.answer(1, "Jonas", "Ich mache das.")
     with pytest.raises(TicketError, match="Bitte schreiben Sie eine Antwort"):
         await tickets.answer(1, "Petra", "   ")
     await tickets.close(1, "Petra")
@@ -234,10 +238,10 @@ def at(text: str) -> datetime:
 @pytest.mark.parametrize(
     ("now", "expected"),
     [
-        ("2026-11-30 10:15", "meldet sich heute bis 16 Uhr."),  # Monday, open
+        ("2026-11-30 10:15", "Der Helpdesk ist heute bis 16 Uhr erreichbar."),  # Monday, open
         ("2026-11-30 07:00", "meldet sich heute ab 9 Uhr."),  # Monday, before opening
         ("2026-11-30 16:00", "meldet sich morgen ab 9 Uhr."),  # Monday, just closed
-        ("2026-12-04 12:59", "meldet sich heute bis 13 Uhr."),  # Friday's short day
+        ("2026-12-04 12:59", "Der Helpdesk ist heute bis 13 Uhr erreichbar."),  # short Friday
         ("2026-12-04 14:00", "meldet sich am Montag ab 9 Uhr."),  # Friday afternoon
         ("2026-12-05 11:00", "meldet sich am Montag ab 9 Uhr."),  # Saturday
     ],
@@ -247,3 +251,121 @@ def test_the_answer_time_follows_the_helpdesk_hours_in_berlin(
 ) -> None:
     text = answer_time(knowledge.helpdesk, at(now), translator("de"))
     assert text is not None and text.endswith(expected)
+
+
+async def agent_has_the_ticket(
+    service: ConversationService, tickets: TicketService
+) -> tuple[Chat, UserInbox]:
+    inbox = UserInbox()
+    tickets.register_user_sender("test", inbox.send)
+    chat = Chat(service)
+    await chat.say("Thunderbird")
+    await chat.command("mensch")
+    await tickets.take(1, "Petra")
+    return chat, inbox
+
+
+async def test_while_an_agent_has_the_ticket_commands_are_still_answered_by_lotse(
+    service: ConversationService, tickets: TicketService
+) -> None:
+    chat, _inbox = await agent_has_the_ticket(service, tickets)
+    events = Events(tickets)
+    await chat.command("hilfe")
+    assert chat.replies, "/hilfe gets Lotse's help"
+    await chat.command("sprache")
+    assert "English" in chat.options
+    await chat.tap("English")
+    assert chat.replies and (await chat.state()).locale == "en"
+    await chat.command("sprache", "de")
+    await chat.command("pruefen")
+    assert chat.replies
+    assert "user_message" not in events.kinds  # none of these went to the agent
+    # The user can delete their data while the agent has the ticket, with a typed "Ja".
+    await chat.command("loeschen")
+    assert "löschen" in chat.text
+    await chat.say(next(label for label in chat.options if label.startswith("Ja")))
+    assert "Ich habe alles gelöscht" in chat.text
+    ticket = await tickets.get(1)
+    assert ticket is not None and (ticket.status, ticket.user) == ("closed", "")
+    assert events.kinds[-1] == "closed"  # the agents' card stops offering to answer
+
+
+async def test_the_first_message_relayed_to_the_agent_gets_one_note_and_is_recorded_once(
+    service: ConversationService, tickets: TicketService
+) -> None:
+    chat, _inbox = await agent_has_the_ticket(service, tickets)
+    await chat.say("Mein Passwort ist Sommer2024! und es geht nicht")
+    assert "niemals Ihr Passwort" in chat.text
+    assert "Ihre Nachricht ist beim Helpdesk angekommen." in chat.text
+    assert await chat.say("Bei mir steht da nur Konto") == []  # the note comes once
+    transcript = [(m.direction, m.text) for m in await tickets.transcript(1)]
+    relayed = [text for direction, text in transcript if "es geht nicht" in text]
+    assert len(relayed) == 1 and "Sommer2024" not in relayed[0]
+    assert transcript.count(("in", "Bei mir steht da nur Konto")) == 1
+
+
+async def test_the_ticket_transcript_holds_lotses_reply_of_the_turn_that_opened_it(
+    service: ConversationService, tickets: TicketService
+) -> None:
+    chat = Chat(service)
+    await chat.say("Thunderbird")
+    await chat.command("mensch")
+    transcript = [(m.direction, m.text) for m in await tickets.transcript(1)]
+    assert transcript.count(("in", "/mensch")) == 1
+    assert transcript[-1][0] == "out" and "Nummer 1" in transcript[-1][1]
+
+
+class BrokenChannel:
+    """A channel whose sending fails (as Matrix without a direct room does)."""
+
+    async def send(self, user: str, replies: list[Reply]) -> None:
+        raise LookupError(f"no direct room with {user}")
+
+
+async def test_a_message_that_does_not_reach_the_user_is_a_warning_after_the_change_is_saved(
+    service: ConversationService, tickets: TicketService
+) -> None:
+    tickets.register_user_sender("test", BrokenChannel().send)
+    events = Events(tickets)
+    chat = Chat(service)
+    await chat.command("mensch")
+    with pytest.raises(UserNotReached, match="ist gespeichert") as warned:
+        await tickets.take(1, "Petra")
+    assert "Bitte nicht wiederholen" in str(warned.value)
+    assert warned.value.ticket.status == "open"
+    assert events.kinds[-1] == "taken"  # the agents' card shows it taken all the same
+    assert (await tickets.take(1, "Petra")).assignee == "Petra"  # no second "taken"
+    assert events.kinds.count("taken") == 1
+    with pytest.raises(UserNotReached):
+        await tickets.answer(1, "Petra", "Bitte wählen Sie SSL/TLS.")
+    assert events.kinds[-1] == "agent_message"
+    with pytest.raises(UserNotReached):
+        await tickets.close(1, "Petra")
+    assert events.kinds[-1] == "closed"
+    assert (await tickets.get(1)).status == "closed"  # type: ignore[union-attr]
+
+
+async def test_an_answer_for_a_user_this_process_cannot_reach_is_refused_before_it_is_saved(
+    service: ConversationService, tickets: TicketService
+) -> None:
+    chat = Chat(service)
+    await chat.command("mensch")
+    with pytest.raises(TicketError, match="Der Nutzer ist über test von hier aus nicht erreichbar"):
+        await tickets.answer(1, "Petra", "Hallo!")
+    assert "agent" not in [m.direction for m in await tickets.transcript(1)]
+    assert (await tickets.get(1)).status == "new"  # type: ignore[union-attr]
+
+
+async def test_a_step_that_keeps_failing_says_so_without_repeating_the_second_time_text(
+    service: ConversationService, tickets: TicketService
+) -> None:
+    chat = Chat(service)
+    await chat.say("Thunderbird")
+    for _ in range(2):
+        await chat.tap("Klappt nicht")
+        await chat.tap("Schritt noch einmal zeigen")
+    await chat.tap("Klappt nicht")
+    assert "Dieser Schritt klappt leider weiterhin nicht." in chat.text
+    assert "auch beim zweiten Mal" not in chat.text
+    assert "Anfrage Nr. 1" in chat.text and "bereits vor" not in chat.text
+    assert [t.number for t in await tickets.list()] == [1]

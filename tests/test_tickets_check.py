@@ -37,7 +37,12 @@ async def test_a_check_that_shows_a_server_error_hands_the_user_to_the_helpdesk(
     chat = Chat(broken_server)
     await chat.say("Thunderbird")
     await chat.command("pruefen")
-    assert "Nummer 1" in chat.text
+    # The user asked for nothing: told what the test found and that the helpdesk knows.
+    assert "Der Test zeigt einen Fehler am Mailserver; ich habe den Helpdesk informiert " in (
+        chat.text
+    )
+    assert "(Anfrage Nr. 1)" in chat.text
+    assert "weitergegeben" not in chat.text
     tickets = broken_server.tickets
     assert tickets is not None
     ticket = await tickets.get(1)

@@ -3,22 +3,25 @@ the list of open tickets, as German text (gettext) with the actions a card offer
 
 Pure functions, no I/O: `desk.py` decides when to show them, the platform glue renders the
 actions as buttons (Telegram) or as the commands to type (Matrix, which has no buttons).
-Every message about a ticket starts with "#N", which is how a reply to it finds the ticket.
+Every message about a ticket starts with "#N" (the card with "Ticket #N"); which ticket a reply
+answers is recorded when the message is posted (`card_refs`), the start of the text is read
+only for cards and relays posted before that record existed (`ticket_named_at_start`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from bot.agents.commands import TAP_BACK, TAP_CLOSE, TAP_TAKE, tap_payload
 from bot.i18n import Translator
+from bot.tickets import labels
 from bot.tickets.models import Ticket
 
-CHECK_SYMBOLS = {"ok": "✓", "warning": "!", "error": "✗"}
 MAX_RELAYED = 3500  # characters of a user's message in one relay (Telegram allows 4096)
+CHAT_LABELS = {"telegram": "Telegram", "matrix": "Matrix"}  # product names, not translated
 
 
 @dataclass(frozen=True)
@@ -52,11 +55,13 @@ def card(
     _ = tr.gettext
     lines = [
         _("Ticket #{number} · {status}").format(
-            number=ticket.number, status=status_label(ticket.status, tr)
+            number=ticket.number, status=labels.status_label(ticket.status, tr)
         ),
-        _("Anlass: {reason}").format(reason=reason_label(ticket.reason, tr)),
+        _("Anlass: {reason}").format(reason=labels.reason_label(ticket.reason, tr)),
         _("Programm: {program}").format(program=program_line(ticket, tr, guide_title)),
-        _("Verbindungstest: {result}").format(result=check_line(ticket.last_check, tr)),
+        _("Verbindungstest: {result}").format(
+            result=labels.check_summary(ticket.last_check, tr, None)
+        ),
         _("Kanal: {channel}, Sprache: {locale}").format(
             channel=ticket.channel, locale=ticket.locale
         ),
@@ -91,28 +96,6 @@ def card_actions(ticket: Ticket, tr: Translator) -> tuple[DeskAction, ...]:
     return (take, back, close)
 
 
-def status_label(status: str, tr: Translator) -> str:
-    _ = tr.gettext
-    labels = {
-        "new": _("neu"),
-        "open": _("in Bearbeitung"),
-        "waiting": _("zurück bei Lotse"),
-        "closed": _("geschlossen"),
-    }
-    return labels.get(status, status)
-
-
-def reason_label(reason: str, tr: Translator) -> str:
-    _ = tr.gettext
-    labels = {
-        "requested": _("Nutzer möchte mit einem Menschen sprechen"),
-        "stuck": _("Nutzer kommt bei einem Schritt nicht weiter"),
-        "unknown_program": _("Mailprogramm unbekannt"),
-        "server_error": _("Verbindungstest zeigt einen Serverfehler"),
-    }
-    return labels.get(reason, reason)
-
-
 def program_line(ticket: Ticket, tr: Translator, guide_title: GuideTitle) -> str:
     _ = tr.gettext
     if ticket.guide is None and ticket.program is None:
@@ -128,22 +111,6 @@ def program_line(ticket: Ticket, tr: Translator, guide_title: GuideTitle) -> str
     elif ticket.guide:
         parts.append(_("Anleitung {guide}").format(guide=ticket.guide))
     return ", ".join(parts)
-
-
-def check_line(report: dict[str, Any] | None, tr: Translator) -> str:
-    """The last connection check in one line: overall, then each port with ✓ ! ✗."""
-    _ = tr.gettext
-    if not report:
-        return _("nicht durchgeführt")
-    overall = {"ok": _("in Ordnung"), "warning": _("Warnungen"), "error": _("Fehler")}
-    ports = [
-        f"{str(endpoint.get('protocol', '?')).upper()} {endpoint.get('port', '?')} "
-        f"{CHECK_SYMBOLS.get(str(endpoint.get('status')), '?')}"
-        for endpoint in report.get("endpoints", [])
-        if isinstance(endpoint, dict)
-    ]
-    summary = overall.get(str(report.get("overall")), str(report.get("overall", "?")))
-    return f"{summary} ({', '.join(ports)})" if ports else summary
 
 
 def waiting_line(ticket: Ticket, now: datetime, tr: Translator) -> str:
@@ -177,6 +144,21 @@ def user_message(number: int, text: str, tr: Translator) -> Notice:
     """What the user wrote while an agent has the ticket (already redacted by the service)."""
     shown = text if len(text) <= MAX_RELAYED else text[:MAX_RELAYED] + " […]"
     return Notice(tr.gettext("#{number} Nutzer: {text}").format(number=number, text=shown))
+
+
+def agent_answer(number: int, agent: str, chat: str | None, text: str, tr: Translator) -> Notice:
+    """An agent's answer to the user, for the agents in the other chats (already redacted).
+
+    `chat`: the agents' chat it was written in ("telegram"), None when it came from elsewhere.
+    """
+    _ = tr.gettext
+    shown = text if len(text) <= MAX_RELAYED else text[:MAX_RELAYED] + " […]"
+    if chat is None:
+        line = _("#{number} Antwort von {agent}: {text}")
+        return Notice(line.format(number=number, agent=agent, text=shown))
+    line = _("#{number} Antwort von {agent} über {chat}: {text}")
+    label = CHAT_LABELS.get(chat, chat)
+    return Notice(line.format(number=number, agent=agent, chat=label, text=shown))
 
 
 def status_change(kind: str, ticket: Ticket, agent: str | None, tr: Translator) -> Notice | None:
@@ -218,8 +200,8 @@ def ticket_list(tickets: Sequence[Ticket], now: datetime, tr: Translator) -> Not
         lines.append(
             _("#{number} · {status} · {reason} · seit {duration} · bei {agent}").format(
                 number=ticket.number,
-                status=status_label(ticket.status, tr),
-                reason=reason_label(ticket.reason, tr),
+                status=labels.status_label(ticket.status, tr),
+                reason=labels.reason_label(ticket.reason, tr),
                 duration=duration(now - ticket.created_at, tr),
                 agent=who,
             )
@@ -244,3 +226,29 @@ def help_text(tr: Translator) -> Notice:
             ]
         )
     )
+
+
+def ticket_named_at_start(text: str | None, tr: Translator) -> int | None:
+    """The ticket a card or relayed message of the bot names at its very start ("Ticket #12 ·
+    …", "#12 Nutzer: …", "#12 Antwort von …"), for those posted before their ids were recorded;
+    None for any other text, also when it names tickets further on (the list of tickets)."""
+    if not text:
+        return None
+    _ = tr.gettext
+    templates = (
+        _("Ticket #{number} · {status}"),
+        _("#{number} Nutzer: {text}"),
+        _("#{number} Antwort von {agent}: {text}"),
+    )
+    for template in templates:
+        found = _start_pattern(template).match(text)
+        if found is not None:
+            return int(found.group(1))
+    return None
+
+
+def _start_pattern(template: str) -> re.Pattern[str]:
+    """ "#{number} Nutzer: {text}" -> the regular expression for "#12 Nutzer: " at the start."""
+    before, _, after = template.partition("{number}")
+    fixed_after = after.split("{", 1)[0]
+    return re.compile(re.escape(before) + r"(\d{1,9})" + re.escape(fixed_after))

@@ -30,8 +30,6 @@ TAP_TAKE, TAP_BACK, TAP_CLOSE = "take", "back", "close"
 TAPS = (TAP_TAKE, TAP_BACK, TAP_CLOSE)
 
 _NUMBER = re.compile(r"#?(\d{1,9})(?=\s|$)")
-# The first "#12" in a message the bot wrote: its cards and relays all begin with the number.
-_TICKET_REFERENCE = re.compile(r"#(\d{1,9})\b")
 
 
 @dataclass(frozen=True)
@@ -86,11 +84,3 @@ def parse_tap(payload: str) -> Tap | None:
     if prefix != PAYLOAD_PREFIX or action not in TAPS or not number.isdigit():
         return None
     return Tap(action, int(number))
-
-
-def ticket_number_in(text: str | None) -> int | None:
-    """The ticket a message of the bot (a card, a relayed message) is about."""
-    if not text:
-        return None
-    found = _TICKET_REFERENCE.search(text)
-    return int(found.group(1)) if found else None

@@ -6,10 +6,18 @@ glue (`telegram.py`, `matrix.py`) posts and edits messages for it (`AgentChat`).
   Telegram group and a Matrix room may both be set); one chat failing does not stop the other.
 - A card is posted when a ticket is made and edited when its status changes; a short line
   under it says who did what, and the user's messages while an agent has the ticket appear as
-  replies to it. Which message is whose card is remembered in memory: after a restart a status
-  change posts a fresh card, and replies still work because every message names its "#N".
+  replies to it. Which message is whose card is kept in the database (`card_refs`), so another
+  instance, or this one after a restart, edits and replies to the same card.
+- An agent's reply answers a ticket only when it replies to that ticket's card or to a message
+  posted about it (a relay, a status line), recorded in the database when it was posted. A
+  reply to the bot's other messages (the list of tickets, the help, an error answer, a notice)
+  gets a hint instead: it names tickets but is no ticket's message.
+- An agent's answer to the user is shown in the other agents' chats ("#12 Antwort von Bert über
+  Telegram: …"), so agents on Telegram and on Matrix both see the whole conversation.
 - What an agent does that cannot be done (unknown number, closed ticket, unknown guide, missing
-  text) gets the ticket service's polite German sentence, or the desk's own, in the chat.
+  text, a user this instance cannot reach) gets the ticket service's polite German sentence,
+  or the desk's own, in the chat. A change that is saved but whose message to the user failed
+  is shown as that warning ("… ist gespeichert … Bitte nicht wiederholen"), so nobody repeats it.
 - Knowledge base reloads and rejections (issue 8) are posted to every chat as well.
 """
 
@@ -18,12 +26,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 from weakref import WeakKeyDictionary
 
-from bot.agents import cards
+from bot.agents import card_refs, cards
+from bot.agents.card_refs import ChatPlace
 from bot.agents.cards import Notice
 from bot.agents.commands import (
     ANSWER,
@@ -43,18 +53,26 @@ from bot.conversation import ConversationService
 from bot.i18n import Translator, translator
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.registry import KnowledgeRegistry, ReloadOutcome
-from bot.tickets.models import Ticket, TicketError, TicketEvent
+from bot.tickets.models import Ticket, TicketError, TicketEvent, UserNotReached
 from bot.tickets.service import TicketService
 
 log = logging.getLogger(__name__)
 STATUS_EVENTS = ("taken", "handed_back", "closed")
+# The agents' chat an agent is acting in, while the desk carries out what they wrote there:
+# the ticket service's "agent_message" event arrives within that call and learns its source.
+_acting_in: ContextVar[str | None] = ContextVar("acting_in", default=None)
 
 
 class AgentChat(Protocol):
     """A place where agents read and answer: the platform glue implements it."""
 
     @property
-    def name(self) -> str: ...
+    def name(self) -> str:
+        """The platform: "telegram" or "matrix" (one agents' chat each)."""
+
+    @property
+    def address(self) -> str:
+        """The chat's id on its platform: the group's id, the room's id."""
 
     async def post(self, notice: Notice, reply_to: str | None = None) -> str | None:
         """Send; the sent message's id (for edits and replies), None if it could not be sent."""
@@ -63,13 +81,34 @@ class AgentChat(Protocol):
 
 
 @dataclass(frozen=True)
+class RepliedTo:
+    """The bot's message an agent replied to, and the ticket it belongs to: None for the
+    bot's messages about no single ticket (the list, the help, an error answer, a notice)."""
+
+    ticket: int | None
+
+
+@dataclass(frozen=True)
 class TapOutcome:
     text: str  # for the agent who tapped (Telegram shows it over the chat)
-    done: bool
+    done: bool  # the change is saved
+    alert: bool = False  # a refusal or a warning: stays on screen until dismissed
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """How a ticket service call for an agent went."""
+
+    done: bool  # the change is saved
+    problem: str | None = None  # why not, or (done) the warning that the user was not reached
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def place(chat: AgentChat) -> ChatPlace:
+    return ChatPlace(chat.name, chat.address)
 
 
 _desks: WeakKeyDictionary[ConversationService, Desk] = WeakKeyDictionary()
@@ -89,8 +128,6 @@ class Desk:
         self.tr = tr
         self.clock = clock
         self._chats: dict[str, AgentChat] = {}
-        self._cards: dict[tuple[str, int], str] = {}  # (chat, ticket number) -> card message
-        self._about: dict[tuple[str, str], int] = {}  # (chat, message) -> ticket number
         self._order = asyncio.Lock()  # first come, first served: events keep their order
         self._pending: set[asyncio.Task[None]] = set()
         self._loop = asyncio.get_running_loop()  # reloads are reported from a worker thread
@@ -119,7 +156,8 @@ class Desk:
 
     async def on_event(self, event: TicketEvent) -> None:
         """The ticket service's listener: returns at once, the chats are written to after."""
-        self._spawn(self._show(event))
+        source = _acting_in.get() if event.kind == "agent_message" else None
+        self._spawn(self._show(event, source))
 
     def _spawn(self, work: Awaitable[None]) -> None:
         async def in_order() -> None:
@@ -130,20 +168,21 @@ class Desk:
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def _show(self, event: TicketEvent) -> None:
+    async def _show(self, event: TicketEvent, source: str | None = None) -> None:
+        """`source`: the agents' chat an "agent_message" was written in."""
         for chat in list(self._chats.values()):
             try:
-                await self._show_in(chat, event)
+                await self._show_in(chat, event, source)
             except Exception:  # one chat failing must not keep the event from the others
                 log.exception("showing a ticket event (%s) in %s failed", event.kind, chat.name)
 
-    async def _show_in(self, chat: AgentChat, event: TicketEvent) -> None:
+    async def _show_in(self, chat: AgentChat, event: TicketEvent, source: str | None) -> None:
         ticket = event.ticket
         if event.kind == "created":
             await self._post_card(chat, ticket)
         elif event.kind in STATUS_EVENTS:
-            ref = self._cards.get((chat.name, ticket.number))
-            if ref is None:  # not posted by this process (restarted since)
+            ref = await self._card_of(chat, ticket.number)
+            if ref is None:  # no card in this chat yet (posting it failed, chat added since)
                 ref = await self._post_card(chat, ticket, closed_by=event.agent)
             else:
                 await chat.edit(ref, self.card(ticket, closed_by=event.agent))
@@ -151,25 +190,38 @@ class Desk:
             if line is not None:
                 await self._post(chat, ticket.number, line, reply_to=ref)
         elif event.kind == "user_message" and event.text is not None:
-            ref = self._cards.get((chat.name, ticket.number))
+            ref = await self._card_of(chat, ticket.number)
             notice = cards.user_message(ticket.number, event.text, self.tr)
             await self._post(chat, ticket.number, notice, reply_to=ref)
-        # "agent_message": the agent wrote it in this chat; repeating it would be noise.
+        elif event.kind == "agent_message" and event.text is not None:
+            if source == chat.name:
+                return  # the agents here saw it being written
+            ref = await self._card_of(chat, ticket.number)
+            agent = event.agent or "?"  # the service always names who answered
+            notice = cards.agent_answer(ticket.number, agent, source, event.text, self.tr)
+            await self._post(chat, ticket.number, notice, reply_to=ref)
 
     async def _post_card(
         self, chat: AgentChat, ticket: Ticket, closed_by: str | None = None
     ) -> str | None:
-        ref = await self._post(chat, ticket.number, self.card(ticket, closed_by))
-        if ref is not None:
-            self._cards[(chat.name, ticket.number)] = ref
+        ref = await chat.post(self.card(ticket, closed_by))
+        if ref is not None and self.tickets is not None:
+            await self.tickets.store.run(card_refs.save_card, ticket.number, place(chat), ref)
         return ref
+
+    async def _card_of(self, chat: AgentChat, number: int) -> str | None:
+        """The ticket's card in this chat, whichever instance posted it."""
+        if self.tickets is None:
+            return None
+        return await self.tickets.store.run(card_refs.card_of, number, place(chat))
 
     async def _post(
         self, chat: AgentChat, number: int, notice: Notice, reply_to: str | None = None
     ) -> str | None:
+        """Post a message about ticket `number` and record it, so replies to it answer it."""
         ref = await chat.post(notice, reply_to)
-        if ref is not None:
-            self._about[(chat.name, ref)] = number
+        if ref is not None and self.tickets is not None:
+            await self.tickets.store.run(card_refs.save_message, number, place(chat), ref)
         return ref
 
     def card(self, ticket: Ticket, closed_by: str | None = None) -> Notice:
@@ -179,9 +231,16 @@ class Desk:
         guide = self.registry.current.guides.get(guide_id)
         return guide.label if guide is not None else None
 
-    def ticket_of(self, chat: str, ref: str) -> int | None:
-        """The ticket a message this desk posted is about (for replies to it)."""
-        return self._about.get((chat, ref))
+    async def ticket_of(self, chat: AgentChat, ref: str) -> int | None:
+        """The ticket a message of the bot in `chat` belongs to (its card, a relay, a status
+        line), whichever instance posted it; None for its other messages."""
+        if self.tickets is None:
+            return None
+        return await self.tickets.store.run(card_refs.ticket_of_message, place(chat), ref)
+
+    def ticket_named_at_start(self, text: str | None) -> int | None:
+        """For a card or relay posted before its id was recorded: the "#N" it starts with."""
+        return cards.ticket_named_at_start(text, self.tr)
 
     async def broadcast(self, notice: Notice) -> None:
         """A notice for every agents' chat (the knowledge base's reload messages)."""
@@ -204,20 +263,39 @@ class Desk:
 
     # --- what agents do ------------------------------------------------------------------
 
-    async def on_message(self, agent: str, text: str, replied_to: int | None) -> Notice | None:
-        """An agent's message in the agents' chat; the answer to post there, if any.
+    async def on_message(
+        self, chat: str, agent: str, text: str, replied: RepliedTo | None
+    ) -> Notice | None:
+        """An agent's message in the agents' chat `chat` (its name); the answer to post there.
 
-        `replied_to`: the ticket of the bot's message the agent replied to. Text that is neither
-        a command nor a reply is the agents talking among themselves and left alone.
+        `replied`: the bot's message the agent replied to, None when it is no reply to the bot.
+        Text that is neither a command nor such a reply is the agents talking among themselves
+        and left alone.
         """
+        acting = _acting_in.set(chat)
+        try:
+            return await self._on_message(agent, text, replied)
+        finally:
+            _acting_in.reset(acting)
+
+    async def _on_message(self, agent: str, text: str, replied: RepliedTo | None) -> Notice | None:
+        _ = self.tr.gettext
         command = parse_command(text)
-        if command is None:
-            if replied_to is None or not text.strip():
-                return None
-            if self.tickets is None:
-                return Notice(self.tr.gettext("Tickets sind bei diesem Bot nicht eingerichtet."))
-            return await self._carry_out(lambda tickets: tickets.answer(replied_to, agent, text))
-        return await self._command(agent, command, replied_to)
+        replied_to = replied.ticket if replied is not None else None
+        if command is not None:
+            return await self._command(agent, command, replied_to)
+        if replied is None or not text.strip():
+            return None
+        if replied_to is None:  # the list names tickets, but answering it answers none of them
+            return Notice(
+                _(
+                    "Bitte antworten Sie auf die Karte eines Tickets oder schreiben Sie "
+                    "/antwort N Text."
+                )
+            )
+        if self.tickets is None:
+            return Notice(_("Tickets sind bei diesem Bot nicht eingerichtet."))
+        return await self._carry_out(lambda tickets: tickets.answer(replied_to, agent, text))
 
     async def _command(
         self, agent: str, command: DeskCommand, replied_to: int | None
@@ -265,7 +343,7 @@ class Desk:
         _ = self.tr.gettext
         tap = parse_tap(payload)
         if tap is None or self.tickets is None:
-            return TapOutcome(_("Diese Schaltfläche ist nicht mehr gültig."), done=False)
+            return TapOutcome(_("Diese Schaltfläche ist nicht mehr gültig."), False, alert=True)
         number = tap.number
         actions = {
             TAP_TAKE: (
@@ -282,23 +360,31 @@ class Desk:
             ),
         }
         call, done = actions[tap.action]
-        problem = await self._carry_out(call)
-        if problem is not None:
-            return TapOutcome(problem.text, done=False)
+        attempt = await self._attempt(call)
+        if attempt.problem is not None:
+            return TapOutcome(attempt.problem, attempt.done, alert=True)
         return TapOutcome(done.format(number=number), done=True)
 
     async def _carry_out(self, call: Callable[[TicketService], Awaitable[Ticket]]) -> Notice | None:
-        """Run a ticket service call; None when it worked (its event tells the chat)."""
+        """Run a ticket service call; None when it worked (its event tells the chat), else the
+        refusal, or the warning that the change is saved but the user was not reached."""
+        attempt = await self._attempt(call)
+        return Notice(attempt.problem) if attempt.problem is not None else None
+
+    async def _attempt(self, call: Callable[[TicketService], Awaitable[Ticket]]) -> Attempt:
         assert self.tickets is not None
         try:
             await call(self.tickets)
+        except UserNotReached as warning:  # saved and shown on the card: not to be repeated
+            return Attempt(done=True, problem=str(warning))
         except TicketError as error:
-            return Notice(str(error))
+            return Attempt(done=False, problem=str(error))
         except Exception:
             log.exception("an agent's request failed")
-            return Notice(
-                self.tr.gettext(
+            return Attempt(
+                done=False,
+                problem=self.tr.gettext(
                     "Das hat leider nicht geklappt. Bitte versuchen Sie es gleich noch einmal."
-                )
+                ),
             )
-        return None
+        return Attempt(done=True)

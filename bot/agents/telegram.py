@@ -4,10 +4,13 @@ where ticket cards appear with buttons, and pushing agents' answers to Telegram 
 - Every update from the agents' group is taken here, before the user flow sees it: agents are
   the people in that group, and nobody anywhere else can act as one.
 - Cards are HTML messages with an inline keyboard (take / hand back / close), edited in place
-  (`editMessageText`) when the ticket changes; relayed user messages reply to the card.
-- An agent answers by replying to a card or relayed message of the bot (the ticket is the
-  "#N" it names), or with `/antwort N text`. With privacy mode on (BotFather's default) the
-  bot still sees exactly that in a group: commands and replies to its own messages.
+  (`editMessageText`) when the ticket changes, by whichever instance handles the change (the
+  card's message id is in the database); relayed user messages reply to the card.
+- An agent answers by replying to a card or relayed message of the bot (the database knows
+  which ticket each belongs to), or with `/antwort N text`. With privacy mode on (BotFather's
+  default) the bot still sees exactly that in a group: commands and replies to its own messages.
+- Whoever is in the group acts as an agent, so the group is the allowlist: keep it closed (no
+  invite links, only helpdesk staff as members).
 """
 
 from __future__ import annotations
@@ -31,8 +34,8 @@ from telegram.error import BadRequest, Forbidden
 from telegram.ext import ApplicationHandlerStop, TypeHandler
 
 from bot.agents.cards import Notice
-from bot.agents.commands import PAYLOAD_PREFIX, ticket_number_in
-from bot.agents.desk import Desk
+from bot.agents.commands import PAYLOAD_PREFIX
+from bot.agents.desk import Desk, RepliedTo
 from bot.channels.telegram import (
     CHANNEL,
     AnyApplication,
@@ -46,6 +49,10 @@ from bot.engine.decision import Reply
 
 log = logging.getLogger(__name__)
 AGENTS_GROUP = -2  # handler group: before the user flow's gate (-1) and handlers (0)
+
+
+class BlockedByUser(Exception):
+    """Telegram delivers nothing to this user: they blocked the bot."""
 
 
 def agent_name(user: User) -> str:
@@ -73,6 +80,10 @@ class TelegramAgentChat:
         self.bot = bot
         self.chat_id = chat_id
         self.desk = desk
+
+    @property
+    def address(self) -> str:
+        return str(self.chat_id)
 
     def install(self, app: AnyApplication) -> None:
         app.add_handler(TypeHandler(Update, self._route), group=AGENTS_GROUP)
@@ -138,9 +149,9 @@ class TelegramAgentChat:
         agent = message.from_user
         if agent is None or agent.is_bot:
             return
-        replied_to = self._ticket_replied_to(message)
+        replied = await self._replied_to(message)
         if message.text is None:
-            if replied_to is not None:
+            if replied is not None and replied.ticket is not None:
                 await self.post(
                     Notice(
                         self.desk.tr.gettext(
@@ -151,17 +162,19 @@ class TelegramAgentChat:
                     str(message.message_id),
                 )
             return
-        answer = await self.desk.on_message(agent_name(agent), message.text, replied_to)
+        answer = await self.desk.on_message(self.name, agent_name(agent), message.text, replied)
         if answer is not None:
             await self.post(answer, str(message.message_id))
 
-    def _ticket_replied_to(self, message: Message) -> int | None:
-        """The ticket of the bot's message this one replies to (a card, a relayed message)."""
+    async def _replied_to(self, message: Message) -> RepliedTo | None:
+        """The bot's message this one replies to and its ticket; None for no reply to the bot."""
         replied = message.reply_to_message
         if replied is None or replied.from_user is None or replied.from_user.id != self.bot.id:
             return None
-        known = self.desk.ticket_of(self.name, str(replied.message_id))
-        return known if known is not None else ticket_number_in(replied.text)
+        known = await self.desk.ticket_of(self, str(replied.message_id))
+        if known is None:
+            known = self.desk.ticket_named_at_start(replied.text)
+        return RepliedTo(known)
 
     async def _on_tap(self, query: CallbackQuery) -> None:
         if not (query.data or "").startswith(PAYLOAD_PREFIX + ":"):
@@ -169,8 +182,8 @@ class TelegramAgentChat:
             return
         outcome = await self.desk.on_tap(agent_name(query.from_user), query.data or "")
         text = outcome.text[: CallbackQueryLimit.ANSWER_CALLBACK_QUERY_TEXT_LENGTH]
-        # A refusal stays on screen until dismissed; a success is a short toast.
-        await _with_retries(partial(query.answer, text, show_alert=not outcome.done))
+        # A refusal or a warning stays on screen until dismissed; a success is a short toast.
+        await _with_retries(partial(query.answer, text, show_alert=outcome.alert))
 
 
 def connect_agents(app: AnyApplication, channel: TelegramChannel, settings: Settings) -> Desk:
@@ -183,6 +196,9 @@ def connect_agents(app: AnyApplication, channel: TelegramChannel, settings: Sett
         async def push(user: str, replies: list[Reply]) -> None:
             # A Telegram user's private chat has the user's id.
             await channel.send(app.bot, int(user), user, replies)
+            # The channel drops messages to a user who blocked the bot; the agent must know.
+            if await service.store.is_blocked(CHANNEL, user):
+                raise BlockedByUser("the Telegram user blocked the bot")
 
         tickets.register_user_sender(CHANNEL, push)
     if settings.telegram_agent_chat is not None:

@@ -216,6 +216,9 @@ class MatrixChannel:
         self._relogin = relogin
         self._token: str | None = client.store.load_sync_token()
         self._saved_token = self._token
+        # nio keeps no room state across restarts: the first sync of a process asks for the
+        # full state (members, power levels), else sending to a quiet room fails after one.
+        self._full_state_loaded = False
         self._batches: deque[_Batch] = deque()
         self._tasks: set[asyncio.Task[None]] = set()
         self._fresh: dict[str, _FreshRoom] = {}
@@ -267,6 +270,7 @@ class MatrixChannel:
                 "presence": {"not_types": ["*"]},
             },
             since=self._token,
+            full_state=not self._full_state_loaded or None,
         )
         if isinstance(response, SyncError):
             if response.status_code == "M_UNKNOWN_TOKEN":
@@ -281,6 +285,7 @@ class MatrixChannel:
         if not isinstance(response, SyncResponse):
             raise _SyncFailed(repr(response))
         batch = _Batch(str(response.next_batch))
+        self._full_state_loaded = True
         await self._retry_joins()
         await self._on_invites(response, first)
         self._retry_undecrypted(batch)

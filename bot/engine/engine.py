@@ -595,13 +595,24 @@ class _Turn:
         self.state.problems_at_step += 1
         if self.state.problems_at_step >= 2:
             # Stuck at the same step twice: versions differ too much for a text to help.
-            self.say(
-                _(
-                    "Dieser Schritt klappt bei Ihnen auch beim zweiten Mal nicht – da hole ich "
-                    "besser einen Menschen dazu."
+            if self.state.problems_at_step == 2:
+                self.say(
+                    _(
+                        "Dieser Schritt klappt bei Ihnen auch beim zweiten Mal nicht – da hole "
+                        "ich besser einen Menschen dazu."
+                    )
                 )
-            )
-            self.decision.outputs.append(HandOver("stuck"))
+                self.decision.outputs.append(HandOver("stuck"))
+            elif self.state.ticket is not None:  # the helpdesk has it already: no new ticket
+                self.say(
+                    _(
+                        "Dieser Schritt klappt leider weiterhin nicht. Der Helpdesk kennt Ihre "
+                        "Anfrage Nr. {number} schon und meldet sich hier im Chat."
+                    ).format(number=self.state.ticket)
+                )
+            else:  # the ticket was closed meanwhile
+                self.say(_("Dieser Schritt klappt leider weiterhin nicht."))
+                self.decision.outputs.append(HandOver("stuck"))
             self.say(
                 _("Wie möchten Sie weitermachen?"),
                 [

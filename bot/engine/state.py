@@ -46,6 +46,10 @@ class ConversationState:
     ticket: int | None = None
     # The hand-back link the user came with; its outcome is mailed to the helpdesk.
     handoff_link: str | None = None
+    # The link outcomes already mailed ("finished", "human", "check"): each goes out once.
+    link_reported: list[str] = field(default_factory=list)
+    # The ticket for which the user was told (once) that their messages now reach an agent.
+    relay_noted: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         # By hand: dataclasses.asdict deep-copies and took a third of a turn's engine time.

@@ -5,6 +5,10 @@ channel. Rasa and a rejected knowledge-base edit are reported but only make the 
 "degraded": the lexicon answers while Rasa is away, and the last good knowledge stays in
 service, so taking the instance out of a load balancer would help nobody. Monitoring alerts
 on "degraded"; orchestrators restart on 503.
+
+The report may reach anyone (a proxy publishing the wrong path), so it names states and
+exception classes only: error messages quote tokens and URLs (the log has the details,
+with secrets masked), and URLs are shown without their password.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from bot.config import Settings
+from bot.config import Settings, without_password
 from bot.conversation import ConversationService
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.registry import ReloadOutcome
@@ -28,12 +32,14 @@ class ChannelStatus:
     """A chat channel's state as its runner last set it."""
 
     name: str
-    state: str = "starting"  # starting | running | stopping | stopped | failed
-    detail: str | None = None
+    # starting | running | standby | stopping | stopped | failed; standby: another instance
+    # holds the channel's lease (Matrix runs in one instance only) and this one takes over.
+    state: str = "starting"
+    detail: str | None = None  # a fixed word or an exception class, never a message
 
     @property
     def ok(self) -> bool:
-        return self.state == "running"
+        return self.state in ("running", "standby")
 
 
 @dataclass
@@ -85,14 +91,15 @@ class Health:
         if self.settings.nlu != "rasa":
             return None
         url = self.settings.rasa_url.rstrip("/") + "/version"
+        shown = without_password(self.settings.rasa_url)
         try:
             async with httpx.AsyncClient(timeout=PROBE_SECONDS) as client:
                 response = await client.get(url)
             response.raise_for_status()
             version = response.json().get("version")
         except Exception as error:
-            return {"ok": False, "url": self.settings.rasa_url, "error": _describe(error)}
-        return {"ok": True, "url": self.settings.rasa_url, "version": version}
+            return {"ok": False, "url": shown, "error": _describe(error)}
+        return {"ok": True, "url": shown, "version": version}
 
     def _knowledge(self) -> dict[str, Any]:
         knowledge = self.service.knowledge
@@ -113,4 +120,5 @@ class Health:
 
 
 def _describe(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    """The exception's class only: messages may quote URLs with passwords or tokens."""
+    return type(error).__name__

@@ -49,6 +49,17 @@ def instance_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+def raise_if_cancelling() -> None:
+    """In an `except Exception` of a loop: end the loop if its task is being cancelled.
+
+    A database driver cancelled mid-statement may wrap the CancelledError in an error of its
+    own; a loop that logs errors and goes on would then outlive its own cancellation.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class JobRunner:
     def __init__(
         self,
@@ -91,6 +102,7 @@ class JobRunner:
             try:
                 await self.run_due()
             except Exception:  # the database is away: try again next tick
+                raise_if_cancelling()
                 log.exception("looking for due jobs failed")
                 metrics.ERRORS.labels("jobs").inc()
             await asyncio.sleep(self.tick)

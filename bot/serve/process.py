@@ -12,7 +12,12 @@ closes. Docker's default grace period is 10 s, so this fits in it.
 
 Several instances may run against one PostgreSQL: turns of one user are serialised by the
 store (advisory lock), jobs by their leases, and Telegram's webhook can go to any of them
-(through a load balancer). Matrix has one sync stream per account: run it in one instance only.
+(through a load balancer). Matrix has one sync stream per account, so it runs in the one
+instance that holds the lease "channel:matrix" (bot/serve/leader.py); the others stand by.
+
+A required channel that stays failed for `LOTSE_CHANNEL_FAILURE_EXIT_SECONDS` ends the process
+with exit code 1: a restart policy (compose's `restart: unless-stopped`) then starts it afresh,
+which is what a restart on an unhealthy /healthz would do.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
+from functools import partial
 
 from aiohttp import web
 
@@ -33,13 +39,16 @@ from bot.conversation import ConversationService
 from bot.logs import configure_logging
 from bot.serve.health import ChannelStatus, Health
 from bot.serve.http import build_http_app
-from bot.serve.jobs import Job, JobRunner
+from bot.serve.jobs import Job, JobRunner, instance_id
+from bot.serve.leader import ChannelLease, Leader, LeaseTiming, Stopper
 
 log = logging.getLogger(__name__)
 
 DRAIN_SECONDS = 8.0  # for the channels' updates and the turns in flight, together
 JOBS_GRACE_SECONDS = 1.0  # then running jobs are cancelled (their leases come back)
 CHANNELS = ("telegram", "matrix")
+MATRIX_LEASE = "channel:matrix"
+MATRIX_LEASE_TIMING = LeaseTiming()
 
 
 def configured_channels(settings: Settings) -> list[str]:
@@ -52,12 +61,24 @@ def configured_channels(settings: Settings) -> list[str]:
 
 
 def configuration_problems(settings: Settings, channels: list[str]) -> list[str]:
-    """Settings that cannot work, for the channels that would run (checked before start)."""
+    """Settings that cannot work, for the channels that would run and the ticket mail and
+    hand-back links (checked before anything starts, so a typo ends with exit code 2 and a
+    message instead of a traceback from a half-started process)."""
     from bot.channels.matrix import configuration_problem as matrix_problem
     from bot.channels.telegram import _configuration_problem as telegram_problem
+    from bot.tickets.links import secret_problem
+    from bot.tickets.smtp import SmtpUrlError, parse_smtp_url
 
     checks = {"telegram": telegram_problem, "matrix": matrix_problem}
-    return [problem for name in channels if (problem := checks[name](settings))]
+    problems = [problem for name in channels if (problem := checks[name](settings))]
+    if settings.smtp_url is not None:
+        try:
+            parse_smtp_url(settings.smtp_url.get_secret_value())
+        except SmtpUrlError as error:  # its message names the setting, never the URL
+            problems.append(str(error))
+    if (problem := secret_problem(settings)) is not None:
+        problems.append(problem)
+    return problems
 
 
 def periodic_jobs(settings: Settings, service: ConversationService) -> list[Job]:
@@ -74,16 +95,20 @@ class ChannelRunner:
         self.name = name
         self.status = status
         self.failed = asyncio.Event()
+        self.failed_since: float | None = None  # time.monotonic() of the failure
 
     def fail(self, error: BaseException) -> None:
-        self.status.state, self.status.detail = "failed", f"{type(error).__name__}: {error}"
-        log.error("the %s channel failed: %s", self.name, self.status.detail, exc_info=error)
+        # Only the class in /healthz: messages quote tokens (InvalidToken names it). The log
+        # gets the traceback; its handler masks the configured secrets.
+        self.status.state, self.status.detail = "failed", type(error).__name__
+        log.error("the %s channel failed (%s)", self.name, self.status.detail, exc_info=error)
+        self.failed_since = time.monotonic()
         self.failed.set()
 
 
 async def _start_telegram(
     settings: Settings, service: ConversationService, runner: ChannelRunner
-) -> Callable[[float], Awaitable[None]]:
+) -> Stopper:
     from bot.channels.telegram import TelegramRunner
 
     telegram = TelegramRunner(settings, service)
@@ -103,7 +128,7 @@ async def _start_telegram(
 
 async def _start_matrix(
     settings: Settings, service: ConversationService, runner: ChannelRunner
-) -> Callable[[float], Awaitable[None]]:
+) -> Stopper:
     from bot.channels import matrix
 
     def ready() -> None:
@@ -128,18 +153,34 @@ async def _start_matrix(
     return stop
 
 
+async def _lead_matrix(
+    settings: Settings,
+    service: ConversationService,
+    runner: ChannelRunner,
+    lease: ChannelLease,
+) -> Stopper:
+    """Matrix under its lease: running here, or standing by while another instance runs it."""
+    leader = Leader(
+        lease, runner.status, partial(_start_matrix, settings, service, runner), runner.failed
+    )
+    leader.begin()
+    return leader.stop
+
+
 async def serve(
     settings: Settings,
     *,
     only: str | None = None,
     http: bool = True,
     stop: asyncio.Event | None = None,
+    matrix_lease: LeaseTiming = MATRIX_LEASE_TIMING,
 ) -> int:
     """Run until `stop` is set (SIGTERM/SIGINT set it); the exit code.
 
     `only` runs just that channel (`lotse telegram`, `lotse matrix`); then the process ends
-    with 1 when that channel fails. `lotse serve` keeps serving the others and reports a
-    failed channel in /healthz.
+    with 1 when that channel fails. `lotse serve` keeps serving the others, reports a failed
+    channel in /healthz, and ends with 1 once a channel has been failing for
+    `settings.channel_failure_exit_seconds`.
     """
     names = [name for name in configured_channels(settings) if only in (None, name)]
     problems = configuration_problems(settings, names)
@@ -158,13 +199,18 @@ async def serve(
     health = Health(settings, service)
     health.follow_reloads()
     http_runner = await _start_http(settings, health) if http else None
-    jobs = JobRunner(service.store, periodic_jobs(settings, service))
+    holder = instance_id()  # of the job leases and the Matrix lease alike
+    jobs = JobRunner(service.store, periodic_jobs(settings, service), holder=holder)
     jobs_task = asyncio.create_task(jobs.run_forever(), name="jobs")
     runners = [ChannelRunner(name, health.channel(name)) for name in names]
-    stoppers: list[Callable[[float], Awaitable[None]]] = []
+    stoppers: list[Stopper] = []
     exit_code = 0
+    lease = ChannelLease(service.store, MATRIX_LEASE, holder, matrix_lease)
+    starters: dict[
+        str, Callable[[Settings, ConversationService, ChannelRunner], Awaitable[Stopper]]
+    ]
+    starters = {"telegram": _start_telegram, "matrix": partial(_lead_matrix, lease=lease)}
     try:
-        starters = {"telegram": _start_telegram, "matrix": _start_matrix}
         for runner in runners:
             stoppers.append(await starters[runner.name](settings, service, runner))
         log.info(
@@ -179,7 +225,13 @@ async def serve(
             await _first(waits)
             exit_code = 1 if any(r.failed.is_set() for r in runners) else 0
         else:
+            watchdog = asyncio.create_task(
+                _end_when_failing(runners, settings.channel_failure_exit_seconds, stop)
+            )
             await stop.wait()
+            if watchdog.done():  # it set `stop`: a channel failed for too long
+                exit_code = 1
+            watchdog.cancel()
     finally:
         log.info("stopping: finishing the turns under way")
         started = time.monotonic()
@@ -206,6 +258,27 @@ async def serve(
     return exit_code
 
 
+async def _end_when_failing(
+    runners: list[ChannelRunner], seconds: float, stop: asyncio.Event
+) -> None:
+    """Set `stop` once a channel has been failing for `seconds` (0: never)."""
+    if seconds <= 0:
+        await asyncio.Event().wait()  # until cancelled
+    while True:
+        now = time.monotonic()
+        for runner in runners:
+            if runner.failed_since is not None and now - runner.failed_since >= seconds:
+                log.error(
+                    "the %s channel has been failing for %.0f s; ending so that the process "
+                    "is restarted",
+                    runner.name,
+                    now - runner.failed_since,
+                )
+                stop.set()
+                return
+        await asyncio.sleep(min(1.0, seconds / 4))
+
+
 def _waiting(event: asyncio.Event) -> asyncio.Future[bool]:
     return asyncio.ensure_future(event.wait())
 
@@ -226,5 +299,5 @@ async def _start_http(settings: Settings, health: Health) -> web.AppRunner:
 
 def run_serve(settings: Settings, *, only: str | None = None, http: bool = True) -> int:
     """The console entry: logging as configured, then `serve` on a new event loop."""
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.log_format, settings.log_level, secrets=settings.secret_values())
     return asyncio.run(serve(settings, only=only, http=http))

@@ -2,27 +2,32 @@
 
 A turn is two short transactions: `begin_turn` records the user's message before anything can
 go wrong (nothing the user wrote is lost), `finish_turn` saves the new state and the replies.
-No connection is held for them while the bot thinks (NLU calls may take a while).
+No transaction stays open while the bot thinks (NLU calls may take a while).
 
 Several instances on one PostgreSQL: `turn` holds a per-user advisory lock for the whole turn,
 on a connection of a small pool of its own, so one user's turns never interleave (the
-transcript reads in, out, in, out) whichever instance takes them.
+transcript reads in, out, in, out) whichever instance takes them. The turn's own work runs on
+that same connection; a returning user's turn is four round trips there: lock, one statement
+that stores the message and checks the cached state, one that saves state and replies, unlock.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sqlite3
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager, closing, suppress
+from contextlib import AsyncExitStack, asynccontextmanager, closing, suppress
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import (
     Connection,
     Engine,
@@ -37,8 +42,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from bot import metrics
 from bot.storage.migrate import upgrade, user_lock_key
 from bot.storage.tables import Conversation, Message, User, utcnow
 
@@ -103,6 +110,26 @@ def _make_parent_directory(database: str) -> None:
     Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
+@dataclass(frozen=True)
+class _TurnConnection:
+    """The PostgreSQL connection a turn holds (with the user's lock) for its own work."""
+
+    store: Store
+    conn: AsyncConnection
+    raw: Any  # asyncpg's connection under `conn`, for the turn's two hot statements
+
+
+# Set by `Store.turn` for the task running the turn; nested turns of other stores (two
+# instances in one test process) each find their own by `store`.
+_CURRENT_TURN: ContextVar[_TurnConnection | None] = ContextVar("lotse_turn", default=None)
+
+
+async def _driver_connection(conn: AsyncConnection) -> Any:
+    raw = (await conn.get_raw_connection()).driver_connection
+    assert raw is not None
+    return raw
+
+
 class Store:
     """Async API over one set of transaction functions, run where each database wants them.
 
@@ -116,15 +143,21 @@ class Store:
     # Conversations kept in memory after a save, so the next turn needs no read. Another
     # instance's save is caught by the version check in `finish_turn` (then `reload`).
     CACHE_SIZE = 10_000
-    # Connections for the turn locks: turns of this many users at once per instance, the rest
-    # wait. A pool apart from the transactions', so a turn holding its lock always gets one.
-    LOCK_POOL_SIZE = 10
+    # Connections for turns (PostgreSQL): a turn holds one from its lock to its unlock, NLU
+    # included (at most LOTSE_RASA_TIMEOUT per parse), so this many users' turns run at once
+    # per instance and the rest wait for a connection (up to TURN_POOL_TIMEOUT; then the turn
+    # runs without the lock rather than fail: the user's message must not be lost, and the
+    # version check still keeps the state right). A pool apart from `run`'s, so a turn never
+    # waits for a connection it holds.
+    TURN_POOL_SIZE = 10
+    TURN_POOL_TIMEOUT = 5.0  # seconds
 
     def __init__(self, url: str, *, turn_locks: bool = True) -> None:
         self._cache: OrderedDict[tuple[str, str], TurnStart] = OrderedDict()
         parsed = make_url(url)
         self._async_engine: AsyncEngine | None = None
-        self._lock_engine: AsyncEngine | None = None
+        self._turn_engine: AsyncEngine | None = None
+        self._turn_locks = turn_locks
         self._turns_in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -140,20 +173,24 @@ class Store:
             self._sqlite_file = parsed.database if parsed.database != ":memory:" else None
         else:
             self._async_engine = create_async_engine(url, pool_pre_ping=True)
-            if turn_locks:
-                # No pre-ping: it would add a round trip to every turn. A connection the
-                # server dropped fails one turn; SQLAlchemy then renews the whole pool.
-                # The lock's transaction ends before the connection goes back: no reset.
-                self._lock_engine = create_async_engine(
-                    url, pool_size=self.LOCK_POOL_SIZE, max_overflow=0, pool_reset_on_return=None
-                )
+            # No pre-ping: it would add a round trip to every turn. A connection the server
+            # dropped fails one turn; SQLAlchemy then renews the whole pool. No reset either:
+            # a connection goes back only idle, outside a transaction and unlocked (`turn`).
+            self._turn_engine = create_async_engine(
+                url,
+                pool_size=self.TURN_POOL_SIZE,
+                max_overflow=0,
+                pool_timeout=self.TURN_POOL_TIMEOUT,
+                pool_reset_on_return=None,
+            )
             self._sqlite_file = None
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True, turn_locks: bool = True) -> Store:
         """Connect (creating a SQLite file's directory) and bring the schema up to date.
 
-        `turn_locks=False` leaves one user's turns to the version check alone (benchmarks).
+        `turn_locks=False` leaves one user's turns to the version check alone (benchmarks,
+        and the test that shows the lock is needed).
         """
         store = cls(url, turn_locks=turn_locks)
         if store._sqlite_file:
@@ -221,27 +258,77 @@ class Store:
     async def turn(self, channel: str, external_id: str) -> AsyncIterator[None]:
         """One user's turn: on PostgreSQL no other instance runs one for them meanwhile.
 
-        A transaction-level advisory lock, so whatever ends the turn (an error, cancellation,
-        a lost connection) ends the transaction and frees the lock with it.
+        A session-level advisory lock on a connection the turn holds, and `begin_turn`,
+        `finish_turn` and `reload` inside the turn run on that connection (no checkout, no
+        ping, no BEGIN/COMMIT for the lock). Between its statements the connection idles
+        outside any transaction, also while NLU runs. The lock goes back with an unlock; when
+        that cannot be trusted (cancellation, a broken connection), the connection is closed,
+        and the server frees the lock with the session.
         """
         self._turns_in_flight += 1
         self._idle.clear()
         try:
-            if self._lock_engine is None:
+            if self._turn_engine is None:
                 yield
-            else:
-                # On asyncpg directly: through SQLAlchemy's adaption layer the lock cost
-                # about twice the CPU time (measured with benchmarks/turns.py).
-                async with self._lock_engine.connect() as conn:
-                    raw = (await conn.get_raw_connection()).driver_connection
-                    assert raw is not None
-                    async with raw.transaction():
-                        await raw.execute(_TURN_LOCK, user_lock_key(channel, external_id))
+                return
+            async with AsyncExitStack() as stack:
+                conn: AsyncConnection | None
+                try:
+                    conn = await stack.enter_async_context(self._turn_engine.connect())
+                except SQLAlchemyTimeoutError:
+                    log.warning("all turn connections busy: a turn runs without the user lock")
+                    metrics.ERRORS.labels("turn_pool_exhausted").inc()
+                    conn = None
+                if conn is None:
+                    yield
+                else:
+                    raw = await _driver_connection(conn)
+                    key = user_lock_key(channel, external_id)
+                    token = _CURRENT_TURN.set(_TurnConnection(self, conn, raw))
+                    try:
+                        if self._turn_locks:
+                            await raw.execute(_TURN_LOCK, key)
                         yield
+                    finally:
+                        _CURRENT_TURN.reset(token)
+                        await self._end_turn(conn, raw, key)
         finally:
             self._turns_in_flight -= 1
             if self._turns_in_flight == 0:
                 self._idle.set()
+
+    async def _end_turn(self, conn: AsyncConnection, raw: Any, key: int) -> None:
+        """Unlock, or close the connection so that no lock can go back into the pool."""
+        unlocked = False
+        try:
+            task = asyncio.current_task()
+            # Cancelled mid-statement, the connection may still be busy with it.
+            if not raw.is_closed() and not (task is not None and task.cancelling()):
+                unlocked = not self._turn_locks or await raw.fetchval(_TURN_UNLOCK, key) is True
+        except Exception as error:  # a broken connection; closing it below frees the lock
+            log.warning("turn unlock failed: %s", type(error).__name__)
+        finally:
+            if not unlocked:
+                await conn.invalidate()
+
+    async def _in_turn(self, work: Callable[..., T], *args: Any) -> T:
+        """`run`, on the turn's connection when called inside this store's turn."""
+        turn = _CURRENT_TURN.get()
+        if turn is None or turn.store is not self:
+            return await self.run(work, *args)
+        async with turn.conn.begin():
+            return await turn.conn.run_sync(work, *args)
+
+    @asynccontextmanager
+    async def _driver(self) -> AsyncIterator[Any]:
+        """asyncpg's connection: the turn's, or one of the turn pool's outside a turn."""
+        assert self._turn_engine is not None
+        turn = _CURRENT_TURN.get()
+        if turn is not None and turn.store is self:
+            yield turn.raw
+        else:
+            async with self._turn_engine.connect() as conn:
+                yield await _driver_connection(conn)
 
     @property
     def turns_in_flight(self) -> int:
@@ -268,8 +355,8 @@ class Store:
             self._checkpointer = None
         if self._async_engine is not None:
             await self._async_engine.dispose()
-        if self._lock_engine is not None:
-            await self._lock_engine.dispose()
+        if self._turn_engine is not None:
+            await self._turn_engine.dispose()
         if self._thread is not None:
             await self._in_thread(self._close_sqlite)
             if self._sqlite_file:
@@ -284,15 +371,27 @@ class Store:
         cached = self._cache.get((channel, external_id))
         if cached is not None:
             try:
-                return await self.run(_continue_turn, cached, inbound_text)
-            except IntegrityError:  # deleted meanwhile (by another instance)
+                return await self._continue_turn(cached, inbound_text)
+            except (IntegrityError, asyncpg.ForeignKeyViolationError):  # deleted meanwhile
                 self._forget(channel, external_id)
-        return await self.run(_begin_turn, channel, external_id, locale, inbound_text)
+        return await self._in_turn(_begin_turn, channel, external_id, locale, inbound_text)
+
+    async def _continue_turn(self, cached: TurnStart, inbound_text: str) -> TurnStart:
+        if self._turn_engine is None:
+            return await self.run(_continue_turn, cached, inbound_text)
+        async with self._driver() as raw:
+            row = await raw.fetchrow(
+                _PG_CONTINUE_TURN, cached.conversation_id, inbound_text, utcnow(), cached.version
+            )
+        version, updated_at, state = row  # the insert's foreign key refused a deleted one
+        if version == cached.version:
+            return cached
+        return replace(cached, state=state or None, version=version, updated_at=updated_at)
 
     async def reload(self, start: TurnStart) -> TurnStart:
         """The conversation as saved now (after a `ConcurrentUpdate`), without a new message."""
         self._forget(start.channel, start.external_id)
-        return await self.run(_load_conversation, start)
+        return await self._in_turn(_load_conversation, start)
 
     async def finish_turn(
         self,
@@ -304,7 +403,10 @@ class Store:
         """Save the new state (if nobody else did meanwhile) and the bot's replies."""
         key = (start.channel, start.external_id)
         try:
-            saved = await self.run(_finish_turn, start, state, revision, list(replies))
+            if self._turn_engine is None:
+                saved = await self.run(_finish_turn, start, state, revision, list(replies))
+            else:
+                saved = await self._finish_turn_on_postgres(start, state, revision, replies)
         except ConcurrentUpdate:
             self._forget(*key)
             raise
@@ -312,6 +414,29 @@ class Store:
         self._cache.move_to_end(key)
         if len(self._cache) > self.CACHE_SIZE:
             self._cache.popitem(last=False)
+
+    async def _finish_turn_on_postgres(
+        self,
+        start: TurnStart,
+        state: dict[str, Any],
+        revision: str | None,
+        replies: Sequence[str],
+    ) -> TurnStart:
+        """`_finish_turn` as one statement: one round trip, no BEGIN/COMMIT."""
+        now = utcnow()
+        async with self._driver() as raw:
+            saved = await raw.fetchval(
+                _PG_FINISH_TURN,
+                start.conversation_id,
+                start.version,
+                json.dumps(state),  # as SQLAlchemy's JSON type writes it
+                revision,
+                now,
+                list(replies),
+            )
+        if saved != 1:
+            raise ConcurrentUpdate(f"conversation {start.conversation_id} changed meanwhile")
+        return replace(start, state=state, version=start.version + 1, updated_at=now)
 
     def _forget(self, channel: str, external_id: str) -> None:
         self._cache.pop((channel, external_id), None)
@@ -352,6 +477,12 @@ class Store:
     async def is_blocked(self, channel: str, external_id: str) -> bool:
         return await self.run(_is_blocked, channel, external_id)
 
+    async def load_turn(self, channel: str, external_id: str) -> TurnStart | None:
+        """The user's saved conversation for a turn the bot starts itself (no message from the
+        user); None when there is none. Read from the database, not the cache."""
+        self._forget(channel, external_id)
+        return await self._in_turn(_load_turn, channel, external_id)
+
 
 # --- the transactions -------------------------------------------------------------------
 
@@ -383,7 +514,37 @@ def _begin_turn(
     )
 
 
-_TURN_LOCK = "SELECT pg_advisory_xact_lock($1)"
+_TURN_LOCK = "SELECT pg_advisory_lock($1)"
+_TURN_UNLOCK = "SELECT pg_advisory_unlock($1)"
+
+# A returning user's turn on PostgreSQL: `_continue_turn` and `_finish_turn` as one statement
+# each (a statement is its own transaction), prepared once per connection by asyncpg. Their
+# SQLAlchemy twins below remain the reference (SQLite); tests/test_store.py runs both.
+# The state comes back only when another instance saved a newer one.
+_PG_CONTINUE_TURN = """
+WITH inbound AS (
+    INSERT INTO messages (conversation_id, direction, text, created_at)
+    VALUES ($1, 'in', $2, $3)
+)
+SELECT version, updated_at, CASE WHEN version = $4 THEN NULL ELSE state END
+FROM conversations WHERE id = $1
+"""
+# Replies are inserted in their order (ids from the sequence follow ORDER BY), and only when
+# the version guard let the update through; the count says whether it did.
+_PG_FINISH_TURN = """
+WITH saved AS (
+    UPDATE conversations
+    SET state = $3::json, knowledge_revision = $4, version = $2 + 1, updated_at = $5
+    WHERE id = $1 AND version = $2
+    RETURNING id
+), replies AS (
+    INSERT INTO messages (conversation_id, direction, text, created_at)
+    SELECT saved.id, 'out', reply.text, $5
+    FROM saved, unnest($6::text[]) WITH ORDINALITY AS reply(text, position)
+    ORDER BY reply.position
+)
+SELECT count(*) FROM saved
+"""
 
 # The two statements of every turn, built once: building them per call cost more than the
 # database work itself.
@@ -554,3 +715,25 @@ def _is_blocked(conn: Connection, channel: str, external_id: str) -> bool:
         select(User.blocked_at).where(User.channel == channel, User.external_id == external_id)
     ).scalar_one_or_none()
     return blocked_at is not None
+
+
+def _load_turn(conn: Connection, channel: str, external_id: str) -> TurnStart | None:
+    row = conn.execute(
+        select(
+            User.id,
+            User.locale,
+            Conversation.id,
+            Conversation.state,
+            Conversation.version,
+            Conversation.updated_at,
+        )
+        .join(Conversation, Conversation.user_id == User.id)
+        .where(User.channel == channel, User.external_id == external_id)
+    ).first()
+    if row is None:
+        return None
+    user_id, locale, conversation_id, state, version, updated_at = row
+    updated = _utc(updated_at)
+    return TurnStart(
+        channel, external_id, user_id, conversation_id, locale, state or None, version, updated
+    )

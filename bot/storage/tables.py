@@ -157,3 +157,36 @@ class HandoffLink(Base):
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     channel: Mapped[str | None] = mapped_column(String(32))
     user_external_id: Mapped[str | None] = mapped_column(String(255))
+
+
+class TicketCard(Base):
+    """Which message is a ticket's card in one agents' chat (a Telegram message id, a Matrix
+    event id), so every instance, and one restarted since, edits and replies to the same card."""
+
+    __tablename__ = "ticket_cards"
+    __table_args__ = (Index("ix_ticket_cards_message", "chat_kind", "chat_id", "message_ref"),)
+
+    ticket_number: Mapped[int] = mapped_column(
+        ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True
+    )
+    chat_kind: Mapped[str] = mapped_column(String(32), primary_key=True)  # telegram | matrix
+    chat_id: Mapped[str] = mapped_column(String(255), primary_key=True)  # group id, room id
+    message_ref: Mapped[str] = mapped_column(String(255))
+    posted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DeskMessage(Base):
+    """A message the desk posted about one ticket other than its card (a relayed user message,
+    an agent's answer shown to the other chats, a status line): an agent's reply to it answers
+    that ticket, on any instance. The bot's other messages (the list, the help, error answers,
+    notices) are never recorded, so a reply to them never reaches a user."""
+
+    __tablename__ = "desk_messages"
+
+    chat_kind: Mapped[str] = mapped_column(String(32), primary_key=True)  # telegram | matrix
+    chat_id: Mapped[str] = mapped_column(String(255), primary_key=True)  # group id, room id
+    message_ref: Mapped[str] = mapped_column(String(255), primary_key=True)
+    ticket_number: Mapped[int] = mapped_column(
+        ForeignKey("tickets.id", ondelete="CASCADE"), index=True
+    )
+    posted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -6,14 +6,23 @@ import argparse
 import asyncio
 import json
 import sys
+from zoneinfo import ZoneInfo
 
 from bot.app import ConfigurationError, mail_settings
 from bot.config import Settings
+from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.loader import load_knowledge
 from bot.storage.store import Store
 from bot.tickets import mail_text
-from bot.tickets.links import HandoffLinks, Link
-from bot.tickets.models import STATUSES, Ticket, TicketError
+from bot.tickets.links import HandoffLinks, Link, secret_problem
+from bot.tickets.models import (
+    STATUSES,
+    Ticket,
+    TicketError,
+    UserNotReached,
+    no_such_ticket,
+    unknown_guide,
+)
 from bot.tickets.retention import run_purge
 from bot.tickets.service import TicketService
 
@@ -45,16 +54,23 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _run(settings: Settings, args: argparse.Namespace) -> int:
+    if args.command == "handoff-link":
+        problem = secret_problem(settings)  # before anything is stored
+        if problem is not None:
+            raise ConfigurationError(problem)
+    knowledge = load_knowledge(settings.knowledge_dir)
     store = await Store.open(settings.database_url)
     try:
+        mail = mail_settings(settings, knowledge.helpdesk.timezone)
+        tickets = TicketService(store, lambda: knowledge, mail=mail)
         if args.command == "purge":
-            report = await run_purge(store, settings.retention_days, settings.ticket_retention_days)
+            report = await run_purge(
+                store, settings.retention_days, settings.ticket_retention_days, tickets=tickets
+            )
             print("\n".join(report.lines()))
             return 0
         if args.command == "handoff-link":
-            return await _handoff_link(settings, store, args)
-        knowledge = load_knowledge(settings.knowledge_dir)
-        tickets = TicketService(store, lambda: knowledge, mail=mail_settings(settings))
+            return await _handoff_link(settings, store, args, knowledge)
         try:
             return await _tickets(tickets, args)
         except TicketError as error:
@@ -68,14 +84,18 @@ async def _tickets(tickets: TicketService, args: argparse.Namespace) -> int:
     if args.tickets_command == "list":
         found = await tickets.list(args.status)
         for ticket in found:
-            print(json.dumps(ticket.as_json(), ensure_ascii=False) if args.json else _line(ticket))
+            print(
+                json.dumps(ticket.as_json(), ensure_ascii=False)
+                if args.json
+                else _line(ticket, _zone(tickets))
+            )
         if not found and not args.json:
             print("Keine Tickets.")
         return 0
     if args.tickets_command == "show":
         shown = await tickets.get(args.number)
         if shown is None:
-            raise TicketError(f"Ein Ticket Nr. {args.number} gibt es nicht.")
+            raise no_such_ticket(args.number)
         transcript = await tickets.transcript(args.number)
         if args.json:
             data = shown.as_json()
@@ -85,58 +105,65 @@ async def _tickets(tickets: TicketService, args: argparse.Namespace) -> int:
             ]
             print(json.dumps(data, ensure_ascii=False))
             return 0
-        print("\n".join(mail_text.ticket_fields(shown)))
+        zone = _zone(tickets)
+        print("\n".join(mail_text.ticket_fields(shown, zone)))
         print()
         lines = [(m.direction, None, m.text, m.created_at) for m in transcript]
-        print("\n".join(mail_text.transcript_lines(lines)) or "(kein Verlauf gespeichert)")
+        print("\n".join(mail_text.transcript_lines(lines, zone)) or "(kein Verlauf gespeichert)")
         return 0
-    ticket = await tickets.close(args.number, args.agent)
+    try:
+        ticket = await tickets.close(args.number, args.agent)
+    except UserNotReached as warning:  # closed; only the user could not be told from here
+        ticket = warning.ticket
+        print(warning, file=sys.stderr)
     print(f"Ticket Nr. {ticket.number} ist geschlossen.")
     return 0
 
 
-def _line(ticket: Ticket) -> str:
+def _zone(tickets: TicketService) -> ZoneInfo:
+    return ZoneInfo(tickets.knowledge().helpdesk.timezone)
+
+
+def _line(ticket: Ticket, zone: ZoneInfo) -> str:
     program = f"{ticket.program or '–'} {ticket.version or ''}".strip()
     step = f" Schritt {ticket.step}" if ticket.step else ""
     return (
-        f"#{ticket.number:<5} {ticket.status:<8} {mail_text.local_time(ticket.created_at)}  "
+        f"#{ticket.number:<5} {ticket.status:<8} {mail_text.local_time(ticket.created_at, zone)}  "
         f"{ticket.reason:<15} {ticket.channel:<9} {program}{step}"
         + (f"  ({ticket.assignee})" if ticket.assignee else "")
     )
 
 
-async def _handoff_link(settings: Settings, store: Store, args: argparse.Namespace) -> int:
+async def _handoff_link(
+    settings: Settings, store: Store, args: argparse.Namespace, knowledge: KnowledgeBase
+) -> int:
     if settings.handoff_secret is None or not settings.handoff_secret.get_secret_value():
         raise ConfigurationError(
             "LOTSE_HANDOFF_SECRET is not set: hand-back links need a secret shared by the bot "
             "(e.g. `openssl rand -hex 32`)."
         )
-    knowledge = load_knowledge(settings.knowledge_dir)
     if args.guide not in knowledge.guides:
-        print(
-            f"Eine Anleitung „{args.guide}“ gibt es nicht. Bekannt sind: "
-            f"{', '.join(sorted(knowledge.guides))}.",
-            file=sys.stderr,
-        )
+        print(unknown_guide(args.guide, knowledge.guides), file=sys.stderr)
         return 1
     links = HandoffLinks(
         store,
         settings.handoff_secret.get_secret_value(),
         days=settings.handoff_link_days,
-        mail=mail_settings(settings),
+        mail=mail_settings(settings, knowledge.helpdesk.timezone),
     )
     link = await links.create(args.guide, args.ref)
-    print(link_instructions(link, settings.telegram_bot_username))
+    zone = ZoneInfo(knowledge.helpdesk.timezone)
+    print(link_instructions(link, settings.telegram_bot_username, zone))
     return 0
 
 
-def link_instructions(link: Link, telegram_username: str | None) -> str:
+def link_instructions(link: Link, telegram_username: str | None, zone: ZoneInfo) -> str:
     lines = []
     if telegram_username:
         lines.append(f"Telegram: https://t.me/{telegram_username}?start={link.token}")
     lines.append(f"Matrix: dem Lotse-Bot „/start {link.token}“ schreiben")
     lines.append(
-        f"Gültig bis {mail_text.local_time(link.expires_at)} (einmal verwendbar), "
+        f"Gültig bis {mail_text.local_time(link.expires_at, zone)} (einmal verwendbar), "
         f"Anleitung {link.guide}" + (f", Referenz {link.external_ref}" if link.external_ref else "")
     )
     return "\n".join(lines)

@@ -1,7 +1,7 @@
 """When someone from the helpdesk will answer, from the hours in `server.yaml`.
 
-"heute bis 16 Uhr" while the helpdesk is open, else the next opening: "heute ab 9 Uhr",
-"morgen ab 9 Uhr", "am Montag ab 9 Uhr".
+"ist heute bis 16 Uhr erreichbar" while the helpdesk is open, else the next opening:
+"heute ab 9 Uhr", "morgen ab 9 Uhr", "am Montag ab 9 Uhr".
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ def answer_time(helpdesk: Helpdesk, now: datetime, tr: Translator) -> str | None
         )
         for window in windows:
             if offset == 0 and window.opens_minutes <= minutes < window.closes_minutes:
-                return _("Jemand aus dem Helpdesk meldet sich heute bis {time}.").format(
+                # Open now, but "answers by 16:00" would be a promise at 15:58.
+                return _("Der Helpdesk ist heute bis {time} erreichbar.").format(
                     time=_clock(window.closes_minutes, tr)
                 )
             if offset == 0 and window.opens_minutes <= minutes:

@@ -25,7 +25,7 @@ def ticket_jobs(settings: Settings, service: ConversationService) -> list[Job]:
         sender = SmtpSender(settings.smtp_url.get_secret_value(), settings.smtp_ca_file)
 
         async def deliver_mail() -> None:
-            report = await deliver_queue(store, sender.send, settings.mail_from)
+            report = await deliver_queue(store, sender, settings.mail_from)
             if report.sent or report.failed:
                 log.info(
                     "ticket mail: %d sent, %d failed, %d waiting",
@@ -35,11 +35,15 @@ def ticket_jobs(settings: Settings, service: ConversationService) -> list[Job]:
                 )
 
         jobs.append(Job("ticket-mail", MAIL_EVERY, deliver_mail, timeout=300.0))
-    elif settings.helpdesk_email:
-        log.warning("LOTSE_HELPDESK_EMAIL is set but LOTSE_SMTP_URL is not: ticket mail waits")
+    # (LOTSE_HELPDESK_EMAIL without LOTSE_SMTP_URL: nothing is queued; build_tickets warns.)
 
     async def purge() -> None:
-        report = await run_purge(store, settings.retention_days, settings.ticket_retention_days)
+        report = await run_purge(
+            store,
+            settings.retention_days,
+            settings.ticket_retention_days,
+            tickets=service.tickets,
+        )
         log.info("retention: %s", "; ".join(report.lines()))
 
     jobs.append(Job("retention", PURGE_EVERY, purge, timeout=1800.0))

@@ -22,18 +22,37 @@ from typing import Literal
 
 from sqlalchemy import Connection, insert, select, update
 
+from bot.config import Settings
 from bot.engine.state import ConversationState, Stage
 from bot.i18n import Translator
 from bot.storage.store import Store
 from bot.storage.tables import HandoffLink, utcnow
 from bot.tickets import mail_text
-from bot.tickets.models import utc
-from bot.tickets.records import MailSettings, queue_mail
+from bot.tickets.models import LinkOutcome, OutcomeKind, utc
+from bot.tickets.records import MailSettings, new_message_id, queue_mail
 
 PREFIX = "h_"  # /start payloads: "g_<guide>" opens a guide, "h_<token>" is a hand-back link
 _ID_BYTES = 8
 _MAC_BYTES = 12
 Refusal = Literal["forged", "expired", "used"]
+# The MAC is cut to 96 bits for the payload; a short secret could be guessed offline from one
+# genuine link, so the secret itself must carry the strength.
+MIN_SECRET_LENGTH = 32
+
+
+def secret_problem(settings: Settings) -> str | None:
+    """Why LOTSE_HANDOFF_SECRET cannot be used for hand-back links; None when it can (or when
+    it is not set: then there are no links)."""
+    if settings.handoff_secret is None:
+        return None
+    secret = settings.handoff_secret.get_secret_value()
+    if secret and len(secret) < MIN_SECRET_LENGTH:
+        return (
+            f"LOTSE_HANDOFF_SECRET is too short ({len(secret)} characters; at least "
+            f"{MIN_SECRET_LENGTH} needed, e.g. `openssl rand -hex 32`): a short secret can be "
+            "guessed from one hand-back link."
+        )
+    return None
 
 
 class LinkRefused(Exception):
@@ -140,7 +159,7 @@ def link_reference(conn: Connection, link_id: str) -> str | None:
 
 
 def _queue_outcome(
-    conn: Connection, link_id: str, outcome: str, details: list[str], mail: MailSettings | None
+    conn: Connection, link_id: str, outcome: LinkOutcome, mail: MailSettings | None
 ) -> None:
     row = conn.execute(
         select(
@@ -153,11 +172,13 @@ def _queue_outcome(
     if row is None or mail is None:
         return
     guide, ref, thread, used_at = row
+    summary, details = mail_text.link_outcome(outcome, mail.zone)
+    opened = utc(used_at) or utcnow()
     queue_mail(
         conn,
         mail,
-        subject=mail_text.link_subject(ref, guide, outcome),
-        body=mail_text.link_body(ref, guide, outcome, details, utc(used_at) or utcnow()),
+        subject=mail_text.link_subject(ref, guide, summary),
+        body=mail_text.link_body(ref, guide, summary, details, opened, mail.zone),
         message_id=mail.message_id("lotse-link"),
         in_reply_to=thread,
     )
@@ -180,7 +201,7 @@ class HandoffLinks:
     async def create(self, guide: str, external_ref: str | None) -> Link:
         link_id = secrets.token_bytes(_ID_BYTES)
         expires_at = (utcnow() + timedelta(days=self.days)).replace(microsecond=0)
-        thread = (self.mail or MailSettings("", "lotse@localhost")).message_id("lotse-link")
+        thread = new_message_id(self.mail, "lotse-link")
         await self.store.run(_insert_link, link_id.hex(), guide, external_ref, expires_at, thread)
         return Link(make_token(self._secret, link_id, expires_at), guide, external_ref, expires_at)
 
@@ -192,8 +213,8 @@ class HandoffLinks:
         guide = await self.store.run(_redeem, link_id, channel, user)
         return link_id, guide
 
-    async def report(self, link_id: str, outcome: str, details: list[str]) -> None:
-        await self.store.run(_queue_outcome, link_id, outcome, details, self.mail)
+    async def report(self, link_id: str, outcome: LinkOutcome) -> None:
+        await self.store.run(_queue_outcome, link_id, outcome, self.mail)
 
 
 def refusal_text(reason: Refusal, tr: Translator) -> str:
@@ -207,16 +228,22 @@ def refusal_text(reason: Refusal, tr: Translator) -> str:
     return text + " " + _("Sie können aber gern hier direkt mit mir weitermachen.")
 
 
-def outcomes(before: ConversationState, after: ConversationState) -> list[tuple[str, list[str]]]:
-    """What a turn changed that the agent who sent the link wants to know (mail subject, body
-    lines)."""
-    found: list[tuple[str, list[str]]] = []
+def outcomes(before: ConversationState, after: ConversationState) -> list[LinkOutcome]:
+    """What a turn reached that the agent who sent the link wants to know, each kind only the
+    first time (`after.link_reported` remembers them; the caller saves it with the state)."""
+    if after.handoff_link is None:
+        return []
+    found: list[LinkOutcome] = []
+
+    def reached(kind: OutcomeKind) -> None:
+        if kind not in after.link_reported:
+            found.append(LinkOutcome(kind, after.guide, after.ticket, after.last_check))
+
     if after.stage is Stage.FINISHED and before.stage is not Stage.FINISHED:
-        found.append(("Anleitung abgeschlossen", [f"Anleitung:       {after.guide or '–'}"]))
+        reached("finished")
     if after.ticket is not None and after.ticket != before.ticket:
-        tag = mail_text.subject_tag(after.ticket)
-        found.append((f"bittet um einen Menschen {tag}", [f"Lotse-Ticket:    {tag}"]))
+        reached("human")
     if after.last_check and after.last_check != before.last_check:
-        line = mail_text.check_line(after.last_check)
-        found.append((f"Verbindungstest: {line}", [f"Verbindungstest: {line}"]))
+        reached("check")
+    after.link_reported = [*after.link_reported, *(outcome.kind for outcome in found)]
     return found

@@ -1,5 +1,6 @@
 """The ticket mails' subjects and bodies: German, plain text, for helpdesk agents and the
-ticket system (Znuny/OTRS, Zammad, RT) that threads them on "[Lotse#N]" in the subject."""
+ticket system (Znuny/OTRS, Zammad, RT) that threads them on "[Lotse#N]" in the subject.
+Times are given in the helpdesk's time zone (`helpdesk.timezone` in server.yaml)."""
 
 from __future__ import annotations
 
@@ -8,22 +9,12 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.tickets.models import Ticket
+from bot.i18n import translator
+from bot.tickets import labels
+from bot.tickets.models import LinkOutcome, Ticket
 
-BERLIN = ZoneInfo("Europe/Berlin")
+GERMAN = translator("de")  # the helpdesk's mail is German, whatever the user's language
 
-REASONS = {
-    "requested": "Nutzer bittet um einen Menschen",
-    "stuck": "Nutzer kommt bei einem Schritt nicht weiter",
-    "unknown_program": "Mailprogramm ohne Anleitung",
-    "server_error": "Verbindungstest meldet einen Serverfehler",
-}
-STATUS_NAMES = {
-    "new": "neu",
-    "open": "in Bearbeitung",
-    "waiting": "zurück bei Lotse",
-    "closed": "geschlossen",
-}
 EVENT_HEADINGS = {
     "created": "Neue Anfrage",
     "taken": "Übernommen",
@@ -41,58 +32,49 @@ def subject_tag(number: int) -> str:
 
 
 def ticket_subject(ticket: Ticket, kind: str) -> str:
-    summary = REASONS.get(ticket.reason, ticket.reason)
+    summary = labels.reason_label(ticket.reason, GERMAN)
     if ticket.program:
         summary += f" – {ticket.program}" + (f" {ticket.version}" if ticket.version else "")
     reference = f"{ticket.external_ref} " if ticket.external_ref else ""
     return f"{reference}{subject_tag(ticket.number)} {EVENT_HEADINGS[kind]}: {summary}"
 
 
-def local_time(value: datetime | None) -> str:
-    return value.astimezone(BERLIN).strftime("%d.%m.%Y %H:%M") if value is not None else "–"
+def local_time(value: datetime | None, zone: ZoneInfo) -> str:
+    return labels.local_time(value, zone)
 
 
-def check_line(last_check: dict[str, Any] | None) -> str:
-    if not last_check:
-        return "nicht durchgeführt"
-    overall = {"ok": "in Ordnung", "warning": "Warnungen", "error": "FEHLER"}.get(
-        str(last_check.get("overall")), str(last_check.get("overall"))
-    )
-    problems = [
-        f"{e.get('protocol')}/{e.get('port')}: {e.get('status')}"
-        for e in last_check.get("endpoints", [])
-        if e.get("status") != "ok"
-    ]
-    started = last_check.get("started")
-    line = f"{overall}" + (f" ({started})" if started else "")
-    return line + ("; " + ", ".join(problems) if problems else "")
+def check_line(last_check: dict[str, Any] | None, zone: ZoneInfo | None) -> str:
+    """The check in one line; with a zone, when it ran (local time)."""
+    return labels.check_summary(last_check, GERMAN, zone)
 
 
-def ticket_fields(ticket: Ticket) -> list[str]:
+def ticket_fields(ticket: Ticket, zone: ZoneInfo) -> list[str]:
     step = f"{ticket.guide}, Schritt {ticket.step}" if ticket.guide and ticket.step else "–"
     return [
         f"Ticket:          Lotse#{ticket.number}",
-        f"Status:          {STATUS_NAMES.get(ticket.status, ticket.status)}",
-        f"Grund:           {REASONS.get(ticket.reason, ticket.reason)}",
+        f"Status:          {labels.status_label(ticket.status, GERMAN)}",
+        f"Grund:           {labels.reason_label(ticket.reason, GERMAN)}",
         f"Kanal:           {ticket.channel} (Nutzer-ID {ticket.user or 'gelöscht'})",
         f"Sprache:         {ticket.locale}",
         f"Programm:        {ticket.program or '–'} {ticket.version or ''}".rstrip(),
         f"Anleitung:       {step}",
-        f"Verbindungstest: {check_line(ticket.last_check)}",
+        f"Verbindungstest: {check_line(ticket.last_check, zone)}",
         f"Bearbeitet von:  {ticket.assignee or '–'}",
         f"Externe Ref.:    {ticket.external_ref or '–'}",
-        f"Erstellt:        {local_time(ticket.created_at)}",
+        f"Erstellt:        {local_time(ticket.created_at, zone)}",
     ]
 
 
-def transcript_lines(messages: Sequence[tuple[str, str | None, str, datetime]]) -> list[str]:
+def transcript_lines(
+    messages: Sequence[tuple[str, str | None, str, datetime]], zone: ZoneInfo
+) -> list[str]:
     """(direction, author, text, created_at) -> readable lines, oldest first."""
     lines: list[str] = []
     for direction, author, text, created_at in messages:
         who = DIRECTIONS.get(direction, direction)
         if author:
             who = f"{who} ({author})"
-        lines.append(f"[{local_time(created_at)}] {who}:")
+        lines.append(f"[{local_time(created_at, zone)}] {who}:")
         lines.extend("    " + line for line in text.splitlines() or [""])
     return lines
 
@@ -104,6 +86,7 @@ def ticket_body(
     text: str | None,
     agent: str | None,
     transcript: Sequence[tuple[str, str | None, str, datetime]] | None,
+    zone: ZoneInfo,
 ) -> str:
     """The body: what happened, the message if any, the ticket's fields, the transcript."""
     happened = {
@@ -117,12 +100,25 @@ def ticket_body(
     lines = [happened]
     if text:
         lines += ["", *("> " + line for line in text.splitlines())]
-    lines += ["", *ticket_fields(ticket)]
+    lines += ["", *ticket_fields(ticket, zone)]
     if transcript:
         lines += ["", "Verlauf (Passwörter und ähnliches sind unkenntlich gemacht):", ""]
-        lines += transcript_lines(transcript)
+        lines += transcript_lines(transcript, zone)
     lines += ["", "-- ", "Lotse, der Chat-Assistent für verschlüsselte Mailverbindungen"]
     return "\n".join(lines) + "\n"
+
+
+def link_outcome(outcome: LinkOutcome, zone: ZoneInfo) -> tuple[str, list[str]]:
+    """A hand-back link's outcome: what the subject says, and the body's detail lines."""
+    if outcome.kind == "finished":
+        return "Anleitung abgeschlossen", [f"Anleitung:       {outcome.guide or '–'}"]
+    if outcome.kind == "human":
+        tag = subject_tag(outcome.ticket) if outcome.ticket is not None else "–"
+        return f"Nutzer bittet um einen Menschen {tag}", [f"Lotse-Ticket:    {tag}"]
+    summary = check_line(outcome.last_check, None)
+    return f"Verbindungstest: {summary}", [
+        f"Verbindungstest: {check_line(outcome.last_check, zone)}"
+    ]
 
 
 def link_subject(external_ref: str | None, guide: str, outcome: str) -> str:
@@ -131,14 +127,19 @@ def link_subject(external_ref: str | None, guide: str, outcome: str) -> str:
 
 
 def link_body(
-    external_ref: str | None, guide: str, outcome: str, details: list[str], used_at: datetime
+    external_ref: str | None,
+    guide: str,
+    outcome: str,
+    details: list[str],
+    used_at: datetime,
+    zone: ZoneInfo,
 ) -> str:
     lines = [
         f"Ergebnis eines Lotse-Links (Anleitung {guide}):",
         "",
         f"Ergebnis:        {outcome}",
         f"Externe Ref.:    {external_ref or '–'}",
-        f"Link geöffnet:   {local_time(used_at)}",
+        f"Link geöffnet:   {local_time(used_at, zone)}",
         *details,
         "",
         "-- ",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -14,6 +15,23 @@ EventKind = Literal["created", "taken", "user_message", "agent_message", "handed
 
 class TicketError(Exception):
     """An agent's request that cannot be carried out; str() is a polite German sentence."""
+
+
+class UserNotReached(TicketError):
+    """The change is saved (and announced to the agents), only the message to the user did not
+    arrive. A warning for the agent: repeating the request would do the change twice."""
+
+    def __init__(self, message: str, ticket: Ticket) -> None:
+        super().__init__(message)
+        self.ticket = ticket
+
+
+def no_such_ticket(number: int) -> TicketError:
+    return TicketError(f"Ein Ticket Nr. {number} gibt es nicht.")
+
+
+def unknown_guide(guide: str, known: Iterable[str]) -> str:
+    return f"Eine Anleitung „{guide}“ gibt es nicht. Bekannt sind: {', '.join(sorted(known))}."
 
 
 @dataclass(frozen=True)
@@ -71,6 +89,18 @@ class TicketEvent:
     ticket: Ticket
     text: str | None = None  # the redacted message for "user_message" and "agent_message"
     agent: str | None = None  # who did it, for events caused by an agent
+
+
+# What a hand-back link's user reached, mailed to the agent who sent the link (once per kind).
+OutcomeKind = Literal["finished", "human", "check"]
+
+
+@dataclass(frozen=True)
+class LinkOutcome:
+    kind: OutcomeKind
+    guide: str | None  # the guide the user finished
+    ticket: int | None  # the ticket opened when they asked for a human
+    last_check: dict[str, Any] | None  # the connection check's result
 
 
 def utc(value: datetime | None) -> datetime | None:

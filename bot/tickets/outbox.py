@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import email.policy
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
+from typing import Protocol
 
 from sqlalchemy import Connection, delete, select, update
 
@@ -22,6 +23,7 @@ from bot.storage.store import Store
 from bot.storage.tables import OutgoingMail, utcnow
 from bot.tickets.models import utc
 from bot.tickets.records import queued_mails
+from bot.tickets.smtp import BatchResult
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +95,12 @@ def _due(conn: Connection, now: datetime, sender: str) -> list[QueuedMail]:
     ]
 
 
-def _sent(conn: Connection, mail_id: int) -> None:
-    conn.execute(delete(OutgoingMail).where(OutgoingMail.id == mail_id))
+class MailSender(Protocol):
+    def send_batch(self, messages: Sequence[EmailMessage]) -> BatchResult: ...
+
+
+def _sent(conn: Connection, mail_ids: list[int]) -> None:
+    conn.execute(delete(OutgoingMail).where(OutgoingMail.id.in_(mail_ids)))
 
 
 def _failed(conn: Connection, mail_id: int, attempts: int, error: str, now: datetime) -> None:
@@ -111,26 +117,31 @@ def _failed(conn: Connection, mail_id: int, attempts: int, error: str, now: date
 
 async def deliver_queue(
     store: Store,
-    send: Callable[[EmailMessage], None],
-    sender: str,
+    sender: MailSender,
+    sender_address: str,
     *,
     now: Callable[[], datetime] = utcnow,
 ) -> DeliveryReport:
-    """Send what is due; stop at the first failure (the server is likely down for all)."""
+    """Send what is due over one connection; stop at the first failure (the server is likely
+    down for all)."""
+    due = await store.run(_due, now(), sender_address)
     sent = failed = 0
-    for mail in await store.run(_due, now(), sender):
-        try:
-            await asyncio.to_thread(send, mail.message())
-        except Exception as error:  # OSError, SMTPException, ssl errors: try again later
-            failed += 1
+    if due:
+        result = await asyncio.to_thread(sender.send_batch, [mail.message() for mail in due])
+        sent = result.sent
+        if result.sent:
+            await store.run(_sent, [mail.id for mail in due[: result.sent]])
+        if result.error is not None:
+            mail = due[result.sent]
+            failed = 1
             log.warning(
-                "ticket mail %d not sent (attempt %d): %s", mail.id, mail.attempts + 1, error
+                "ticket mail %d not sent (attempt %d): %s",
+                mail.id,
+                mail.attempts + 1,
+                type(result.error).__name__,
             )
             metrics.ERRORS.labels("ticket_mail").inc()
-            await store.run(_failed, mail.id, mail.attempts + 1, str(error), now())
-            break
-        await store.run(_sent, mail.id)
-        sent += 1
+            await store.run(_failed, mail.id, mail.attempts + 1, str(result.error), now())
     waiting = await store.run(queued_mails)
     metrics.MAIL_QUEUE.set(waiting)
     return DeliveryReport(sent, failed, waiting)

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.utils import make_msgid
+from functools import cached_property
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, or_, select, update
 
 from bot.storage.tables import (
     Conversation,
+    HandoffLink,
     Message,
     OutgoingMail,
     TicketMessage,
@@ -24,7 +27,14 @@ from bot.storage.tables import (
 )
 from bot.storage.tables import Ticket as TicketRow
 from bot.tickets import mail_text
-from bot.tickets.models import ACTIVE, Ticket, TicketError, ticket_from_row, utc
+from bot.tickets.models import (
+    ACTIVE,
+    Ticket,
+    TicketError,
+    no_such_ticket,
+    ticket_from_row,
+    utc,
+)
 
 CONTEXT_MESSAGES = 60  # how much of the conversation before the hand-over a ticket copies
 
@@ -37,13 +47,23 @@ class MailSettings:
 
     recipient: str
     sender: str
+    timezone: str = "Europe/Berlin"  # the helpdesk's (server.yaml), for the times in mails
 
     @property
     def domain(self) -> str:
         return self.sender.rpartition("@")[2] or "localhost"
 
+    @cached_property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
     def message_id(self, idstring: str) -> str:
         return make_msgid(idstring=idstring, domain=self.domain)
+
+
+def new_message_id(mail: MailSettings | None, idstring: str) -> str:
+    """A Message-ID for a mail thread, also without mail (it is kept for when mail comes)."""
+    return mail.message_id(idstring) if mail is not None else make_msgid(idstring, "localhost")
 
 
 @dataclass(frozen=True)
@@ -71,7 +91,7 @@ def load(conn: Connection, number: int) -> Ticket | None:
 def require(conn: Connection, number: int) -> Ticket:
     ticket = load(conn, number)
     if ticket is None:
-        raise TicketError(f"Ein Ticket Nr. {number} gibt es nicht.")
+        raise no_such_ticket(number)
     return ticket
 
 
@@ -178,6 +198,7 @@ def queue_ticket_mail(
             text=text,
             agent=agent,
             transcript=transcript(conn, ticket.number) if with_transcript else None,
+            zone=mail.zone,
         ),
         message_id=thread if kind == "created" else mail.message_id(f"lotse-{ticket.number}"),
         in_reply_to=None if kind == "created" else thread,
@@ -194,9 +215,10 @@ def add_message(
     )
 
 
-def add_turn(conn: Connection, number: int, inbound: str, replies: Sequence[str]) -> None:
-    """A turn Lotse answered while the ticket waits for an agent: part of the transcript."""
-    add_message(conn, number, "in", inbound)
+def add_turn(conn: Connection, number: int, inbound: str | None, replies: Sequence[str]) -> None:
+    """A turn Lotse answered while the ticket is active: part of the transcript."""
+    if inbound is not None:
+        add_message(conn, number, "in", inbound)
     for reply in replies:
         add_message(conn, number, "out", reply)
 
@@ -221,7 +243,7 @@ def create(conn: Connection, new: NewTicket, mail: MailSettings | None) -> tuple
             step=new.step,
             last_check=new.last_check,
             external_ref=new.external_ref,
-            mail_thread_id=(mail or MailSettings("", "lotse@localhost")).message_id("lotse-ticket"),
+            mail_thread_id=new_message_id(mail, "lotse-ticket"),
             created_at=now,
         )
         .returning(TicketRow.id)
@@ -257,13 +279,24 @@ def _set(conn: Connection, number: int, **values: Any) -> Ticket:
     return require(conn, number)
 
 
+def _taken_by_other(number: int, assignee: str | None) -> TicketError:
+    return TicketError(f"Ticket Nr. {number} hat bereits {assignee} übernommen.")
+
+
 def take(conn: Connection, number: int, agent: str, mail: MailSettings | None) -> Ticket:
+    """The agent takes a new or waiting ticket. Conditional, so that of two agents taking one
+    ticket at the same moment exactly one gets it (PostgreSQL re-checks the condition after
+    the other's commit); the other learns who has it."""
+    taken = conn.execute(
+        update(TicketRow)
+        .where(TicketRow.id == number, TicketRow.status.in_(("new", "waiting")))
+        .values(status="open", assignee=agent, taken_at=utcnow())
+    )
     ticket = require_active(conn, number)
-    if ticket.status == "open":
+    if taken.rowcount != 1:
         if ticket.assignee == agent:
-            return ticket
-        raise TicketError(f"Ticket Nr. {number} bearbeitet bereits {ticket.assignee}.")
-    ticket = _set(conn, number, status="open", assignee=agent, taken_at=utcnow())
+            return ticket  # the same agent again
+        raise _taken_by_other(number, ticket.assignee)
     queue_ticket_mail(conn, mail, ticket, "taken", agent=agent)
     return ticket
 
@@ -274,16 +307,34 @@ def answer(
     """Record an agent's answer (redacted text); takes a ticket nobody has. True if taken now."""
     ticket = require_active(conn, number)
     taken_now = False
-    if ticket.status != "open" or ticket.assignee != agent:
-        if ticket.status == "open":
-            raise TicketError(f"Ticket Nr. {number} bearbeitet bereits {ticket.assignee}.")
+    if ticket.status != "open":
         ticket = take(conn, number, agent, mail)
         taken_now = True
+    # Only while the ticket is still this agent's: checked and marked in one statement.
+    marked = conn.execute(
+        update(TicketRow)
+        .where(TicketRow.id == number, TicketRow.status == "open", TicketRow.assignee == agent)
+        .values(first_answer_at=func.coalesce(TicketRow.first_answer_at, utcnow()))
+    )
+    if marked.rowcount != 1:
+        ticket = require_active(conn, number)
+        raise _taken_by_other(number, ticket.assignee)
     add_message(conn, number, "agent", text, author=agent)
-    if ticket.first_answer_at is None:
-        ticket = _set(conn, number, first_answer_at=utcnow())
+    ticket = require(conn, number)
     queue_ticket_mail(conn, mail, ticket, "agent_message", text=text, agent=agent)
     return ticket, taken_now
+
+
+def _change_active(conn: Connection, number: int, **values: Any) -> Ticket:
+    """Change a ticket that is not closed, in one statement (a close in between wins)."""
+    changed = conn.execute(
+        update(TicketRow)
+        .where(TicketRow.id == number, TicketRow.status != "closed")
+        .values(**values)
+    )
+    if changed.rowcount != 1:
+        require_active(conn, number)  # says which: unknown or already closed
+    return require(conn, number)
 
 
 def user_message(conn: Connection, number: int, text: str, mail: MailSettings | None) -> Ticket:
@@ -296,21 +347,22 @@ def user_message(conn: Connection, number: int, text: str, mail: MailSettings | 
 def hand_back(
     conn: Connection, number: int, agent: str | None, mail: MailSettings | None
 ) -> Ticket:
-    require_active(conn, number)
-    ticket = _set(conn, number, status="waiting")
+    ticket = _change_active(conn, number, status="waiting")
     queue_ticket_mail(conn, mail, ticket, "handed_back", agent=agent)
     return ticket
 
 
 def close(conn: Connection, number: int, agent: str | None, mail: MailSettings | None) -> Ticket:
-    require_active(conn, number)
-    ticket = _set(conn, number, status="closed", closed_at=utcnow())
+    ticket = _change_active(conn, number, status="closed", closed_at=utcnow())
     queue_ticket_mail(conn, mail, ticket, "closed", agent=agent, with_transcript=True)
     return ticket
 
 
-def forget_user(conn: Connection, channel: str, user: str, mail: MailSettings | None) -> int:
-    """The user had their data deleted: close their tickets and drop the transcripts."""
+def forget_user(
+    conn: Connection, channel: str, user: str, mail: MailSettings | None
+) -> list[Ticket]:
+    """The user had their data deleted: close their tickets, drop the transcripts and unlink
+    the hand-back links they used. The tickets closed now (for the agents' cards)."""
     numbers = list(
         conn.execute(
             select(TicketRow.id).where(
@@ -319,13 +371,66 @@ def forget_user(conn: Connection, channel: str, user: str, mail: MailSettings | 
         ).scalars()
     )
     now = utcnow()
+    closed: list[Ticket] = []
     for number in numbers:
         conn.execute(delete(TicketMessage).where(TicketMessage.ticket_id == number))
-        ticket = require(conn, number)
-        if ticket.active:
+        was_active = require(conn, number).active
+        if was_active:
             ticket = _set(conn, number, status="closed", closed_at=now)
             queue_ticket_mail(
                 conn, mail, ticket, "closed", text="Der Nutzer hat seine Daten löschen lassen."
             )
-        _set(conn, number, user_external_id=None, purged_at=now)
-    return len(numbers)
+        ticket = _set(conn, number, user_external_id=None, purged_at=now)
+        if was_active:
+            closed.append(ticket)
+    conn.execute(
+        update(HandoffLink)
+        .where(HandoffLink.channel == channel, HandoffLink.user_external_id == user)
+        .values(channel=None, user_external_id=None)
+    )
+    return closed
+
+
+# The ticket mail that says so (German, for the helpdesk); no agent closed these.
+IDLE_CLOSE_NOTE = (
+    "Automatisch geschlossen: Der Nutzer hat sich seit {days} Tagen nicht mehr gemeldet."
+)
+
+
+def close_idle(
+    conn: Connection, now: datetime, waiting_days: int, new_days: int, mail: MailSettings | None
+) -> list[Ticket]:
+    """Close tickets nobody moves any more, so that they stop keeping the user's conversation:
+    "waiting" (back with Lotse) with no message for `waiting_days`, "new" (never taken) with
+    none for `new_days`. Each gets its "closed" mail with the transcript."""
+    last_activity = func.coalesce(
+        select(func.max(TicketMessage.created_at))
+        .where(TicketMessage.ticket_id == TicketRow.id)
+        .scalar_subquery(),
+        TicketRow.created_at,
+    )
+    idle = list(
+        conn.execute(
+            select(TicketRow.id, TicketRow.status).where(
+                or_(
+                    (TicketRow.status == "waiting")
+                    & (last_activity < now - timedelta(days=waiting_days)),
+                    (TicketRow.status == "new") & (last_activity < now - timedelta(days=new_days)),
+                )
+            )
+        ).all()
+    )
+    closed: list[Ticket] = []
+    for number, status in idle:
+        ticket = _set(conn, number, status="closed", closed_at=now)
+        days = waiting_days if status == "waiting" else new_days
+        queue_ticket_mail(
+            conn,
+            mail,
+            ticket,
+            "closed",
+            text=IDLE_CLOSE_NOTE.format(days=days),
+            with_transcript=True,
+        )
+        closed.append(ticket)
+    return closed

@@ -5,12 +5,17 @@
 - Transcripts of tickets closed longer than LOTSE_TICKET_RETENTION_DAYS ago; the ticket row
   stays for the statistics (reason, program, times) without the user's id.
 - Hand-back links that expired before the conversation retention period.
+- Ticket mail still queued after LOTSE_TICKET_RETENTION_DAYS (a mail server that never came).
+- Before that, tickets nobody moves any more are closed (with their mail), so that they stop
+  keeping the user's conversation: "waiting" ones (back with Lotse) after WAITING_CLOSE_DAYS
+  without a message, "new" ones (never taken) after LOTSE_TICKET_RETENTION_DAYS.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, and_, delete, exists, func, or_, select, update
 
@@ -19,11 +24,17 @@ from bot.storage.tables import (
     Conversation,
     HandoffLink,
     Message,
+    OutgoingMail,
     Ticket,
     TicketMessage,
     User,
     utcnow,
 )
+
+if TYPE_CHECKING:  # the service is only passed in
+    from bot.tickets.service import TicketService
+
+WAITING_CLOSE_DAYS = 14
 
 
 @dataclass(frozen=True)
@@ -33,13 +44,17 @@ class PurgeReport:
     ticket_transcripts: int
     ticket_messages: int
     links: int
+    mails: int
+    closed_tickets: int = 0
 
     def lines(self) -> list[str]:
         return [
+            f"Liegen gebliebene Tickets geschlossen: {self.closed_tickets}",
             f"Gespräche ohne Ticket gelöscht: {self.users} (mit {self.messages} Nachrichten)",
             f"Verläufe geschlossener Tickets gelöscht: {self.ticket_transcripts} "
             f"(mit {self.ticket_messages} Nachrichten)",
             f"Abgelaufene Übergabe-Links gelöscht: {self.links}",
+            f"Nie zugestellte Ticket-Mails gelöscht: {self.mails}",
         ]
 
 
@@ -105,10 +120,25 @@ def purge(
     links = conn.execute(
         delete(HandoffLink).where(HandoffLink.expires_at < conversation_cutoff)
     ).rowcount
-    return PurgeReport(len(stale_users), messages, len(old_tickets), ticket_messages, links)
+    # Transcripts inside: no older than the tickets' own.
+    mails = conn.execute(delete(OutgoingMail).where(OutgoingMail.created_at < ticket_cutoff))
+    return PurgeReport(
+        len(stale_users), messages, len(old_tickets), ticket_messages, links, mails.rowcount
+    )
 
 
 async def run_purge(
-    store: Store, retention_days: int, ticket_retention_days: int, now: datetime | None = None
+    store: Store,
+    retention_days: int,
+    ticket_retention_days: int,
+    now: datetime | None = None,
+    *,
+    tickets: TicketService | None = None,
 ) -> PurgeReport:
-    return await store.run(purge, now or utcnow(), retention_days, ticket_retention_days)
+    """Close idle tickets (with `tickets`: their mail and the agents' events), then purge."""
+    now = now or utcnow()
+    closed = []
+    if tickets is not None:
+        closed = await tickets.close_idle(now, WAITING_CLOSE_DAYS, ticket_retention_days)
+    report = await store.run(purge, now, retention_days, ticket_retention_days)
+    return replace(report, closed_tickets=len(closed))

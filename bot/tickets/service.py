@@ -8,7 +8,9 @@
 - While an agent has the ticket ("open") Lotse stays silent for that user and relays what
   they write as "user_message" events; `/bot` returns the user to Lotse.
 - Every change queues its ticket mail in the same transaction (see `records`); listeners get
-  a `TicketEvent` after the transaction committed.
+  a `TicketEvent` after the transaction committed, always, also when the message to the user
+  failed. That failure reaches the agent as `UserNotReached` (a TicketError saying the change
+  is saved), so nobody repeats a change that was made.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import builtins
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from bot import metrics
@@ -28,7 +31,15 @@ from bot.storage.tables import utcnow
 from bot.tickets import records
 from bot.tickets.hours import answer_time
 from bot.tickets.links import HandoffLinks, link_reference
-from bot.tickets.models import EventKind, Ticket, TicketError, TicketEvent
+from bot.tickets.models import (
+    EventKind,
+    Ticket,
+    TicketError,
+    TicketEvent,
+    UserNotReached,
+    no_such_ticket,
+    unknown_guide,
+)
 from bot.tickets.records import MailSettings, NewTicket
 
 if TYPE_CHECKING:  # the conversation service imports this module's users, not the reverse
@@ -84,35 +95,41 @@ class TicketService:
         before = await self._require(number)
         ticket = await self.store.run(records.take, number, agent, self.mail)
         if before.status != "open":
-            await self._push(ticket, self._taken_text(ticket))
             await self._emit("taken", ticket, agent=agent)
+            await self._push(ticket, self._taken_text(ticket))
         return ticket
 
     async def answer(self, number: int, agent: str, text: str) -> Ticket:
         if not text.strip():
             raise TicketError("Bitte schreiben Sie eine Antwort, die ich weitergeben kann.")
+        # An answer exists to reach the user: refused before it is recorded when it cannot.
+        before = await self._require(number)
+        if before.active:  # a closed one is refused by `records.answer`, saying so
+            self._require_reachable(before)
         cleaned = clean(text)
         ticket, taken_now = await self.store.run(
             records.answer, number, agent, cleaned.text, self.mail
         )
         if taken_now:
-            await self._push(ticket, self._taken_text(ticket))
             await self._emit("taken", ticket, agent=agent)
+        await self._emit("agent_message", ticket, text=cleaned.text, agent=agent)
         tr = translator(ticket.locale)
         relayed = tr.gettext("Antwort vom Helpdesk (Anfrage Nr. {number}):").format(
             number=ticket.number
         )
         # The user gets the agent's words as written; only the records are redacted.
-        await self._push(ticket, f"{relayed}\n\n{text.strip()}")
-        await self._emit("agent_message", ticket, text=cleaned.text, agent=agent)
+        pushes = [f"{relayed}\n\n{text.strip()}"]
+        if taken_now:
+            pushes.insert(0, self._taken_text(ticket))
+        await self._send(ticket, [Reply(push) for push in pushes])
         return ticket
 
     async def hand_back(self, number: int, agent: str, guide_id: str | None) -> Ticket:
         knowledge = self.knowledge()
         if guide_id is not None and guide_id not in knowledge.guides:
-            known = ", ".join(sorted(knowledge.guides))
-            raise TicketError(f"Eine Anleitung „{guide_id}“ gibt es nicht. Bekannt sind: {known}.")
+            raise TicketError(unknown_guide(guide_id, knowledge.guides))
         ticket = await self.store.run(records.hand_back, number, agent, self.mail)
+        await self._emit("handed_back", ticket, agent=agent)
         if self.conversation is not None and ticket.user:
             tr = translator(ticket.locale)
             intro = tr.gettext(
@@ -121,11 +138,11 @@ class TicketService:
             ).format(number=ticket.number)
             replies = await self.conversation.resume(ticket.channel, ticket.user, guide_id, intro)
             await self._send(ticket, replies)
-        await self._emit("handed_back", ticket, agent=agent)
         return ticket
 
     async def close(self, number: int, agent: str) -> Ticket:
         ticket = await self.store.run(records.close, number, agent, self.mail)
+        await self._emit("closed", ticket, agent=agent)
         tr = translator(ticket.locale)
         await self._push(
             ticket,
@@ -134,8 +151,18 @@ class TicketService:
                 "schreiben Sie mir einfach – ich, Lotse, bin wieder für Sie da."
             ).format(number=ticket.number),
         )
-        await self._emit("closed", ticket, agent=agent)
         return ticket
+
+    async def close_idle(
+        self, now: datetime, waiting_days: int, new_days: int
+    ) -> builtins.list[Ticket]:
+        """Close tickets nobody moves any more (see `records.close_idle`); the agents' cards
+        follow through the "closed" events. The users are not told: they went quiet."""
+        closed = await self.store.run(records.close_idle, now, waiting_days, new_days, self.mail)
+        for ticket in closed:
+            log.info("ticket %d closed after being idle", ticket.number)
+            await self._emit("closed", ticket)
+        return closed
 
     # --- for the conversation service --------------------------------------------------
 
@@ -167,11 +194,17 @@ class TicketService:
             metrics.TICKETS.labels(action.reason).inc()
             log.info("ticket %d opened (%s)", ticket.number, action.reason)
             await self._emit("created", ticket)
-            text = _(
-                "Ich habe Ihr Anliegen an den Helpdesk weitergegeben – Ihre Anfrage hat die "
-                "Nummer {number}. Sie müssen nichts wiederholen: Der Helpdesk sieht unser "
-                "bisheriges Gespräch."
-            ).format(number=ticket.number)
+            if action.reason == "server_error":  # opened without the user asking for it
+                text = _(
+                    "Der Test zeigt einen Fehler am Mailserver; ich habe den Helpdesk "
+                    "informiert (Anfrage Nr. {number})."
+                ).format(number=ticket.number)
+            else:
+                text = _(
+                    "Ich habe Ihr Anliegen an den Helpdesk weitergegeben – Ihre Anfrage hat die "
+                    "Nummer {number}. Sie müssen nichts wiederholen: Der Helpdesk sieht unser "
+                    "bisheriges Gespräch."
+                ).format(number=ticket.number)
         else:
             text = _(
                 "Ihre Anfrage Nr. {number} liegt dem Helpdesk bereits vor; eine zweite ist "
@@ -200,11 +233,17 @@ class TicketService:
         await self._emit("handed_back", ticket)
         return ticket
 
-    async def record_turn(self, number: int, inbound: str, replies: builtins.list[str]) -> None:
+    async def record_turn(
+        self, number: int, inbound: str | None, replies: builtins.list[str]
+    ) -> None:
+        """A turn Lotse answered while the ticket is active; `inbound` None when the user's
+        message is in the ticket already."""
         await self.store.run(records.add_turn, number, inbound, replies)
 
     async def forget_user(self, channel: str, user: str) -> None:
-        await self.store.run(records.forget_user, channel, user, self.mail)
+        closed = await self.store.run(records.forget_user, channel, user, self.mail)
+        for ticket in closed:  # the agents' cards must not offer to answer a deleted user
+            await self._emit("closed", ticket)
 
     async def _link_reference(self, link_id: str | None) -> str | None:
         if link_id is None:
@@ -216,7 +255,7 @@ class TicketService:
     async def _require(self, number: int) -> Ticket:
         ticket = await self.get(number)
         if ticket is None:
-            raise TicketError(f"Ein Ticket Nr. {number} gibt es nicht.")
+            raise no_such_ticket(number)
         return ticket
 
     @staticmethod
@@ -231,20 +270,41 @@ class TicketService:
     async def _push(self, ticket: Ticket, text: str) -> None:
         await self._send(ticket, [Reply(text)])
 
+    def _require_reachable(self, ticket: Ticket) -> None:
+        """Refuse when this process cannot send to the ticket's user (a channel run by another
+        instance, or `lotse tickets` without channels)."""
+        if ticket.user and self._senders.get(ticket.channel) is None:
+            raise TicketError(self._unreachable_text(ticket))
+
+    @staticmethod
+    def _unreachable_text(ticket: Ticket) -> str:
+        return f"Der Nutzer ist über {ticket.channel} von hier aus nicht erreichbar."
+
     async def _send(self, ticket: Ticket, replies: builtins.list[Reply]) -> None:
-        send = self._senders.get(ticket.channel)
-        if send is None or not ticket.user or not replies:
-            log.info("ticket %d: no sender for channel %s", ticket.number, ticket.channel)
+        """Send after a committed change: a failure is a warning (UserNotReached), never a
+        reason to repeat the change."""
+        if not ticket.user or not replies:
             return
-        try:
-            await send(ticket.user, replies)
-        except Exception as error:
-            log.exception("ticket %d: message to the user failed", ticket.number)
-            metrics.ERRORS.labels("ticket_push").inc()
-            raise TicketError(
-                f"Ticket Nr. {ticket.number} ist gespeichert, aber die Nachricht hat den "
-                "Nutzer nicht erreicht. Bitte versuchen Sie es gleich noch einmal."
-            ) from error
+        send = self._senders.get(ticket.channel)
+        if send is None:
+            problem = self._unreachable_text(ticket)
+        else:
+            try:
+                await send(ticket.user, replies)
+                return
+            except Exception as error:
+                log.warning(
+                    "ticket %d: message to the user failed: %s",
+                    ticket.number,
+                    type(error).__name__,
+                )
+                metrics.ERRORS.labels("ticket_push").inc()
+                problem = "Die Nachricht hat den Nutzer leider nicht erreicht."
+        raise UserNotReached(
+            f"Ticket Nr. {ticket.number} ist gespeichert. {problem} Bitte nicht wiederholen; "
+            "schreiben Sie dem Nutzer auf anderem Weg oder später noch einmal.",
+            ticket,
+        )
 
     async def _emit(
         self, kind: EventKind, ticket: Ticket, *, text: str | None = None, agent: str | None = None

@@ -1,8 +1,9 @@
-"""Sending one mail by SMTP: implicit TLS (smtps://) or STARTTLS, required (smtp://).
+"""Sending mail by SMTP: implicit TLS (smtps://) or STARTTLS, required (smtp://).
 
 LOTSE_SMTP_URL is `smtps://user:password@host:465` or `smtp://user:password@host:587`; user
 and password are URL-encoded. The server's certificate is always verified (against
 LOTSE_SMTP_CA_FILE when set). Plain SMTP without TLS is refused: tickets hold transcripts.
+A batch goes over one connection (one TLS handshake and login, not one per mail).
 stdlib smtplib, run in a thread by the caller.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -61,8 +63,8 @@ class SmtpSender:
     def _context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
 
-    def send(self, message: EmailMessage) -> None:
-        """Deliver one message; raises OSError or smtplib.SMTPException when it was not."""
+    def _connect(self) -> smtplib.SMTP:
+        """A connection that is encrypted and logged in; raises when it cannot be."""
         target = self.target
         client: smtplib.SMTP
         if target.implicit_tls:
@@ -71,7 +73,7 @@ class SmtpSender:
             )
         else:
             client = smtplib.SMTP(target.host, target.port, timeout=self.timeout)
-        with client:
+        try:
             client.ehlo()
             if not target.implicit_tls:
                 if not client.has_extn("starttls"):
@@ -80,4 +82,35 @@ class SmtpSender:
                 client.ehlo()
             if target.user is not None:
                 client.login(target.user, target.password or "")
-            client.send_message(message)
+        except BaseException:
+            client.close()
+            raise
+        return client
+
+    def send_batch(self, messages: Sequence[EmailMessage]) -> BatchResult:
+        """Deliver in order over one connection, up to the first failure."""
+        if not messages:
+            return BatchResult(0, None)
+        sent = 0
+        try:
+            with self._connect() as client:
+                for message in messages:
+                    client.send_message(message)
+                    sent += 1
+        except (OSError, smtplib.SMTPException) as error:
+            if sent < len(messages):
+                return BatchResult(sent, error)
+            # All accepted; only saying goodbye failed.
+        return BatchResult(sent, None)
+
+    def send(self, message: EmailMessage) -> None:
+        """Deliver one message; raises OSError or smtplib.SMTPException when it was not."""
+        result = self.send_batch([message])
+        if result.error is not None:
+            raise result.error
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    sent: int  # the first this many were accepted by the server
+    error: OSError | smtplib.SMTPException | None  # why the next one was not
