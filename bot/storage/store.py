@@ -574,12 +574,16 @@ def _store_inbound(conn: Connection, conversation_id: int, text: str) -> None:
     )
 
 
+# Built once, like the statements above: building it per turn cost more than running it.
+_SAVED_VERSION = select(Conversation.version).where(Conversation.id == bindparam("conversation"))
+
+
 def _continue_turn(conn: Connection, cached: TurnStart, inbound_text: str) -> TurnStart:
     """Store the message; the cached state if it is still the saved one, else the saved one
     (another instance took a turn meanwhile): deciding on a stale state would be wasted."""
     _store_inbound(conn, cached.conversation_id, inbound_text)
     version = conn.execute(
-        select(Conversation.version).where(Conversation.id == cached.conversation_id)
+        _SAVED_VERSION, {"conversation": cached.conversation_id}
     ).scalar_one_or_none()
     if version is None:  # deleted meanwhile; SQLite may not have refused the insert
         raise IntegrityError("conversation deleted", None, Exception("deleted"))
