@@ -82,17 +82,7 @@ async def test_an_agent_in_the_agents_room_takes_answers_and_hands_back_a_matrix
     lotse = _account(synapse_server, "lotse")
     agents_room = (await bert.client.room_create(name="Helpdesk", invite=[lotse.user_id])).room_id
     directory = tmp_path / "bot"
-    settings = Settings(
-        _env_file=None,
-        matrix_homeserver=synapse_server.url,
-        matrix_user=lotse.user_id,
-        matrix_password=SecretStr(lotse.password),
-        matrix_store_dir=directory / "store",
-        matrix_agent_room=agents_room,
-        database_url=f"sqlite:///{tmp_path / 'lotse.sqlite3'}",
-        nlu="lexicon",
-        locale="de",
-    )
+    settings = bot_settings(synapse_server, lotse, agents_room, tmp_path, directory / "store")
     task = asyncio.ensure_future(serve(settings))
     try:
         room = await anna.open_direct_chat(lotse.user_id, encrypted=False)
@@ -175,19 +165,12 @@ async def test_agents_on_telegram_and_on_matrix_see_each_others_answers_and_one_
     api = telegram_api
     lotse = _account(synapse_server, "lotse")
     agents_room = (await bert.client.room_create(name="Helpdesk", invite=[lotse.user_id])).room_id
-    settings = Settings(
-        _env_file=None,
-        telegram_token=SecretStr(api.token),
-        telegram_base_url=api.base_url,
-        telegram_agent_chat=AGENT_CHAT,
-        matrix_homeserver=synapse_server.url,
-        matrix_user=lotse.user_id,
-        matrix_password=SecretStr(lotse.password),
-        matrix_store_dir=tmp_path / "bot-store",
-        matrix_agent_room=agents_room,
-        database_url=f"sqlite:///{tmp_path / 'lotse.sqlite3'}",
-        nlu="lexicon",
-        locale="de",
+    settings = bot_settings(synapse_server, lotse, agents_room, tmp_path).model_copy(
+        update={
+            "telegram_token": SecretStr(api.token),
+            "telegram_base_url": api.base_url,
+            "telegram_agent_chat": AGENT_CHAT,
+        }
     )
     stop = asyncio.Event()
     task = asyncio.create_task(serve_all(settings, http=False, stop=stop))
@@ -268,6 +251,27 @@ async def test_agents_on_telegram_and_on_matrix_see_each_others_answers_and_one_
         assert await asyncio.wait_for(task, 30) == 0
 
 
+def bot_settings(
+    server: SynapseServer,
+    lotse: MatrixAccount,
+    agents_room: str,
+    tmp_path: Path,
+    store_dir: Path | None = None,
+) -> Settings:
+    """The bot on Matrix with an agents' room, on SQLite, understanding by the lexicon."""
+    return Settings(
+        _env_file=None,
+        matrix_homeserver=server.url,
+        matrix_user=lotse.user_id,
+        matrix_password=SecretStr(lotse.password),
+        matrix_store_dir=store_dir or tmp_path / "bot-store",
+        matrix_agent_room=agents_room,
+        database_url=f"sqlite:///{tmp_path / 'lotse.sqlite3'}",
+        nlu="lexicon",
+        locale="de",
+    )
+
+
 @contextlib.asynccontextmanager
 async def serving(settings: Settings) -> AsyncIterator[None]:
     """`lotse matrix` running until the block ends (a restart is two blocks)."""
@@ -298,17 +302,7 @@ async def test_replies_to_the_list_reach_no_user_and_members_without_power_are_n
     )
     agents_room = created.room_id
     await mallory.client.join(agents_room)
-    settings = Settings(
-        _env_file=None,
-        matrix_homeserver=synapse_server.url,
-        matrix_user=lotse.user_id,
-        matrix_password=SecretStr(lotse.password),
-        matrix_store_dir=tmp_path / "bot-store",
-        matrix_agent_room=agents_room,
-        database_url=f"sqlite:///{tmp_path / 'lotse.sqlite3'}",
-        nlu="lexicon",
-        locale="de",
-    )
+    settings = bot_settings(synapse_server, lotse, agents_room, tmp_path)
 
     def hints() -> int:
         return sum(body == HINT for body in bert.bodies())

@@ -379,7 +379,8 @@ def start_dovecot(
 
 # --- Postfix -----------------------------------------------------------------------------
 
-_MAIN_CF = """\
+# What both Postfix instances (the checked server, the helpdesk mailbox) have in common.
+_COMMON_MAIN_CF = """\
 compatibility_level = 3.6
 queue_directory = {dir}/queue
 data_directory = {dir}/data
@@ -394,15 +395,21 @@ alias_database =
 local_recipient_maps =
 smtpd_banner = $myhostname ESMTP
 smtpd_tls_chain_files = {cert}
-smtpd_tls_security_level = may
 smtpd_tls_protocols = >=TLSv1.2
-smtpd_tls_mandatory_protocols = >=TLSv1.2
 smtpd_tls_auth_only = yes
 smtpd_sasl_type = dovecot
 smtpd_sasl_path = inet:127.0.0.1:{auth}
 smtpd_sasl_auth_enable = yes
+"""
+
+_MAIN_CF = (
+    _COMMON_MAIN_CF
+    + """\
+smtpd_tls_security_level = may
+smtpd_tls_mandatory_protocols = >=TLSv1.2
 smtpd_tls_loglevel = 1
 """
+)
 
 # A service per line: port, then its `-o` overrides. Commas and spaces need Postfix's braces.
 _MASTER_CF_BASE = """\
@@ -647,27 +654,10 @@ def mail_servers() -> Iterator[MailServers]:
 HELPDESK_DOMAIN = "helpdesk.lotse.test"
 HELPDESK_ADDRESS = f"servicedesk@{HELPDESK_DOMAIN}"
 
-_MAILBOX_MAIN_CF = """\
-compatibility_level = 3.6
-queue_directory = {dir}/queue
-data_directory = {dir}/data
-maillog_file = {dir}/postfix.log
-maillog_file_prefixes = {dir}
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-myhostname = {host}
-mydestination =
-alias_maps =
-alias_database =
-local_recipient_maps =
-smtpd_banner = $myhostname ESMTP
-smtpd_tls_chain_files = {cert}
+_MAILBOX_MAIN_CF = (
+    _COMMON_MAIN_CF
+    + """\
 smtpd_tls_security_level = encrypt
-smtpd_tls_protocols = >=TLSv1.2
-smtpd_tls_auth_only = yes
-smtpd_sasl_type = dovecot
-smtpd_sasl_path = inet:127.0.0.1:{auth}
-smtpd_sasl_auth_enable = yes
 # Only a logged-in client may send, as at a university's submission server.
 smtpd_relay_restrictions = permit_sasl_authenticated, reject
 smtpd_recipient_restrictions = permit_sasl_authenticated, reject
@@ -678,6 +668,7 @@ virtual_uid_maps = static:{uid}
 virtual_gid_maps = static:{gid}
 virtual_transport = virtual
 """
+)
 
 # Debian's services for accepting, queueing and delivering locally (no outgoing SMTP).
 _MAILBOX_MASTER_CF = """\
