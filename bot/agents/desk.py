@@ -53,6 +53,7 @@ from bot.conversation import ConversationService
 from bot.i18n import Translator, translator
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.registry import KnowledgeRegistry, ReloadOutcome
+from bot.tickets import channel_outbox
 from bot.tickets.models import Ticket, TicketError, TicketEvent, UserNotReached
 from bot.tickets.service import TicketService
 
@@ -175,6 +176,32 @@ class Desk:
                 await self._show_in(chat, event, source)
             except Exception:  # one chat failing must not keep the event from the others
                 log.exception("showing a ticket event (%s) in %s failed", event.kind, chat.name)
+        await self._queue_for_other_instances(event, source)
+
+    async def _queue_for_other_instances(self, event: TicketEvent, source: str | None) -> None:
+        """An agents' chat of a channel another instance runs (Matrix) gets the event through
+        the channel outbox; that instance shows it there only."""
+        if self.tickets is None:
+            return
+        payload = channel_outbox.event_payload(event, source)
+        for name in channel_outbox.LEASED_CHANNELS:
+            if name in self._chats:
+                continue
+            try:
+                await self.tickets.store.run(
+                    channel_outbox.queue, name, channel_outbox.AGENTS, payload, utcnow()
+                )
+            except Exception:
+                log.exception("queueing a ticket event (%s) for %s failed", event.kind, name)
+
+    async def show_queued(self, name: str, event: TicketEvent, source: str | None) -> None:
+        """An event another instance queued for the agents' chat `name` (the channel outbox's
+        deliverer): shown there only, in turn with this desk's own events; raises to retry."""
+        chat = self._chats.get(name)
+        if chat is None:  # no agents' chat on this channel here
+            return
+        async with self._order:
+            await self._show_in(chat, event, source)
 
     async def _show_in(self, chat: AgentChat, event: TicketEvent, source: str | None) -> None:
         ticket = event.ticket

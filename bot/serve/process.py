@@ -131,8 +131,12 @@ async def _start_matrix(
 ) -> Stopper:
     from bot.channels import matrix
 
+    stop_outbox: Stopper | None = None
+
     def ready() -> None:
+        nonlocal stop_outbox
         runner.status.state = "running"
+        stop_outbox = _deliver_matrix_outbox(service)
 
     task = asyncio.create_task(matrix.serve(settings, service, on_ready=ready), name="matrix")
 
@@ -146,11 +150,27 @@ async def _start_matrix(
 
     async def stop(within: float) -> None:
         # Cancelling ends the sync; the channel then lets its answers under way finish.
+        if stop_outbox is not None:
+            await stop_outbox(within)
         task.cancel()
         with suppress(asyncio.CancelledError, Exception):
             await asyncio.wait_for(task, within)
 
     return stop
+
+
+def _deliver_matrix_outbox(service: ConversationService) -> Stopper | None:
+    """While Matrix runs here: deliver what instances without it queued for Matrix users and
+    the Matrix agents' room (bot/tickets/channel_outbox.py)."""
+    from bot.agents.desk import Desk
+    from bot.tickets.channel_outbox import Deliverer, start_deliverer
+
+    tickets = service.tickets
+    send = tickets.sender_for("matrix") if tickets is not None else None
+    if send is None:
+        return None
+    show = partial(Desk.for_service(service).show_queued, "matrix")
+    return start_deliverer(Deliverer(service.store, "matrix", send, show))
 
 
 async def _lead_matrix(

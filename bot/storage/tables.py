@@ -190,3 +190,24 @@ class DeskMessage(Base):
         ForeignKey("tickets.id", ondelete="CASCADE"), index=True
     )
     posted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ChannelOutboxRow(Base):
+    """A push to a user ("user") or a ticket event for the agents' chat ("agents") of a channel
+    another instance runs (Matrix: the holder of the lease "channel:matrix"), delivered by that
+    instance in `id` order (bot/tickets/channel_outbox.py). Holds message text: delivered rows
+    are purged after a day."""
+
+    __tablename__ = "channel_outbox"
+    __table_args__ = (Index("ix_channel_outbox_pending", "channel", "delivered_at", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(16))  # user | agents
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(default=0)  # failed ones; none after MAX_ATTEMPTS
+    # A deliverer's claim: rows claimed by one are skipped by others until `claimed_until`.
+    claim: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -30,6 +30,7 @@ from bot.storage.tables import (
     User,
     utcnow,
 )
+from bot.tickets import channel_outbox
 
 if TYPE_CHECKING:  # the service is only passed in
     from bot.tickets.service import TicketService
@@ -122,6 +123,7 @@ def purge(
     ).rowcount
     # Transcripts inside: no older than the tickets' own.
     mails = conn.execute(delete(OutgoingMail).where(OutgoingMail.created_at < ticket_cutoff))
+    channel_outbox.purge(conn, now)  # pushes for another instance's channel hold text too
     return PurgeReport(
         len(stale_users), messages, len(old_tickets), ticket_messages, links, mails.rowcount
     )

@@ -11,6 +11,8 @@
   a `TicketEvent` after the transaction committed, always, also when the message to the user
   failed. That failure reaches the agent as `UserNotReached` (a TicketError saying the change
   is saved), so nobody repeats a change that was made.
+- A user of a channel another instance runs (Matrix, under its lease) is reached through the
+  channel outbox (`channel_outbox.py`): the push is queued and that instance delivers it.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from bot.knowledge.base import KnowledgeBase
 from bot.redaction import clean
 from bot.storage.store import Store, StoredMessage
 from bot.storage.tables import utcnow
-from bot.tickets import records
+from bot.tickets import channel_outbox, records
 from bot.tickets.hours import answer_time
 from bot.tickets.links import HandoffLinks, link_reference
 from bot.tickets.models import (
@@ -105,7 +107,7 @@ class TicketService:
         # An answer exists to reach the user: refused before it is recorded when it cannot.
         before = await self._require(number)
         if before.active:  # a closed one is refused by `records.answer`, saying so
-            self._require_reachable(before)
+            await self._require_reachable(before)
         cleaned = clean(text)
         ticket, taken_now = await self.store.run(
             records.answer, number, agent, cleaned.text, self.mail
@@ -270,10 +272,16 @@ class TicketService:
     async def _push(self, ticket: Ticket, text: str) -> None:
         await self._send(ticket, [Reply(text)])
 
-    def _require_reachable(self, ticket: Ticket) -> None:
-        """Refuse when this process cannot send to the ticket's user (a channel run by another
-        instance, or `lotse tickets` without channels)."""
-        if ticket.user and self._senders.get(ticket.channel) is None:
+    def sender_for(self, channel: str) -> UserSender | None:
+        """The sender this instance's `channel` registered (the channel outbox's deliverer)."""
+        return self._senders.get(channel)
+
+    async def _require_reachable(self, ticket: Ticket) -> None:
+        """Refuse when no instance can send to the ticket's user (a channel nobody runs, or
+        `lotse tickets` without channels); one run by another instance gets it queued."""
+        if not ticket.user or self._senders.get(ticket.channel) is not None:
+            return
+        if not await self.store.run(channel_outbox.served_elsewhere, ticket.channel):
             raise TicketError(self._unreachable_text(ticket))
 
     @staticmethod
@@ -287,6 +295,10 @@ class TicketService:
             return
         send = self._senders.get(ticket.channel)
         if send is None:
+            payload = channel_outbox.replies_payload(ticket.user, replies)
+            user = channel_outbox.USER
+            if await self.store.run(channel_outbox.queue, ticket.channel, user, payload, utcnow()):
+                return  # another instance runs the channel and delivers it (wird zugestellt)
             problem = self._unreachable_text(ticket)
         else:
             try:
