@@ -16,7 +16,9 @@ import pytest
 from nio import RoomSendResponse  # type: ignore[import-untyped]
 from pydantic import SecretStr
 
+from bot.agents.desk import Desk
 from bot.agents.matrix import DIRECT_ROOMS_FILE, privileged_creators
+from bot.app import build_service
 from bot.channels.matrix import serve
 from bot.config import Settings
 from bot.serve.process import serve as serve_all
@@ -249,6 +251,32 @@ async def test_agents_on_telegram_and_on_matrix_see_each_others_answers_and_one_
     finally:
         stop.set()
         assert await asyncio.wait_for(task, 30) == 0
+
+
+async def test_a_stopped_matrix_channel_sends_nothing_more_through_its_closed_client(
+    synapse_server: SynapseServer, bert: MatrixUser, tmp_path: Path
+) -> None:
+    # As when another instance takes the Matrix lease: pushes to Matrix users and the agents'
+    # room must go through the channel outbox again, not to this process's closed client.
+    lotse = _account(synapse_server, "lotse")
+    agents_room = (await bert.client.room_create(name="Helpdesk", invite=[lotse.user_id])).room_id
+    service = await build_service(bot_settings(synapse_server, lotse, agents_room, tmp_path))
+    assert service.tickets is not None
+    desk = Desk.for_service(service)
+    ready = asyncio.Event()
+    settings = bot_settings(synapse_server, lotse, agents_room, tmp_path)
+    task = asyncio.ensure_future(serve(settings, service, on_ready=ready.set))
+    try:
+        await asyncio.wait_for(ready.wait(), 60)
+        assert service.tickets.sender_for("matrix") is not None
+        assert "matrix" in desk.chat_names
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert service.tickets.sender_for("matrix") is None
+    assert "matrix" not in desk.chat_names
+    await service.close()
 
 
 def bot_settings(

@@ -148,6 +148,15 @@ class Desk:
     def add_chat(self, chat: AgentChat) -> None:
         self._chats[chat.name] = chat
 
+    @property
+    def chat_names(self) -> frozenset[str]:
+        """The agents' chats this process shows tickets in ("telegram", "matrix")."""
+        return frozenset(self._chats)
+
+    def remove_chat(self, name: str) -> None:
+        """The channel stopped here (e.g. another instance took the Matrix lease)."""
+        self._chats.pop(name, None)
+
     async def drain(self) -> None:
         """Wait until every event so far is shown (shutdown, tests)."""
         while self._pending:

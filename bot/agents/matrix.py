@@ -40,6 +40,7 @@ from bot.agents.desk import Desk, RepliedTo
 from bot.channels.matrix import CHANNEL, MatrixChannel
 from bot.channels.matrix_format import HTML_FORMAT, MSGTYPE, is_edit, message_text, text_html
 from bot.config import Settings
+from bot.conversation import ConversationService
 from bot.engine.decision import Reply
 
 log = logging.getLogger(__name__)
@@ -269,6 +270,15 @@ async def connect_agents(channel: MatrixChannel, settings: Settings) -> Desk:
         channel.on_agent_message = agents.on_message
         desk.add_chat(agents)
     return desk
+
+
+def disconnect_agents(service: ConversationService) -> None:
+    """The Matrix channel stopped in this process (shutdown, or the lease went to another
+    instance): nothing may be sent through its closed client any more."""
+    desk = Desk.for_service(service)
+    desk.remove_chat(CHANNEL)
+    if desk.tickets is not None:
+        desk.tickets.unregister_user_sender(CHANNEL)
 
 
 async def _room_id(channel: MatrixChannel, setting: str) -> str:

@@ -713,6 +713,10 @@ async def serve(
             on_ready()
         await channel.run()
     finally:
+        if service is not None:
+            from bot.agents.matrix import disconnect_agents
+
+            disconnect_agents(service)
         if own_service and service is not None:
             await service.close()
         await client.close()

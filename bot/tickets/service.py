@@ -83,6 +83,10 @@ class TicketService:
     def register_user_sender(self, channel: str, send: UserSender) -> None:
         self._senders[channel] = send
 
+    def unregister_user_sender(self, channel: str) -> None:
+        """The channel stopped here: pushes to its users go through the channel outbox again."""
+        self._senders.pop(channel, None)
+
     async def get(self, number: int) -> Ticket | None:
         return await self.store.run(records.load, number)
 
