@@ -148,10 +148,8 @@ async def test_an_agent_takes_answers_hears_back_and_hands_the_user_back_to_a_gu
     await api.wait_for(lambda: "Übernommen von Bert (2001)." in card.text, "the card to change")
     assert card.text.startswith("Ticket #1 · in Bearbeitung")
     assert [label for label, _data in card.buttons] == ["An Lotse zurückgeben", "Schließen"]
-    toast = next(
-        c for c in api.calls_to("answerCallbackQuery") if c.params["callback_query_id"] == query
-    )
-    assert toast.params["text"] == "Sie haben Ticket #1 übernommen."
+    toast = await tap_answer(api, query)  # answered after the card was edited
+    assert toast["text"] == "Sie haben Ticket #1 übernommen."
     await anna.replies(mentions("hat Ihre Anfrage Nr. 1 übernommen"))
     await bert.replies(mentions("#1 übernommen von Bert (2001)."))
 
@@ -232,17 +230,9 @@ async def test_agents_get_polite_answers_for_what_cannot_be_done(
     assert "geschlossen" in closed
     # A button of the closed card (still on a colleague's screen) gets an alert, not an action.
     query = api.user_taps(CARLA, card, "desk:take:1")
-    await api.wait_for(
-        lambda: any(
-            c.params["callback_query_id"] == query for c in api.calls_to("answerCallbackQuery")
-        ),
-        "the tap's answer",
-    )
-    alert = next(
-        c for c in api.calls_to("answerCallbackQuery") if c.params["callback_query_id"] == query
-    )
-    assert alert.params["show_alert"] == "true"  # form fields are text
-    assert "geschlossen" in alert.params["text"]
+    alert = await tap_answer(api, query)
+    assert alert["show_alert"] == "true"  # form fields are text
+    assert "geschlossen" in alert["text"]
     # Agents talking among themselves are left alone.
     before = len(bot_messages_in_group(api))
     await bert.say("Kaffee, Carla?", lambda messages: True)
@@ -285,12 +275,15 @@ async def test_a_reply_to_the_list_the_help_or_an_error_answer_reaches_no_user(
     assert len(api.messages_to(ANNA.id)) == seen_by_anna
 
 
-def tap_answer(api: FakeTelegram, query: str) -> dict[str, str]:
-    return next(
-        c.params
-        for c in api.calls_to("answerCallbackQuery")
-        if c.params["callback_query_id"] == query
-    )
+async def tap_answer(api: FakeTelegram, query: str) -> dict[str, str]:
+    """How the bot answered a tap (a toast or an alert), once it has."""
+
+    def answers() -> list[dict[str, str]]:
+        calls = api.calls_to("answerCallbackQuery")
+        return [c.params for c in calls if c.params["callback_query_id"] == query]
+
+    await api.wait_for(lambda: bool(answers()), "the tap's answer")
+    return answers()[0]
 
 
 async def test_an_agent_is_told_when_the_user_cannot_be_reached_and_not_to_repeat_the_change(
@@ -305,13 +298,7 @@ async def test_an_agent_is_told_when_the_user_cannot_be_reached_and_not_to_repea
     # The tap took the ticket (the card says so); the alert says Anna did not hear of it.
     query = bert.press("Übernehmen", card)
     await api.wait_for(lambda: "Übernommen von Bert (2001)." in card.text, "the card to change")
-    await api.wait_for(
-        lambda: any(
-            c.params["callback_query_id"] == query for c in api.calls_to("answerCallbackQuery")
-        ),
-        "the tap's answer",
-    )
-    alert = tap_answer(api, query)
+    alert = await tap_answer(api, query)
     assert alert["show_alert"] == "true"
     assert alert["text"] == (
         "Ticket Nr. 1 ist gespeichert. Die Nachricht hat den Nutzer leider nicht erreicht. Bitte "
