@@ -3,9 +3,11 @@ and `Chat`, which talks to the service the way a channel does."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -96,10 +98,30 @@ MAIL_FROM = "lotse@uni-beispiel.de"
 LINK_SECRET = "test-handoff-secret"
 
 
-def attach_tickets(service: ConversationService) -> TicketService:
-    """Tickets (mail to the helpdesk queue, hand-back links) on a conversation service."""
+BERLIN = ZoneInfo("Europe/Berlin")  # the helpdesk's time zone in knowledge/server.yaml
+
+
+def berlin(text: str) -> datetime:
+    """A moment in the helpdesk's time zone: `berlin("2026-12-03 18:30")`."""
+    return datetime.fromisoformat(text).replace(tzinfo=BERLIN)
+
+
+def clock_at(moment: datetime) -> Callable[[], datetime]:
+    """A clock that always says `moment`: what tests give services instead of the real one."""
+    return lambda: moment
+
+
+# Thursday after the helpdesk closed (16:00): tickets opened "now" are answered tomorrow.
+THURSDAY_EVENING = berlin("2026-12-03 18:30")
+
+
+def attach_tickets(
+    service: ConversationService, clock: Callable[[], datetime] = lambda: THURSDAY_EVENING
+) -> TicketService:
+    """Tickets (mail to the helpdesk queue, hand-back links) on a conversation service, with
+    the clock pinned: what users are told depends on the helpdesk's hours."""
     mail = MailSettings(recipient=HELPDESK_QUEUE, sender=MAIL_FROM)
-    tickets = TicketService(service.store, lambda: service.knowledge, mail=mail)
+    tickets = TicketService(service.store, lambda: service.knowledge, mail=mail, clock=clock)
     tickets.links = HandoffLinks(service.store, LINK_SECRET, days=14, mail=mail)
     tickets.attach(service)
     return tickets

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -17,9 +15,7 @@ from bot.storage.tables import OutgoingMail
 from bot.tickets.hours import answer_time
 from bot.tickets.models import TicketError, TicketEvent, UserNotReached
 from bot.tickets.service import TicketService
-from tests.support import Chat, UserInbox
-
-BERLIN = ZoneInfo("Europe/Berlin")
+from tests.support import Chat, UserInbox, attach_tickets, berlin, clock_at
 
 
 def tickets_opened(reason: str) -> float:
@@ -56,7 +52,7 @@ async def test_a_user_who_asks_for_a_human_gets_a_ticket_number_and_when_someone
     await chat.say("Thunderbird")
     await chat.command("mensch")
     assert "Nummer 1" in chat.text
-    assert "Jemand aus dem Helpdesk meldet sich" in chat.text
+    assert "Jemand aus dem Helpdesk meldet sich morgen ab 9 Uhr." in chat.text  # Thursday evening
     assert "nichts wiederholen" in chat.text
 
     ticket = await tickets.get(1)
@@ -231,10 +227,6 @@ async def test_a_user_who_deletes_their_data_takes_the_ticket_transcript_with_th
     assert await tickets.transcript(1) == []
 
 
-def at(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=BERLIN)
-
-
 @pytest.mark.parametrize(
     ("now", "expected"),
     [
@@ -249,8 +241,42 @@ def at(text: str) -> datetime:
 def test_the_answer_time_follows_the_helpdesk_hours_in_berlin(
     knowledge: KnowledgeBase, now: str, expected: str
 ) -> None:
-    text = answer_time(knowledge.helpdesk, at(now), translator("de"))
+    text = answer_time(knowledge.helpdesk, berlin(now), translator("de"))
     assert text is not None and text.endswith(expected)
+
+
+@pytest.mark.parametrize(
+    ("now", "when"),
+    [
+        pytest.param(
+            "2026-12-03 10:00", "Der Helpdesk ist heute bis 16 Uhr erreichbar.", id="thursday-open"
+        ),
+        pytest.param(
+            "2026-12-03 18:30",
+            "Jemand aus dem Helpdesk meldet sich morgen ab 9 Uhr.",
+            id="thursday-evening",
+        ),
+        pytest.param(  # Friday's hours end at 13:00
+            "2026-12-04 14:00",
+            "Jemand aus dem Helpdesk meldet sich am Montag ab 9 Uhr.",
+            id="friday-afternoon",
+        ),
+        pytest.param(
+            "2026-12-06 12:00", "Jemand aus dem Helpdesk meldet sich morgen ab 9 Uhr.", id="sunday"
+        ),
+    ],
+)
+async def test_a_user_who_asks_for_a_human_is_told_when_the_helpdesk_answers_at_that_hour(
+    service: ConversationService, now: str, when: str
+) -> None:
+    attach_tickets(service, clock=clock_at(berlin(now)))
+    chat = Chat(service)
+    await chat.command("mensch")
+    assert [reply.text for reply in chat.replies] == [
+        "Ich habe Ihr Anliegen an den Helpdesk weitergegeben – Ihre Anfrage hat die Nummer 1. "
+        "Sie müssen nichts wiederholen: Der Helpdesk sieht unser bisheriges Gespräch. "
+        f"{when} Die Antwort bekommen Sie hier im Chat. Bis dahin helfe ich Ihnen gern weiter."
+    ]
 
 
 async def agent_has_the_ticket(

@@ -28,7 +28,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Protocol
 from weakref import WeakKeyDictionary
 
@@ -53,6 +53,7 @@ from bot.conversation import ConversationService
 from bot.i18n import Translator, translator
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.registry import KnowledgeRegistry, ReloadOutcome
+from bot.storage.tables import utcnow
 from bot.tickets import channel_outbox
 from bot.tickets.models import Ticket, TicketError, TicketEvent, UserNotReached
 from bot.tickets.service import TicketService
@@ -102,10 +103,6 @@ class Attempt:
 
     done: bool  # the change is saved
     problem: str | None = None  # why not, or (done) the warning that the user was not reached
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def place(chat: AgentChat) -> ChatPlace:
@@ -198,7 +195,7 @@ class Desk:
                 continue
             try:
                 await self.tickets.store.run(
-                    channel_outbox.queue, name, channel_outbox.AGENTS, payload, utcnow()
+                    channel_outbox.queue, name, channel_outbox.AGENTS, payload, self.clock()
                 )
             except Exception:
                 log.exception("queueing a ticket event (%s) for %s failed", event.kind, name)

@@ -60,10 +60,12 @@ class TicketService:
         knowledge: Callable[[], KnowledgeBase],
         *,
         mail: MailSettings | None = None,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.store = store
         self.knowledge = knowledge
         self.mail = mail
+        self.clock = clock  # tests pin it: the answer-time sentence depends on the hour
         self.conversation: ConversationService | None = None
         self.links: HandoffLinks | None = None  # set when LOTSE_HANDOFF_SECRET is
         self._listeners: builtins.list[Listener] = []
@@ -194,7 +196,7 @@ class TicketService:
         )
         ticket, created = await self.store.run(records.create, new, self.mail)
         state.ticket = ticket.number
-        when = answer_time(self.knowledge().helpdesk, utcnow(), tr)
+        when = answer_time(self.knowledge().helpdesk, self.clock(), tr)
         _ = tr.gettext
         if created:
             metrics.TICKETS.labels(action.reason).inc()
@@ -301,7 +303,9 @@ class TicketService:
         if send is None:
             payload = channel_outbox.replies_payload(ticket.user, replies)
             user = channel_outbox.USER
-            if await self.store.run(channel_outbox.queue, ticket.channel, user, payload, utcnow()):
+            if await self.store.run(
+                channel_outbox.queue, ticket.channel, user, payload, self.clock()
+            ):
                 return  # another instance runs the channel and delivers it (wird zugestellt)
             problem = self._unreachable_text(ticket)
         else:
