@@ -86,9 +86,11 @@ def _parser() -> argparse.ArgumentParser:
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser("upgrade", help="apply all migrations")
 
+    from bot.evaluation.command import add_arguments as add_eval_commands
     from bot.tickets.commands import add_commands as add_ticket_commands
 
     add_ticket_commands(commands)  # tickets, handoff-link, purge
+    add_eval_commands(commands)  # eval conversations
     return parser
 
 
@@ -127,6 +129,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bot.tickets.commands import run as run_ticket_command
 
             return run_ticket_command(settings, args)
+        if args.command == "eval":
+            from bot.evaluation.command import run_eval_command
+
+            return run_eval_command(settings, args)
         if args.command == "autoconfig":
             server = load_knowledge(settings.knowledge_dir).server
             for written in export_autoconfig(server, args.directory):

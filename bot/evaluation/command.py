@@ -1,0 +1,70 @@
+"""`lotse eval conversations`: run the conversation corpus through a throwaway service.
+
+The service is the real one (store, understanding, engine, tickets) on a temporary SQLite
+file, with nothing that leaves the machine: no connection check is registered (users who ask
+for one get the helpdesk hint) and tickets queue no mail.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+from pathlib import Path
+
+from bot.app import build_understander
+from bot.channels.console import parse_line
+from bot.config import Settings
+from bot.conversation import ConversationService
+from bot.engine.decision import Reply
+from bot.evaluation.conversations import CorpusError, CorpusReport, load_corpus, run_corpus
+from bot.knowledge.loader import KnowledgeError, load_knowledge
+from bot.storage.store import Store
+from bot.tickets.service import TicketService
+
+CORPUS_DIR = Path(__file__).resolve().parents[2] / "tests" / "conversations"
+
+
+def add_arguments(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    evaluation = commands.add_parser("eval", help="measure the bot on test corpora")
+    kinds = evaluation.add_subparsers(dest="eval_command", required=True)
+    conversations = kinds.add_parser(
+        "conversations", help="the share of corpus conversations that end helpfully"
+    )
+    conversations.add_argument("--corpus", type=Path, default=CORPUS_DIR)
+    conversations.add_argument("--kind", action="append", help="only these kinds")
+
+
+async def evaluate_corpus(
+    settings: Settings, corpus: Path, kinds: list[str] | None = None
+) -> CorpusReport:
+    conversations = [c for c in load_corpus(corpus) if not kinds or c.kind in kinds]
+    knowledge = load_knowledge(settings.knowledge_dir)
+    with tempfile.TemporaryDirectory(prefix="lotse-eval-") as directory:
+        store = await Store.open(f"sqlite:///{Path(directory) / 'eval.sqlite3'}")
+        service = ConversationService(
+            store,
+            knowledge,
+            build_understander(settings, knowledge),
+            default_locale=settings.locale,
+        )
+        TicketService(store, lambda: service.knowledge).attach(service)
+
+        async def handle(user: str, line: str, locale: str | None) -> list[Reply]:
+            return await service.handle(parse_line(user, line, locale))
+
+        try:
+            return await run_corpus(conversations, handle)
+        finally:
+            await service.close()
+
+
+def run_eval_command(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        report = asyncio.run(evaluate_corpus(settings, args.corpus, args.kind))
+    except (CorpusError, KnowledgeError) as error:
+        print(error, file=sys.stderr)
+        return 2
+    print(report.format())
+    return 0
