@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from bot.numbers import DIGITS, MAX_DIGITS, ascii_number
 from bot.understanding.normalize import normalize
 
 PREFIXES = ("/", "!")
@@ -29,7 +30,7 @@ PAYLOAD_PREFIX = "desk"
 TAP_TAKE, TAP_BACK, TAP_CLOSE = "take", "back", "close"
 TAPS = (TAP_TAKE, TAP_BACK, TAP_CLOSE)
 
-_NUMBER = re.compile(r"#?(\d{1,9})(?=\s|$)")
+_NUMBER = re.compile(rf"#?({DIGITS}{{1,{MAX_DIGITS}}})(?=\s|$)")
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ def parse_tap(payload: str) -> Tap | None:
     """ "desk:take:12" -> Tap; None for anything else (an old or forged button)."""
     prefix, _, rest = payload.partition(":")
     action, _, number = rest.partition(":")
-    if prefix != PAYLOAD_PREFIX or action not in TAPS or not number.isdigit():
+    ticket = ascii_number(number)
+    if prefix != PAYLOAD_PREFIX or action not in TAPS or ticket is None:
         return None
-    return Tap(action, int(number))
+    return Tap(action, ticket)

@@ -42,6 +42,7 @@ from bot.channels.matrix_format import HTML_FORMAT, MSGTYPE, is_edit, message_te
 from bot.config import Settings
 from bot.conversation import ConversationService
 from bot.engine.decision import Reply
+from bot.numbers import ascii_number
 
 log = logging.getLogger(__name__)
 DIRECT_ROOMS_FILE = "direct_rooms.json"
@@ -56,8 +57,8 @@ def privileged_creators(state: list[dict[str, Any]]) -> frozenset[str]:
             continue
         content = event.get("content")
         content = content if isinstance(content, dict) else {}
-        version = str(content.get("room_version", "1"))
-        if not version.isdigit() or int(version) < CREATORS_RULE_FROM:
+        version = ascii_number(str(content.get("room_version", "1")))
+        if version is None or version < CREATORS_RULE_FROM:
             return frozenset()
         more = content.get("additional_creators")
         others = [str(user) for user in more] if isinstance(more, list) else []

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from bot.check.report import TlsFacts
 from bot.check.tls import Contexts, session_facts
 from bot.knowledge.models import Endpoint, Server
+from bot.numbers import ascii_number
 
 _MAX_LINE = 8192
 _CLOSE_WAIT = 0.3  # seconds to let a connection close politely after our goodbye
@@ -250,11 +251,12 @@ class _Smtp(_Dialog):
         lines: list[str] = []
         while True:
             answer = await self.line.read()
-            if len(answer) < 3 or not answer[:3].isdigit():
+            code = ascii_number(answer[:3], 3)
+            if code is None or len(answer) < 3:
                 raise ProtocolError(answer)
             lines.append(answer[4:])
             if answer[3:4] != "-":
-                return int(answer[:3]), lines
+                return code, lines
 
     async def greet(self) -> None:
         self.obs.stage = "greeting"

@@ -30,6 +30,7 @@ from bot.i18n import SUPPORTED_LOCALES, Translator, pick_locale, translator
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.models import FaqEntry, Guide
 from bot.knowledge.versions import covers, guide_for_version
+from bot.numbers import ascii_number
 from bot.profiles.account import ForeignAddress, account_for, find_address
 from bot.redaction import MAX_MESSAGE_LENGTH
 from bot.understanding.normalize import words
@@ -397,12 +398,18 @@ class _Turn:
         entities = message.entities
         if "port" not in entities or not ({"security", "protocol"} & entities.keys()):
             return False
-        if message.intent in ("request_check", "request_human", "delete_data", "restart"):
+        port = ascii_number(entities["port"], 5)
+        if port is None or message.intent in (
+            "request_check",
+            "request_human",
+            "delete_data",
+            "restart",
+        ):
             return False
         advice = diagnose_settings(
             self.kb.server,
             entities.get("protocol"),
-            int(entities["port"]),
+            port,
             entities.get("security"),
             self.tr,
         )

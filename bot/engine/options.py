@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import cast
 
 from bot.engine.state import Option
+from bot.numbers import ascii_number
 from bot.understanding.normalize import normalize
 from bot.understanding.types import INTENTS, Intent, Understanding
 
@@ -36,8 +37,9 @@ def understanding_from_payload(payload: str, text: str | None = None) -> Underst
 def match_option(options: Sequence[Option], text: str) -> Option | None:
     """The option a typed answer picks: its number ("2", "2.") or its label, case-insensitively."""
     answer = text.strip().rstrip(".)")
-    if answer.isdigit():
-        index = int(answer) - 1
+    number = ascii_number(answer)
+    if number is not None:
+        index = number - 1
         return options[index] if 0 <= index < len(options) else None
     said = normalize(text)
     return next((o for o in options if said and normalize(o.label) == said), None)

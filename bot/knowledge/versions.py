@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.knowledge.models import Guide
+from bot.numbers import ascii_number
 
 
 @dataclass(frozen=True)
@@ -17,7 +18,8 @@ class GuideChoice:
 
 
 def parse_version(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in version.split(".") if part.isdigit())
+    numbers = (ascii_number(part) for part in version.split("."))
+    return tuple(number for number in numbers if number is not None)
 
 
 def _same_release(said: str, listed: str) -> bool:

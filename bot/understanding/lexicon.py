@@ -26,7 +26,7 @@ _FUZZY_ALIAS_SCORE = 85.0
 _FUZZY_KEYWORD_SCORE = 80.0
 
 _NUMBER = re.compile(r"\b\d{1,4}(?:\.\d{1,3}){0,3}\b")
-_PORT_CONTEXT = re.compile(r"\bports? (\d{1,5})\b")
+_PORT_CONTEXT = re.compile(r"\bports? ([0-9]{1,5})\b")
 _PROTOCOLS = [
     ("imap", re.compile(r"\bimaps?\b")),
     ("pop3", re.compile(r"\bpop ?3?s?\b")),

@@ -25,6 +25,7 @@ import httpx
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.models import VERSION_PATTERN
 from bot.knowledge.versions import guide_for_version
+from bot.numbers import ascii_number
 from bot.understanding.lexicon import LexiconUnderstander
 from bot.understanding.normalize import normalize
 from bot.understanding.patterns import match_intent
@@ -324,5 +325,5 @@ def normalize_entity_value(knowledge: KnowledgeBase, entity: str, value: str) ->
     if entity == "security":
         return _SECURITIES.get(said)
     if entity == "port":
-        return said if said.isdigit() else None
+        return said if ascii_number(said, 5) is not None else None
     return None
