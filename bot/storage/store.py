@@ -166,13 +166,15 @@ class Store:
         self._sqlite_connection: Connection | None = None
         self._checkpointer: asyncio.Task[None] | None = None
         if parsed.get_backend_name() == "sqlite":
-            engine = create_engine(parsed.set(drivername="sqlite"), pool_size=1, max_overflow=0)
+            engine = create_engine(
+                parsed.set(drivername="sqlite"), pool_size=1, max_overflow=0, hide_parameters=True
+            )
             event.listen(engine, "connect", _sqlite_pragmas)
             self._sync_engine = engine
             self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lotse-sqlite")
             self._sqlite_file = parsed.database if parsed.database != ":memory:" else None
         else:
-            self._async_engine = create_async_engine(url, pool_pre_ping=True)
+            self._async_engine = create_async_engine(url, pool_pre_ping=True, hide_parameters=True)
             # No pre-ping: it would add a round trip to every turn. A connection the server
             # dropped fails one turn; SQLAlchemy then renews the whole pool. No reset either:
             # a connection goes back only idle, outside a transaction and unlocked (`turn`).
@@ -182,6 +184,7 @@ class Store:
                 max_overflow=0,
                 pool_timeout=self.TURN_POOL_TIMEOUT,
                 pool_reset_on_return=None,
+                hide_parameters=True,
             )
             self._sqlite_file = None
 
