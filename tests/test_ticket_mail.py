@@ -27,6 +27,12 @@ from tests.servers.mail import Mailbox, MailServers, free_port
 from tests.support import HELPDESK_QUEUE, MAIL_FROM, Chat, UserInbox
 
 
+async def queued_subjects(service: ConversationService) -> list[str]:
+    """The subjects of the ticket mails waiting to be sent, in the order Lotse queued them."""
+    query = select(OutgoingMail.subject).order_by(OutgoingMail.id)
+    return await service.store.run(lambda conn: list(conn.execute(query).scalars()))
+
+
 def body(message: object) -> str:
     from email.message import EmailMessage
 
@@ -48,30 +54,39 @@ async def test_a_new_ticket_and_its_updates_arrive_in_the_helpdesk_queue_as_one_
     await tickets.answer(1, "Petra", "Bitte wählen Sie SSL/TLS.")
     await tickets.close(1, "Petra")
 
-    sender = SmtpSender(helpdesk_mailbox.url("smtp"), helpdesk_mailbox.ca)
-    report = await deliver_queue(service.store, sender, MAIL_FROM)
-    assert (report.sent, report.failed, report.waiting) == (4, 0, 0)
-    mails = helpdesk_mailbox.wait_for(4)
-
-    subjects = [str(mail["Subject"]) for mail in mails]
-    assert subjects == [
+    # Lotse queues the mails in the order things happened ...
+    queued = await queued_subjects(service)
+    assert queued == [
         "[Lotse#1] Neue Anfrage: Nutzer bittet um einen Menschen – thunderbird",
         "[Lotse#1] Übernommen: Nutzer bittet um einen Menschen – thunderbird",
         "[Lotse#1] Antwort des Helpdesks: Nutzer bittet um einen Menschen – thunderbird",
         "[Lotse#1] Geschlossen: Nutzer bittet um einen Menschen – thunderbird",
     ]
-    first = mails[0]
+    sender = SmtpSender(helpdesk_mailbox.url("smtp"), helpdesk_mailbox.ca)
+    report = await deliver_queue(service.store, sender, MAIL_FROM)
+    assert (report.sent, report.failed, report.waiting) == (4, 0, 0)
+    # ... but Postfix delivers in parallel: the ticket system threads them by their headers.
+    mails = {str(mail["Subject"]): mail for mail in helpdesk_mailbox.wait_for(4)}
+    assert sorted(mails) == sorted(queued)
+    first = mails["[Lotse#1] Neue Anfrage: Nutzer bittet um einen Menschen – thunderbird"]
     assert first["To"] == helpdesk_mailbox.address and first["From"] == MAIL_FROM
-    for follow_up in mails[1:]:
+    assert first["In-Reply-To"] is None and first["References"] is None
+    follow_ups = [mail for mail in mails.values() if mail is not first]
+    assert len(follow_ups) == 3
+    for follow_up in follow_ups:
         assert follow_up["In-Reply-To"] == first["Message-ID"]
         assert follow_up["References"] == first["Message-ID"]
+    assert len({str(mail["Message-ID"]) for mail in mails.values()}) == 4
     text = body(first)
     assert "Lotse hat eine Anfrage an den Helpdesk übergeben." in text
     assert "Anleitung:       thunderbird, Schritt 1" in text
     assert "Nutzer:\n    Thunderbird" in text
     assert "Geheim123" not in text  # redacted before it was ever stored
-    assert "Bitte wählen Sie SSL/TLS." in body(mails[2])
-    assert "Petra" in body(mails[1])
+    answered = "[Lotse#1] Antwort des Helpdesks: Nutzer bittet um einen Menschen – thunderbird"
+    assert "Bitte wählen Sie SSL/TLS." in body(mails[answered])
+    assert "Petra" in body(
+        mails["[Lotse#1] Übernommen: Nutzer bittet um einen Menschen – thunderbird"]
+    )
 
 
 async def test_implicit_tls_on_the_smtps_port_delivers_too(

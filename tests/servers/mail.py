@@ -719,7 +719,9 @@ class Mailbox:
                 path.unlink()
 
     def messages(self) -> list[email.message.EmailMessage]:
-        paths = sorted((self.maildir / "new").glob("*"), key=lambda p: p.stat().st_mtime_ns)
+        """The delivered mails in no meaningful order: Postfix delivers in parallel, so which
+        file came first says nothing about the order they were sent in."""
+        paths = sorted((self.maildir / "new").glob("*"))
         policy = email.policy.default
         found: list[email.message.EmailMessage] = []
         for path in paths:
