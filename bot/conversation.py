@@ -13,8 +13,10 @@ import time
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 from weakref import WeakValueDictionary
+from zoneinfo import ZoneInfo
 
 from bot import metrics
 from bot.engine import render
@@ -35,7 +37,7 @@ from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.registry import KnowledgeRegistry
 from bot.profiles.handler import ProfileHandler
 from bot.redaction import CleanedText, clean
-from bot.storage.store import ConcurrentUpdate, Store, TurnStart
+from bot.storage.store import ConcurrentUpdate, MessageNotStored, Store, StoreBusy, TurnStart
 from bot.tickets.links import PREFIX as LINK_PREFIX
 from bot.tickets.links import LinkRefused, Refusal, outcomes, refusal_text
 from bot.tickets.models import LinkOutcome, Ticket
@@ -53,6 +55,10 @@ COMMAND_INTENTS = {
     "mensch": "request_human",
     "loeschen": "delete_data",
 }
+# A message its turn left unanswered (see `answer_stranded`): answered in full while this
+# fresh, with a short apology and the current question while this old, then not at all.
+STRANDED_ANSWER_WITHIN = timedelta(minutes=5)
+STRANDED_NOTICE_WITHIN = timedelta(days=1)
 # Every command the service understands, in the order a menu shows them.
 # "bot" returns a user from a helpdesk agent to Lotse.
 COMMANDS = ("start", "neu", "pruefen", "mensch", "hilfe", "loeschen", "sprache", "bot")
@@ -155,7 +161,16 @@ class ConversationService:
         # The store's turn: one instance at a time per user (PostgreSQL), counted for shutdown.
         async with lock, self.store.turn(inbound.channel, inbound.user):
             started = time.perf_counter()
-            replies = await self._turn(inbound)
+            try:
+                replies = await self._turn(inbound)
+            except MessageNotStored:  # the database stayed locked: say so, and nothing else
+                log.error("a user's message could not be stored (database locked)")
+                tr = translator(pick_locale(inbound.locale, self.default_locale))
+                replies = [Reply(_not_stored_text(tr))]
+            except StoreBusy:  # stored, but the answer could not be saved
+                log.error("a turn could not be saved (database locked)")
+                tr = translator(pick_locale(inbound.locale, self.default_locale))
+                replies = [Reply(_failure_text(tr))]
         metrics.TURN_SECONDS.observe(time.perf_counter() - started)
         metrics.TURNS.labels(inbound.channel).inc()
         return replies
@@ -210,14 +225,7 @@ class ConversationService:
         except Exception:
             log.exception("turn failed")
             metrics.ERRORS.labels("turn").inc()
-            replies = [
-                Reply(
-                    tr.gettext(
-                        "Entschuldigung, da ist bei mir etwas schiefgegangen. Ihre Nachricht ist "
-                        "gespeichert; bitte versuchen Sie es gleich noch einmal."
-                    )
-                )
-            ]
+            replies = [Reply(_failure_text(tr))]  # true: `begin_turn` stored the message
             decision, deleted = Decision(state_before), False
         if not deleted:
             reply_texts = [self._reply_text(reply) for reply in replies]
@@ -422,24 +430,7 @@ class ConversationService:
         `guide` or the current question. Saved like a turn, without a message from the user."""
 
         async def respond(start: TurnStart) -> list[Reply]:
-            state = (
-                ConversationState.from_json(start.state)
-                if start.state
-                else ConversationState(locale=start.locale)
-            )
-            tr = translator(state.locale)
-            # A new guide starts on the current knowledge; the current question stays on the
-            # revision the conversation is pinned to.
-            engine = Engine(self.registry.current) if guide else self._engine_for(state)
-            decision = engine.resume(state, tr, guide=guide, intro=intro)
-            replies, _deleted = await self._dispatch(decision, Inbound(channel, user), tr)
-            await self.store.finish_turn(
-                start,
-                decision.state.to_json(),
-                decision.state.revision,
-                [self._reply_text(reply) for reply in replies],
-            )
-            return replies
+            return await self._speak_first(start, intro, guide)
 
         async def reload(_start: TurnStart) -> TurnStart | None:
             return await self.store.load_turn(channel, user)
@@ -449,6 +440,76 @@ class ConversationService:
             if start is None:  # the user had their data deleted meanwhile
                 return []
             return await self._until_saved(start, respond, reload)
+
+    async def _speak_first(self, start: TurnStart, intro: str, guide: str | None) -> list[Reply]:
+        """The intro, then the start of `guide` or the current question; saved on `start`."""
+        state = (
+            ConversationState.from_json(start.state)
+            if start.state
+            else ConversationState(locale=start.locale)
+        )
+        tr = translator(state.locale)
+        # A new guide starts on the current knowledge; the current question stays on the
+        # revision the conversation is pinned to.
+        engine = Engine(self.registry.current) if guide else self._engine_for(state)
+        decision = engine.resume(state, tr, guide=guide, intro=intro)
+        inbound = Inbound(start.channel, start.external_id)
+        replies, _deleted = await self._dispatch(decision, inbound, tr)
+        await self.store.finish_turn(
+            start,
+            decision.state.to_json(),
+            decision.state.revision,
+            [self._reply_text(reply) for reply in replies],
+        )
+        return replies
+
+    async def answer_stranded(self, channel: str, user: str, now: datetime) -> list[Reply]:
+        """Answer the user's last message that no saved turn followed (its instance was
+        stopped or killed mid-turn, see bot/serve/stranded.py); the replies to send, [] when
+        there is nothing (left) to answer. A message up to `STRANDED_ANSWER_WITHIN` old is
+        answered as if it had just come; one up to `STRANDED_NOTICE_WITHIN` old gets a short
+        apology naming its time and the current question (an answer to a question asked an
+        hour ago would make no sense without it); an older one nothing, since the user has
+        long moved on. Saved like a turn under the user's locks, so of several instances
+        only the first answers (the others find it answered, or lose the version check)."""
+        async with self._lock(channel, user), self.store.turn(channel, user):
+            stranded = await self.store.stranded(channel, user)
+            if stranded is None:
+                return []
+            age = now - stranded.created_at
+            try:
+                if age <= STRANDED_ANSWER_WITHIN:
+                    inbound = _inbound_from_transcript(channel, user, stranded.text)
+                    cleaned = clean(inbound.text) if inbound.text is not None else None
+                    return await self._respond(inbound, cleaned, stranded.start)
+                if age <= STRANDED_NOTICE_WITHIN:
+                    notice = self._stranded_notice(stranded.start, stranded.created_at, now)
+                    return await self._speak_first(stranded.start, notice, None)
+            except ConcurrentUpdate:  # another instance answered it meanwhile
+                log.info("a stranded message was answered by another instance")
+            return []
+
+    def _stranded_notice(self, start: TurnStart, written: datetime, now: datetime) -> str:
+        saved = ConversationState.from_json(start.state) if start.state else None
+        tr = translator(saved.locale if saved else start.locale)
+        zone = ZoneInfo(self.knowledge.helpdesk.timezone)
+        local, today = written.astimezone(zone), now.astimezone(zone)
+        clock = f"{local:%H:%M}"
+        if local.date() == today.date():
+            text = tr.gettext(
+                "Entschuldigung, Ihre Nachricht von {time} Uhr ist bei einem Neustart liegen "
+                "geblieben."
+            )
+        else:
+            text = tr.gettext(
+                "Entschuldigung, Ihre Nachricht von gestern, {time} Uhr, ist bei einem Neustart "
+                "liegen geblieben."
+            )
+        return (
+            text.format(time=clock)
+            + " "
+            + tr.gettext("Falls sie noch aktuell ist, schreiben Sie sie bitte noch einmal.")
+        )
 
     async def _switch_language(
         self, inbound: Inbound, state: ConversationState, locale: str
@@ -528,6 +589,31 @@ class ConversationService:
         if reply.options:
             text += "\n[" + " | ".join(option.label for option in reply.options) + "]"
         return text
+
+
+def _failure_text(tr: Translator) -> str:
+    return tr.gettext(
+        "Entschuldigung, da ist bei mir etwas schiefgegangen. Ihre Nachricht ist gespeichert; "
+        "bitte versuchen Sie es gleich noch einmal."
+    )
+
+
+def _not_stored_text(tr: Translator) -> str:
+    return tr.gettext(
+        "Entschuldigung, Ihre Nachricht konnte ich gerade nicht speichern; bitte schicken Sie "
+        "sie gleich noch einmal."
+    )
+
+
+def _inbound_from_transcript(channel: str, user: str, text: str) -> Inbound:
+    """The message a stored transcript line came from (see `_transcript_text`)."""
+    if text.startswith("[") and text.endswith("]"):
+        return Inbound(channel, user, option=text[1:-1])
+    if text.startswith("/"):
+        command, _space, argument = text[1:].partition(" ")
+        if command in COMMANDS:
+            return Inbound(channel, user, command=command, argument=argument or None)
+    return Inbound(channel, user, text=text)
 
 
 def _guide_from_payload(payload: str | None) -> str | None:

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from bot.channels.matrix import (
-    Backoff,
     Session,
     allowed_rooms,
     configuration_problem,
@@ -27,6 +26,7 @@ from bot.channels.matrix_format import (
 from bot.config import Settings
 from bot.engine.decision import Reply
 from bot.engine.state import Option
+from bot.retry import Backoff
 
 QUESTION = Reply(
     "Welches Mailprogramm benutzen Sie?",

@@ -48,7 +48,6 @@ import io
 import json
 import logging
 import os
-import random
 import sys
 import time
 import uuid
@@ -86,14 +85,13 @@ from bot.channels.matrix_format import is_edit, message_text, parse_command, rep
 from bot.config import Settings
 from bot.conversation import ConversationService, Inbound
 from bot.engine.decision import Attachment, Reply
+from bot.retry import Backoff
 
 CHANNEL = "matrix"
 DEVICE_NAME = "Lotse"
 SESSION_FILE = "session.json"
 SYNC_TIMEOUT_MS = 30_000  # long polling: the homeserver answers at once when something happens
 TIMELINE_LIMIT = 100  # events per room and sync; more while the bot was down makes a gap
-BACKOFF_START = 0.5  # seconds after the first failure, doubled up to BACKOFF_MAX
-BACKOFF_MAX = 10.0
 SEND_ATTEMPTS = 8  # with the backoff about half a minute: a homeserver restart fits
 UNDECRYPTED_KEEP_SECONDS = 300.0
 DRAIN_SECONDS = 10.0  # on shutdown, time for answers under way to be sent
@@ -139,23 +137,6 @@ class Session:
 
 
 # --- small helpers ---------------------------------------------------------------------------
-
-
-class Backoff:
-    """Exponential delays with jitter, so many bots do not hammer a recovering homeserver."""
-
-    def __init__(self, start: float = BACKOFF_START, maximum: float = BACKOFF_MAX) -> None:
-        self.start = start
-        self.maximum = maximum
-        self._next = start
-
-    def reset(self) -> None:
-        self._next = self.start
-
-    def next_delay(self) -> float:
-        delay = self._next
-        self._next = min(self._next * 2, self.maximum)
-        return delay * random.uniform(0.8, 1.0)
 
 
 def allowed_rooms(setting: str) -> frozenset[str]:

@@ -50,6 +50,7 @@ from bot.conversation import COMMANDS, ConversationService, Inbound
 from bot.engine.decision import Reply
 from bot.engine.state import ConversationState, Option
 from bot.i18n import SOURCE_LOCALE, SUPPORTED_LOCALES, Translator, pick_locale, translator
+from bot.retry import Backoff, retry
 from bot.storage.store import SavedConversation
 
 CHANNEL = "telegram"
@@ -128,17 +129,17 @@ async def _with_retries(call: Callable[[], Awaitable[T]]) -> T:
 
     A refused request (400 BadRequest, which PTB derives from NetworkError) is not retried.
     """
-    delay = NETWORK_BACKOFF
-    for _attempt in range(NETWORK_ATTEMPTS - 1):
-        try:
-            return await call()
-        except BadRequest:
-            raise
-        except NetworkError as error:
-            log.warning("Telegram unreachable (%s); retrying in %.1f s", error, delay)
-            await asyncio.sleep(delay)
-            delay *= 2
-    return await call()
+    return await retry(
+        call,
+        retry_on=_network_trouble,
+        what="Telegram",
+        attempts=NETWORK_ATTEMPTS,
+        backoff=Backoff(NETWORK_BACKOFF, maximum=NETWORK_BACKOFF * 8),
+    )
+
+
+def _network_trouble(error: Exception) -> bool:
+    return isinstance(error, NetworkError) and not isinstance(error, BadRequest)
 
 
 class TelegramChannel:

@@ -8,7 +8,9 @@ with `LOTSE_TELEGRAM_WEBHOOK_URL`), Matrix with `LOTSE_MATRIX_HOMESERVER`.
 
 Stop (SIGTERM, SIGINT): the channels stop taking updates and finish the ones under way, the
 turns in flight get up to `DRAIN_SECONDS` in all, running jobs a moment to end, then the store
-closes. Docker's default grace period is 10 s, so this fits in it.
+closes. Docker's default grace period is 10 s, so this fits in it. A turn cut off then (or by
+SIGKILL) has its message stored without an answer: when Telegram starts again, on any instance,
+its users get one (bot/serve/stranded.py); Matrix gets the message again from the homeserver.
 
 Several instances may run against one PostgreSQL: turns of one user are serialised by the
 store (advisory lock), jobs by their leases, and Telegram's webhook can go to any of them
@@ -41,6 +43,7 @@ from bot.serve.health import ChannelStatus, Health
 from bot.serve.http import build_http_app
 from bot.serve.jobs import Job, JobRunner, instance_id
 from bot.serve.leader import ChannelLease, Leader, LeaseTiming, Stopper
+from bot.serve.stranded import start_answering_stranded
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +115,11 @@ async def _start_telegram(
     from bot.channels.telegram import TelegramRunner
 
     telegram = TelegramRunner(settings, service)
+    stop_stranded: Stopper | None = None
 
     async def stop(within: float) -> None:
+        if stop_stranded is not None:
+            await stop_stranded(within)
         await telegram.stop(within)
 
     try:
@@ -123,6 +129,7 @@ async def _start_telegram(
         await telegram.stop(0.1)
         return stop
     runner.status.state, runner.status.detail = "running", telegram.mode
+    stop_stranded = start_answering_stranded(service, "telegram")
     return stop
 
 
@@ -261,7 +268,11 @@ async def serve(
         await asyncio.gather(*(stopper(DRAIN_SECONDS) for stopper in stoppers))
         left = max(0.0, DRAIN_SECONDS - (time.monotonic() - started))
         if not await service.store.drain(left):
-            log.warning("%d turns still under way; stopping anyway", service.store.turns_in_flight)
+            # Their messages are stored: the next start of a channel answers them.
+            log.warning(
+                "%d turns still under way; stopping anyway (answered after the restart)",
+                service.store.turns_in_flight,
+            )
         jobs_task.cancel()
         with suppress(asyncio.CancelledError):
             await jobs_task

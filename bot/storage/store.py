@@ -18,19 +18,22 @@ import json
 import logging
 import sqlite3
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager, closing, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Engine,
+    and_,
     bindparam,
     create_engine,
     delete,
@@ -46,6 +49,7 @@ from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from bot import metrics
+from bot.retry import Backoff, retry
 from bot.storage.migrate import upgrade, user_lock_key
 from bot.storage.tables import Conversation, Message, User, utcnow
 
@@ -55,6 +59,37 @@ log = logging.getLogger(__name__)
 
 class ConcurrentUpdate(Exception):
     """Another writer saved this conversation first; the turn must be retried."""
+
+
+class StoreBusy(Exception):
+    """The database stayed locked (or its connections busy) for longer than the store's
+    `write_deadline`, retries included: nothing of this transaction was saved."""
+
+
+class MessageNotStored(StoreBusy):
+    """`begin_turn` could not store the user's message: the user must be told, truthfully."""
+
+
+# A lock held elsewhere, a deadlock or a serialization failure: gone by itself in a moment.
+_TRANSIENT_SQLSTATES = frozenset({"55P03", "40P01", "40001"})
+
+
+def transient(error: BaseException) -> bool:
+    """A database error worth trying again after a pause: SQLite locked or busy, a PostgreSQL
+    lock timeout (`lock_timeout`), deadlock or serialization failure, no free connection."""
+    seen: BaseException | None = error
+    for _depth in range(4):  # SQLAlchemy wraps the driver's error, asyncpg's adapter wraps again
+        if seen is None:
+            return False
+        if isinstance(seen, SQLAlchemyTimeoutError):
+            return True
+        if isinstance(seen, sqlite3.OperationalError):
+            message = str(seen)
+            return "locked" in message or "busy" in message
+        if getattr(seen, "sqlstate", None) in _TRANSIENT_SQLSTATES:
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return False
 
 
 @dataclass(frozen=True)
@@ -82,9 +117,23 @@ class StoredMessage:
     created_at: datetime
 
 
+@dataclass(frozen=True)
+class Stranded:
+    """A user's message that no saved turn followed: its turn was cut off (the instance was
+    stopped or killed mid-turn, or could not save), so the user has no answer to it."""
+
+    start: TurnStart  # the conversation as saved, to answer it on
+    text: str  # as stored (see ConversationService._transcript_text)
+    created_at: datetime
+
+
 def _utc(value: datetime) -> datetime:
     """SQLite returns naive datetimes for timezone-aware columns; they hold UTC (see utcnow)."""
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+SQLITE_BUSY_SECONDS = 1.0
+WRITE_DEADLINE = 15.0  # seconds a transaction keeps trying while the database is locked
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -93,7 +142,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    # Short: a write that meets a lock waits this long, then `Store._retrying` pauses and
+    # tries again until the store's `write_deadline` (a lock SQLite cannot wait for, such as a
+    # stale read snapshot in WAL mode, fails at once and is retried the same way).
+    cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_SECONDS * 1000)}")
     # Checkpoints run in the background (Store._checkpoint_regularly), not inside a user's
     # turn: done by the committing connection they stalled one turn in a hundred by ~20 ms.
     cursor.execute("PRAGMA wal_autocheckpoint=0")
@@ -152,7 +204,10 @@ class Store:
     TURN_POOL_SIZE = 10
     TURN_POOL_TIMEOUT = 5.0  # seconds
 
-    def __init__(self, url: str, *, turn_locks: bool = True) -> None:
+    def __init__(
+        self, url: str, *, turn_locks: bool = True, write_deadline: float = WRITE_DEADLINE
+    ) -> None:
+        self.write_deadline = write_deadline
         self._cache: OrderedDict[tuple[str, str], TurnStart] = OrderedDict()
         parsed = make_url(url)
         self._async_engine: AsyncEngine | None = None
@@ -189,13 +244,21 @@ class Store:
             self._sqlite_file = None
 
     @classmethod
-    async def open(cls, url: str, *, migrate: bool = True, turn_locks: bool = True) -> Store:
+    async def open(
+        cls,
+        url: str,
+        *,
+        migrate: bool = True,
+        turn_locks: bool = True,
+        write_deadline: float = WRITE_DEADLINE,
+    ) -> Store:
         """Connect (creating a SQLite file's directory) and bring the schema up to date.
 
         `turn_locks=False` leaves one user's turns to the version check alone (benchmarks,
-        and the test that shows the lock is needed).
+        and the test that shows the lock is needed). A transaction that meets a locked
+        database is tried again for up to `write_deadline` seconds, then `StoreBusy`.
         """
-        store = cls(url, turn_locks=turn_locks)
+        store = cls(url, turn_locks=turn_locks, write_deadline=write_deadline)
         if store._sqlite_file:
             await store._in_thread(_make_parent_directory, store._sqlite_file)
         if migrate:
@@ -211,11 +274,32 @@ class Store:
         return engine.dialect.name
 
     async def run(self, work: Callable[..., T], *args: Any) -> T:
-        """Run `work(connection, *args)` in one transaction."""
+        """Run `work(connection, *args)` in one transaction (again while the database is
+        locked, see `_retrying`)."""
+        return await self._retrying(partial(self._run_once, work, *args))
+
+    async def _run_once(self, work: Callable[..., T], *args: Any) -> T:
         if self._async_engine is not None:
             async with self._async_engine.begin() as conn:
                 return await conn.run_sync(work, *args)
         return await self._in_thread(self._transaction, work, *args)
+
+    async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
+        """`call` (one transaction, rolled back when it fails) again after a growing pause
+        while the database is locked; `StoreBusy` once `write_deadline` has passed."""
+        try:
+            return await retry(
+                call,
+                retry_on=transient,
+                what="a database transaction",
+                deadline=self.write_deadline,
+                backoff=Backoff(0.05, maximum=1.0),
+            )
+        except Exception as error:
+            if transient(error):
+                metrics.ERRORS.labels("store_busy").inc()
+                raise StoreBusy(f"database locked for over {self.write_deadline:g} s") from error
+            raise
 
     def _transaction(self, work: Callable[..., T], *args: Any) -> T:
         """In the SQLite thread: one connection for the store's life, one transaction per call."""
@@ -319,8 +403,12 @@ class Store:
         turn = _CURRENT_TURN.get()
         if turn is None or turn.store is not self:
             return await self.run(work, *args)
-        async with turn.conn.begin():
-            return await turn.conn.run_sync(work, *args)
+
+        async def once() -> T:
+            async with turn.conn.begin():
+                return await turn.conn.run_sync(work, *args)
+
+        return await self._retrying(once)
 
     @asynccontextmanager
     async def _driver(self) -> AsyncIterator[Any]:
@@ -370,22 +458,34 @@ class Store:
     async def begin_turn(
         self, channel: str, external_id: str, locale: str, inbound_text: str
     ) -> TurnStart:
-        """Find or create user and conversation, and store the user's (redacted) message."""
-        cached = self._cache.get((channel, external_id))
-        if cached is not None:
-            try:
-                return await self._continue_turn(cached, inbound_text)
-            except (IntegrityError, asyncpg.ForeignKeyViolationError):  # deleted meanwhile
-                self._forget(channel, external_id)
-        return await self._in_turn(_begin_turn, channel, external_id, locale, inbound_text)
+        """Find or create user and conversation, and store the user's (redacted) message;
+        `MessageNotStored` when the database stayed locked (see `_retrying`)."""
+        try:
+            cached = self._cache.get((channel, external_id))
+            if cached is not None:
+                try:
+                    return await self._continue_turn(cached, inbound_text)
+                except (IntegrityError, asyncpg.ForeignKeyViolationError):  # deleted meanwhile
+                    self._forget(channel, external_id)
+            return await self._in_turn(_begin_turn, channel, external_id, locale, inbound_text)
+        except StoreBusy as busy:
+            raise MessageNotStored(str(busy)) from busy
 
     async def _continue_turn(self, cached: TurnStart, inbound_text: str) -> TurnStart:
         if self._turn_engine is None:
             return await self.run(_continue_turn, cached, inbound_text)
-        async with self._driver() as raw:
-            row = await raw.fetchrow(
-                _PG_CONTINUE_TURN, cached.conversation_id, inbound_text, utcnow(), cached.version
-            )
+
+        async def once() -> Any:
+            async with self._driver() as raw:
+                return await raw.fetchrow(
+                    _PG_CONTINUE_TURN,
+                    cached.conversation_id,
+                    inbound_text,
+                    utcnow(),
+                    cached.version,
+                )
+
+        row = await self._retrying(once)
         version, updated_at, state = row  # the insert's foreign key refused a deleted one
         if version == cached.version:
             return cached
@@ -427,16 +527,20 @@ class Store:
     ) -> TurnStart:
         """`_finish_turn` as one statement: one round trip, no BEGIN/COMMIT."""
         now = utcnow()
-        async with self._driver() as raw:
-            saved = await raw.fetchval(
-                _PG_FINISH_TURN,
-                start.conversation_id,
-                start.version,
-                json.dumps(state),  # as SQLAlchemy's JSON type writes it
-                revision,
-                now,
-                list(replies),
-            )
+
+        async def once() -> Any:
+            async with self._driver() as raw:
+                return await raw.fetchval(
+                    _PG_FINISH_TURN,
+                    start.conversation_id,
+                    start.version,
+                    json.dumps(state),  # as SQLAlchemy's JSON type writes it
+                    revision,
+                    now,
+                    list(replies),
+                )
+
+        saved = await self._retrying(once)
         if saved != 1:
             raise ConcurrentUpdate(f"conversation {start.conversation_id} changed meanwhile")
         return replace(start, state=state, version=start.version + 1, updated_at=now)
@@ -479,6 +583,19 @@ class Store:
 
     async def is_blocked(self, channel: str, external_id: str) -> bool:
         return await self.run(_is_blocked, channel, external_id)
+
+    async def stranded_users(self, channel: str, since: datetime) -> list[str]:
+        """Users of `channel` with a message stored since `since` that no saved turn followed
+        (every saved turn sets the conversation's `updated_at`); blocked users are left out.
+        A full look at the recent transcript: meant for a start, not for every turn."""
+        return await self.run(_stranded_users, channel, since)
+
+    async def stranded(self, channel: str, external_id: str) -> Stranded | None:
+        """The user's last message that no saved turn followed, with the conversation as
+        saved (not from the cache); None when there is none. Inside the user's `turn`, so no
+        turn of theirs is under way meanwhile."""
+        self._forget(channel, external_id)
+        return await self._in_turn(_stranded, channel, external_id)
 
     async def load_turn(self, channel: str, external_id: str) -> TurnStart | None:
         """The user's saved conversation for a turn the bot starts itself (no message from the
@@ -744,3 +861,38 @@ def _load_turn(conn: Connection, channel: str, external_id: str) -> TurnStart | 
     return TurnStart(
         channel, external_id, user_id, conversation_id, locale, state or None, version, updated
     )
+
+
+def _unanswered() -> ColumnElement[bool]:
+    """A message from the user stored after the last save of their conversation."""
+    return and_(Message.direction == "in", Message.created_at > Conversation.updated_at)
+
+
+def _stranded_users(conn: Connection, channel: str, since: datetime) -> list[str]:
+    rows = conn.execute(
+        select(User.external_id)
+        .distinct()
+        .join(Conversation, Conversation.user_id == User.id)
+        .join(Message, Message.conversation_id == Conversation.id)
+        .where(
+            User.channel == channel,
+            User.blocked_at.is_(None),
+            Message.created_at >= since,
+            _unanswered(),
+        )
+    ).scalars()
+    return list(rows)
+
+
+def _stranded(conn: Connection, channel: str, external_id: str) -> Stranded | None:
+    start = _load_turn(conn, channel, external_id)
+    if start is None:
+        return None
+    row = conn.execute(
+        select(Message.text, Message.created_at)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(Conversation.id == start.conversation_id, _unanswered())
+        .order_by(Message.id.desc())
+        .limit(1)
+    ).first()
+    return Stranded(start, row[0], _utc(row[1])) if row is not None else None

@@ -1,0 +1,90 @@
+"""Answering the messages a stopped or killed instance left unanswered.
+
+A turn stores the user's message first (`begin_turn`) and saves state and replies at its end
+(`finish_turn`). An instance stopped while a turn runs (SIGTERM after the drain time, SIGKILL, a
+crash; a slow check or a slow Rasa make that likely) leaves the message stored without a saved
+turn after it. Telegram has already confirmed the update (the next `getUpdates` or the webhook's
+200 did), so nobody would answer it: when the Telegram channel starts, its users with such a
+message get their answer (see `ConversationService.answer_stranded` for what they get, by the
+message's age), sent through the sender the channel registered for agents' answers. Several
+instances may do this at once: each user's answer is saved under the user's turn lock and
+version check, so one of them answers and the others find it answered.
+
+Matrix needs none of this: its sync token is saved only once every message up to it has been
+answered, so the homeserver delivers a cut-off message again after the restart (see
+bot/channels/matrix.py); answering it here as well would answer it twice. The console cannot
+speak first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from contextlib import suppress
+from datetime import datetime
+
+from bot import metrics
+from bot.conversation import STRANDED_NOTICE_WITHIN, ConversationService
+from bot.serve.jobs import raise_if_cancelling
+from bot.serve.leader import Stopper
+from bot.storage.tables import utcnow
+from bot.tickets.service import UserSender
+
+log = logging.getLogger(__name__)
+
+CONCURRENCY = 4  # users answered at once (each holds a turn connection on PostgreSQL)
+
+
+async def answer_stranded(
+    service: ConversationService,
+    channel: str,
+    send: UserSender,
+    *,
+    now: Callable[[], datetime] = utcnow,
+) -> int:
+    """Answer `channel`'s users whose last message no saved turn followed; how many got one."""
+    users = await service.store.stranded_users(channel, now() - STRANDED_NOTICE_WITHIN)
+    if users:
+        log.info("%d %s users have a message without an answer; answering", len(users), channel)
+    gate = asyncio.Semaphore(CONCURRENCY)
+
+    async def answer(user: str) -> bool:
+        async with gate:
+            try:
+                replies = await service.answer_stranded(channel, user, now())
+                if replies:
+                    await send(user, replies)
+                return bool(replies)
+            except Exception:  # one user's failure must not keep the others waiting
+                raise_if_cancelling()
+                log.exception("answering a message a restart left unanswered failed")
+                metrics.ERRORS.labels("stranded").inc()
+                return False
+
+    answered = await asyncio.gather(*(answer(user) for user in users))
+    return sum(answered)
+
+
+def start_answering_stranded(service: ConversationService, channel: str) -> Stopper | None:
+    """`answer_stranded` in the background with the sender `channel` registered here (None
+    without one); the stopper cancels what is left of it."""
+    tickets = service.tickets
+    send = tickets.sender_for(channel) if tickets is not None else None
+    if send is None:
+        return None
+    task = asyncio.create_task(answer_stranded(service, channel, send), name=f"stranded {channel}")
+
+    def ended(task: asyncio.Task[int]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("answering stranded %s messages failed", channel, exc_info=task.exception())
+            metrics.ERRORS.labels("stranded").inc()
+
+    task.add_done_callback(ended)
+
+    async def stop(within: float) -> None:
+        task.cancel()
+        with suppress(asyncio.CancelledError, Exception):
+            await asyncio.wait_for(task, within)
+
+    return stop
