@@ -27,6 +27,7 @@ from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.loader import load_knowledge
 from bot.serve.stranded import answer_stranded
 from bot.storage.store import Store
+from bot.understanding.lexicon import LexiconUnderstander
 from tests.servers.telegram_api import FakeTelegram, FakeUser, TelegramChat, mentions
 from tests.support import KNOWLEDGE_DIR, REPO, Chat, UserInbox, attach_tickets
 
@@ -116,8 +117,6 @@ def knowledge_dir_checking(tmp_path: Path, port: int) -> Path:
 async def checking_service(url: str, knowledge: KnowledgeBase) -> ConversationService:
     """An instance as `lotse serve` builds it: a connection check (of `knowledge`'s server,
     waiting up to a minute) and tickets."""
-    from bot.understanding.lexicon import LexiconUnderstander
-
     service = ConversationService(await Store.open(url), knowledge, LexiconUnderstander(knowledge))
     service.register(RunCheck, CheckActionHandler(knowledge, timeout=60, ca_file=None))
     attach_tickets(service)
@@ -338,6 +337,14 @@ def write_lock(url: str) -> Iterator[sqlite3.Connection]:
         connection.close()
 
 
+async def service_waiting(
+    url: str, knowledge: KnowledgeBase, write_deadline: float
+) -> ConversationService:
+    """A service whose store tries a locked database for up to `write_deadline` seconds."""
+    store = await Store.open(url, write_deadline=write_deadline)
+    return ConversationService(store, knowledge, LexiconUnderstander(knowledge))
+
+
 class RetrySignal(logging.Handler):
     """Sets `event` when the store logs that it is trying a transaction again."""
 
@@ -365,10 +372,8 @@ def retries_seen() -> Iterator[RetrySignal]:
 async def test_a_message_that_meets_a_lock_held_past_the_deadline_is_told_it_was_not_stored(
     sqlite_url: str, knowledge: KnowledgeBase
 ) -> None:
-    from bot.understanding.lexicon import LexiconUnderstander
-
-    store = await Store.open(sqlite_url, write_deadline=0.5)
-    service = ConversationService(store, knowledge, LexiconUnderstander(knowledge))
+    service = await service_waiting(sqlite_url, knowledge, write_deadline=0.5)
+    store = service.store
     anna = Chat(service, "anna", "telegram")
     with write_lock(sqlite_url):
         await anna.say("Thunderbird")
@@ -388,10 +393,8 @@ async def test_a_message_that_meets_a_lock_held_past_the_deadline_is_told_it_was
 async def test_a_message_that_meets_a_lock_released_within_the_deadline_is_stored_once(
     sqlite_url: str, knowledge: KnowledgeBase
 ) -> None:
-    from bot.understanding.lexicon import LexiconUnderstander
-
-    store = await Store.open(sqlite_url, write_deadline=60)
-    service = ConversationService(store, knowledge, LexiconUnderstander(knowledge))
+    service = await service_waiting(sqlite_url, knowledge, write_deadline=60)
+    store = service.store
     anna = Chat(service, "anna", "telegram")
     await anna.say("Hallo")  # a returning user: her next turn takes the short path
     with retries_seen() as retries:
@@ -404,3 +407,37 @@ async def test_a_message_that_meets_a_lock_released_within_the_deadline_is_store
     transcript = await store.transcript("telegram", "anna")
     assert [m.text for m in transcript if m.direction == "in"] == ["Hallo", "Thunderbird"]
     await service.close()
+
+
+@pytest.mark.postgres
+async def test_on_postgresql_a_lock_timeout_is_waited_out_and_past_the_deadline_told_truthfully(
+    postgres_url: str, knowledge: KnowledgeBase
+) -> None:
+    import asyncpg  # type: ignore[import-untyped]
+
+    dsn = postgres_url.replace("postgresql+asyncpg://", "postgresql://")
+    admin = await asyncpg.connect(dsn)
+    database = await admin.fetchval("SELECT current_database()")
+    # As an operator would set it, so a statement waiting for a lock gives up (SQLSTATE 55P03).
+    await admin.execute(f"ALTER DATABASE \"{database}\" SET lock_timeout = '100ms'")
+    patient = await service_waiting(postgres_url, knowledge, write_deadline=60)
+    hasty = await service_waiting(postgres_url, knowledge, write_deadline=0.5)
+    anna, bert = Chat(patient, "anna", "telegram"), Chat(hasty, "bert", "telegram")
+    await anna.say("Hallo")  # a returning user: her next turn takes the one-statement path
+
+    async with admin.transaction():  # another session keeps the transcript locked
+        await admin.execute("LOCK TABLE messages IN EXCLUSIVE MODE")
+        await bert.say("Thunderbird")
+        assert bert.text.startswith("Entschuldigung, Ihre Nachricht konnte ich gerade nicht")
+        with retries_seen() as retries:
+            turn = asyncio.create_task(anna.say("Thunderbird"))
+            await asyncio.wait_for(retries.event.wait(), 15)  # it met the lock, and waits
+            assert not turn.done()
+    await asyncio.wait_for(turn, 15)
+    assert "Schritt 1 von 5" in anna.text
+    transcript = await patient.store.transcript("telegram", "anna")
+    assert [m.text for m in transcript if m.direction == "in"] == ["Hallo", "Thunderbird"]
+    assert await hasty.store.transcript("telegram", "bert") == []
+    await admin.close()
+    await patient.close()
+    await hasty.close()
