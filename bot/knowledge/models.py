@@ -8,9 +8,12 @@ program family -> `ProgramFile`, `faq.yaml` -> `FaqFile`. Validation errors carr
 from __future__ import annotations
 
 import re
+from datetime import date
+from functools import cache
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import holidays
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -183,6 +186,43 @@ class OpeningHours(Strict):
         return _minutes(self.closes)
 
 
+@cache
+def _public_holidays(country: str, subdivision: str | None) -> holidays.HolidayBase:
+    # One calendar per region; it adds the years asked about as they come.
+    return holidays.country_holidays(country, subdiv=subdivision)
+
+
+class HolidayCalendar(Strict):
+    """Days the helpdesk is closed although its hours say open: the public holidays of a
+    country and state (from the maintained `holidays` package, not a list kept by hand) and
+    days the admins add, such as the days between Christmas and New Year."""
+
+    country: NonEmpty  # ISO 3166-1 code: DE
+    subdivision: NonEmpty | None = None  # the state's ISO 3166-2 code without country: BW
+    closed: list[date] = Field(default_factory=list)
+
+    @field_validator("country")
+    @classmethod
+    def _known_country(cls, country: str) -> str:
+        if country not in holidays.list_supported_countries():
+            raise ValueError(f"unknown country {country!r}: expected an ISO code such as DE")
+        return country
+
+    @field_validator("subdivision")
+    @classmethod
+    def _known_subdivision(cls, subdivision: str | None, info: ValidationInfo) -> str | None:
+        country = info.data.get("country")
+        known = holidays.list_supported_countries().get(country or "", [])
+        if subdivision is not None and subdivision not in known:
+            raise ValueError(
+                f"unknown state {subdivision!r} of {country}: expected one of {', '.join(known)}"
+            )
+        return subdivision
+
+    def is_closed(self, day: date) -> bool:
+        return day in self.closed or day in _public_holidays(self.country, self.subdivision)
+
+
 class Helpdesk(Strict):
     name: NonEmpty
     email: Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
@@ -191,6 +231,11 @@ class Helpdesk(Strict):
     # When agents answer tickets; without hours the bot does not promise a time.
     hours: list[OpeningHours] = Field(default_factory=list)
     timezone: NonEmpty = "Europe/Berlin"
+    holidays: HolidayCalendar | None = None
+
+    def is_closed(self, day: date) -> bool:
+        """Closed all day (a holiday), whatever the hours say."""
+        return self.holidays is not None and self.holidays.is_closed(day)
 
     @field_validator("timezone")
     @classmethod

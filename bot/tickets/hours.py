@@ -1,12 +1,13 @@
 """When someone from the helpdesk will answer, from the hours in `server.yaml`.
 
 "ist heute bis 16 Uhr erreichbar" while the helpdesk is open, else the next opening:
-"heute ab 9 Uhr", "morgen ab 9 Uhr", "am Montag ab 9 Uhr".
+"heute ab 9 Uhr", "morgen ab 9 Uhr", "am Montag ab 9 Uhr", after a long closure "am 04.01.2027
+ab 9 Uhr". Public holidays and closing days from `server.yaml` count as closed.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.i18n import Translator
@@ -35,15 +36,23 @@ def _weekday(number: int, tr: Translator) -> str:
     return names[number]
 
 
+# How far to look for the next opening: past the longest closure (Christmas to Epiphany).
+LOOKAHEAD_DAYS = 31
+
+
 def answer_time(helpdesk: Helpdesk, now: datetime, tr: Translator) -> str | None:
-    """One sentence saying when an agent answers; None when no hours are configured."""
+    """One sentence saying when an agent answers; None when no hours are configured (or none
+    within LOOKAHEAD_DAYS: the bot promises nothing it does not know)."""
     _ = tr.gettext
     if not helpdesk.hours:
         return None
     local = now.astimezone(ZoneInfo(helpdesk.timezone))
     minutes = local.hour * 60 + local.minute
-    for offset in range(8):
-        weekday = (local.weekday() + offset) % 7
+    for offset in range(LOOKAHEAD_DAYS + 1):
+        day = local.date() + timedelta(days=offset)
+        if helpdesk.is_closed(day):
+            continue
+        weekday = day.weekday()
         windows = sorted(
             (h for h in helpdesk.hours if weekday in h.weekdays), key=lambda h: h.opens_minutes
         )
@@ -60,7 +69,12 @@ def answer_time(helpdesk: Helpdesk, now: datetime, tr: Translator) -> str | None
                 return _("Jemand aus dem Helpdesk meldet sich heute ab {time}.").format(time=time)
             if offset == 1:
                 return _("Jemand aus dem Helpdesk meldet sich morgen ab {time}.").format(time=time)
-            return _("Jemand aus dem Helpdesk meldet sich am {weekday} ab {time}.").format(
-                weekday=_weekday(weekday, tr), time=time
+            if offset < 7:
+                return _("Jemand aus dem Helpdesk meldet sich am {weekday} ab {time}.").format(
+                    weekday=_weekday(weekday, tr), time=time
+                )
+            # A weekday name a week or more ahead would read as the coming one.
+            return _("Jemand aus dem Helpdesk meldet sich am {date} ab {time}.").format(
+                date=tr.date(day), time=time
             )
     return None
