@@ -441,8 +441,11 @@ class ConversationService:
                 return []
             return await self._until_saved(start, respond, reload)
 
-    async def _speak_first(self, start: TurnStart, intro: str, guide: str | None) -> list[Reply]:
-        """The intro, then the start of `guide` or the current question; saved on `start`."""
+    async def _speak_first(
+        self, start: TurnStart, intro: str, guide: str | None, *, ask: bool = True
+    ) -> list[Reply]:
+        """The intro, then the start of `guide` or (with `ask`) the current question; saved
+        on `start`."""
         state = (
             ConversationState.from_json(start.state)
             if start.state
@@ -452,7 +455,10 @@ class ConversationService:
         # A new guide starts on the current knowledge; the current question stays on the
         # revision the conversation is pinned to.
         engine = Engine(self.registry.current) if guide else self._engine_for(state)
-        decision = engine.resume(state, tr, guide=guide, intro=intro)
+        if ask:
+            decision = engine.resume(state, tr, guide=guide, intro=intro)
+        else:
+            decision = Decision(state, [Reply(intro)])
         inbound = Inbound(start.channel, start.external_id)
         replies, _deleted = await self._dispatch(decision, inbound, tr)
         await self.store.finish_turn(
@@ -484,10 +490,19 @@ class ConversationService:
                     return await self._respond(inbound, cleaned, stranded.start)
                 if age <= STRANDED_NOTICE_WITHIN:
                     notice = self._stranded_notice(stranded.start, stranded.created_at, now)
-                    return await self._speak_first(stranded.start, notice, None)
+                    # While an agent has the user's ticket, Lotse asks nothing (see _ticket_turn).
+                    ask = not await self._with_agent(stranded.start)
+                    return await self._speak_first(stranded.start, notice, None, ask=ask)
             except ConcurrentUpdate:  # another instance answered it meanwhile
                 log.info("a stranded message was answered by another instance")
             return []
+
+    async def _with_agent(self, start: TurnStart) -> bool:
+        number = ConversationState.from_json(start.state).ticket if start.state else None
+        if self.tickets is None or number is None:
+            return False
+        ticket = await self.tickets.active(number)
+        return ticket is not None and ticket.status == "open"
 
     def _stranded_notice(self, start: TurnStart, written: datetime, now: datetime) -> str:
         saved = ConversationState.from_json(start.state) if start.state else None

@@ -223,6 +223,27 @@ async def test_answered_users_blocked_users_and_other_channels_get_nothing_after
     await service.close()
 
 
+async def test_a_user_talking_to_an_agent_gets_the_apology_but_no_question_from_lotse(
+    sqlite_url: str, knowledge: KnowledgeBase
+) -> None:
+    service = await checking_service(sqlite_url, knowledge)
+    anna = Chat(service, "anna", "telegram")
+    await anna.command("mensch")
+    assert service.tickets is not None
+    service.tickets.register_user_sender("telegram", UserInbox().send)
+    await service.tickets.take(1, "Agentin Berta")  # Lotse is silent while she has it
+    await service.store.begin_turn("telegram", "anna", "de", "Geht es jetzt?")  # cut off
+    written = (await service.store.transcript("telegram", "anna"))[-1].created_at
+    inbox = UserInbox()
+    later = written + timedelta(hours=1)
+    assert await answer_stranded(service, "telegram", inbox.send, now=lambda: later) == 1
+    [reply] = inbox.sent["anna"]
+    assert "bei einem Neustart liegen geblieben" in reply.text
+    assert reply.options == ()
+    assert "Mailprogramm" not in reply.text
+    await service.close()
+
+
 # --- several instances on PostgreSQL ------------------------------------------------------
 
 
