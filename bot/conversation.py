@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
@@ -29,14 +30,14 @@ from bot.engine.decision import (
     RunCheck,
     SendProfile,
 )
-from bot.engine.engine import LANGUAGE_PAYLOAD, Engine
+from bot.engine.engine import LANGUAGE_PAYLOAD, Engine, secret_warning
 from bot.engine.options import match_option, understanding_from_payload
 from bot.engine.state import ConversationState, Stage
+from bot.gate import CleanedText, clean
 from bot.i18n import Translator, pick_locale, translator
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.registry import KnowledgeRegistry
 from bot.profiles.handler import ProfileHandler
-from bot.redaction import CleanedText, clean
 from bot.storage.store import ConcurrentUpdate, MessageNotStored, Store, StoreBusy, TurnStart
 from bot.tickets.links import PREFIX as LINK_PREFIX
 from bot.tickets.links import LinkRefused, Refusal, outcomes, refusal_text
@@ -62,6 +63,8 @@ STRANDED_NOTICE_WITHIN = timedelta(days=1)
 # Every command the service understands, in the order a menu shows them.
 # "bot" returns a user from a helpdesk agent to Lotse.
 COMMANDS = ("start", "neu", "pruefen", "mensch", "hilfe", "loeschen", "sprache", "bot")
+# A /start payload Lotse made itself: "g_<guide>", or a signed hand-back token "h_…".
+_OWN_PAYLOAD = re.compile(r"(?:g_|h_)[A-Za-z0-9_-]{1,62}")
 
 
 @dataclass(frozen=True)
@@ -176,7 +179,7 @@ class ConversationService:
         return replies
 
     async def _turn(self, inbound: Inbound) -> list[Reply]:
-        cleaned = clean(inbound.text) if inbound.text is not None else None
+        inbound, cleaned = _admit(inbound)
         start = await self.store.begin_turn(
             inbound.channel,
             inbound.user,
@@ -221,6 +224,8 @@ class ConversationService:
         notes = _TurnNotes()
         try:
             decision = await self._decide(inbound, cleaned, state_before, start, tr, notes)
+            if inbound.command is not None and cleaned is not None and cleaned.had_secret:
+                decision.outputs.insert(0, Reply(secret_warning(tr)))  # in the argument
             replies, deleted = await self._dispatch(decision, inbound, tr)
         except Exception:
             log.exception("turn failed")
@@ -290,6 +295,8 @@ class ConversationService:
             if relayed is not None:
                 return relayed
         engine = self._engine_for(state)
+        if inbound.command is not None and inbound.command not in COMMANDS:
+            return engine.unknown_command(state, tr, COMMANDS)
         if inbound.command == "bot":
             decision = engine.prompt(state, tr)
             decision.outputs.insert(0, Reply(tr.gettext("Sie schreiben bereits mit mir, Lotse.")))
@@ -485,8 +492,9 @@ class ConversationService:
             age = now - stranded.created_at
             try:
                 if age <= STRANDED_ANSWER_WITHIN:
-                    inbound = _inbound_from_transcript(channel, user, stranded.text)
-                    cleaned = clean(inbound.text) if inbound.text is not None else None
+                    inbound, cleaned = _admit(
+                        _inbound_from_transcript(channel, user, stranded.text)
+                    )
                     return await self._respond(inbound, cleaned, stranded.start)
                 if age <= STRANDED_NOTICE_WITHIN:
                     notice = self._stranded_notice(stranded.start, stranded.created_at, now)
@@ -590,10 +598,10 @@ class ConversationService:
 
     @staticmethod
     def _transcript_text(inbound: Inbound, cleaned_text: str | None) -> str:
+        if inbound.command in COMMANDS:  # its argument went through the gate (`_admit`)
+            return f"/{inbound.command}" + (f" {inbound.argument}" if inbound.argument else "")
         if cleaned_text is not None:
             return cleaned_text
-        if inbound.command:
-            return f"/{inbound.command}" + (f" {inbound.argument}" if inbound.argument else "")
         return f"[{inbound.option}]"
 
     @staticmethod
@@ -626,9 +634,28 @@ def _inbound_from_transcript(channel: str, user: str, text: str) -> Inbound:
         return Inbound(channel, user, option=text[1:-1])
     if text.startswith("/"):
         command, _space, argument = text[1:].partition(" ")
-        if command in COMMANDS:
+        if command in COMMANDS or command.isalpha():  # an unknown one is answered as such
             return Inbound(channel, user, command=command, argument=argument or None)
     return Inbound(channel, user, text=text)
+
+
+def _admit(inbound: Inbound) -> tuple[Inbound, CleanedText | None]:
+    """The gate: what the user wrote, cleaned and redacted before anything stores, understands,
+    relays or mails it. Returns the inbound with its argument cleaned, and the gate's verdict
+    on the user's words: the text, a command's argument, or the whole line of an unknown
+    command (kept as typed, so "/mensh mein Passwort ist …" is redacted too)."""
+    if inbound.text is not None:
+        return inbound, clean(inbound.text)
+    if inbound.command is None:  # a tap on an option Lotse offered
+        return inbound, None
+    if inbound.command not in COMMANDS:
+        line = f"/{inbound.command}" + (f" {inbound.argument}" if inbound.argument else "")
+        return dataclasses.replace(inbound, argument=None), clean(line)
+    argument = inbound.argument
+    if argument is None or (inbound.command == "start" and _OWN_PAYLOAD.fullmatch(argument)):
+        return inbound, None
+    cleaned = clean(argument)
+    return dataclasses.replace(inbound, argument=cleaned.text), cleaned
 
 
 def _guide_from_payload(payload: str | None) -> str | None:

@@ -1,94 +1,346 @@
-"""Clean incoming text: remove passwords before anything is stored or sent to the NLU server,
-and tell apart messages that are too long or unreadable.
+"""Passwords out of what users write, before anything is stored, understood, relayed or mailed.
 
-Lotse never asks for a password, but users paste them anyway ("mein Passwort ist Sommer2024!").
-Two signals catch them: a password word followed by a value, and a lone token that looks like a
-password (long, mixing letters with digits or symbols) and is nothing the bot knows.
+Lotse never asks for a password, but users paste them anyway. Three kinds of message carry one:
+- a disclosure around a password word: "mein Passwort ist …", "Kennwort: …", "PW …",
+  "… ist mein Passwort", "Zugangsdaten: anna / …" (typos such as "passwrot" included). Everything
+  after the phrase up to the end of the line goes (a quoted value: up to the closing quote), so
+  a password of several words is never half kept. A phrase about the password ("ist falsch",
+  "vergessen?", "nach dem Passwort") is no disclosure: the first word after it decides;
+- a line that is one token shaped like a password ("Sommer2024!" alone);
+- a token in running text with a strong password shape (eight or more characters of three
+  classes: lower, upper, digits, symbols).
+Things users legitimately type in that shape (addresses, host names, versions, error codes such
+as 0x800CCC0E, ports, program names like "Outlook2016") are never passwords.
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 
-MAX_MESSAGE_LENGTH = 4096
+from rapidfuzz.distance import OSA
+
 REDACTED = "[Passwort entfernt]"
 
-_PASSWORD_WORD = (
-    r"(?:passwort|passwd|password|kennwort|pw|pwd|passphrase|pin|zugangscode|app-passwort)"
+# Words that name a password or a set of credentials; a compound ending in one ("Uni-Passwort",
+# "Mailpasswort") counts too. Typos within two edits of the long forms count as well.
+_PASSWORD_WORDS_TEXT = """
+    passwort passworte passworts passwörter password passwords passwd pw pwd kennwort kennworte
+    kennworts kennwörter passphrase pin
+"""
+_PASSWORD_WORDS = frozenset(_PASSWORD_WORDS_TEXT.split())
+_LONG_FORMS = ("passwort", "password", "kennwort")
+_CREDENTIAL_WORDS_TEXT = """
+    zugangsdaten anmeldedaten logindaten login-daten zugangscode credentials
+"""
+_CREDENTIAL_WORDS = frozenset(_CREDENTIAL_WORDS_TEXT.split())
+# A phrase after a password word that is about the password, not the password itself. Only the
+# first word after "ist", ":" etc. is looked at; "übrigens", "jetzt" and the like are skipped.
+_NOT_A_VALUE_TEXT = """
+    nicht nich net ned nie niemals kein keine keinen keiner nix nichts weder falsch richtig
+    korrekt korekt ok okay o.k. gültig ungültig abgelaufen gesperrt geändert zurückgesetzt
+    vergessen weg futsch kaputt leer neu alt alte altes neue neues gleich gleiche dasselbe
+    derselbe dieselbe identisch anders unbekannt bekannt sicher unsicher zu sehr bestimmt
+    sicherlich wirklich definitiv vermutlich wohl anscheinend offenbar angeblich plötzlich seit
+    schon bereits dabei drin da hier dort egal lang kurz schwach stark einfach kompliziert
+    abgelehnt akzeptiert richtige falsche korrekte siehe s. hinterlegt erforderlich nötig
+    notwendig vorhanden verlangt benötigt verschlüsselt unverändert vorgegeben der die das dem
+    den des ein eine einen einem einer mein meine meins meinen meinem dein deine sein seine ihr
+    ihre unser unsere euer welches welche welcher was wer wo wie warum wann woher wohin ob ich
+    du er sie es wir man mir mich dir dich uns euch ihm ihn ihnen und oder aber weil dass denn
+    wenn als bei beim mit für fürs von vom zum zur nach vor über unter in im an am auf aus um
+    ohne gegen durch ist sind war waren wird wurde werden hat habe hab hatte haben kann muss
+    soll darf will möchte geht ging funktioniert klappt stimmt passt fehlt fragt kommt steht
+    bleibt heißt not no never wrong correct right incorrect expired locked blocked invalid
+    valid the a an my your our his her its same fine changed reset forgotten unknown empty old
+    new saved stored required needed rejected accepted working broken too and or but in on for
+    of to what which where how why who when is are was were does doesn't isn't being
+"""
+_NOT_A_VALUE = frozenset(_NOT_A_VALUE_TEXT.split())
+_CONJUNCTIONS = frozenset(("und", "aber", "doch", "oder", "and", "but", "or"))
+# Skipped between "ist"/":" and the value: "ist übrigens …", "lautet wie folgt: …".
+_FILLER = re.compile(
+    r"(?i)(?:(?:übrigens|eigentlich|immer\s+noch|noch|jetzt|nun|momentan|aktuell|derzeit|"
+    r"zurzeit|halt|eben|ja|doch|eh|auch|leider|also|wie\s+folgt|folgendermaßen|folgendes|still|now|"
+    r"currently|actually)\b[:,]?\s*)*"
 )
-# "Passwort: geheim", "mein Passwort ist geheim", "pw = geheim", "password is hunter2"
-_LABELLED = re.compile(
-    rf"(?i)\b({_PASSWORD_WORD}\b(?:\s+(?:ist|lautet|is|wäre|war)\s+|\s*[:=]\s*))"
-    r"(?!(?:nicht|kein|keine|nie|falsch|vergessen|geändert|ändern|zurücksetzen|not|wrong|"
-    r"forgotten|reset|ein|eingeben|eingegeben|eintragen|abgefragt|gefragt|speichern)\b)"
-    r"([^\s\"'„“”]+|\"[^\"]+\"|'[^']+'|„[^“”]+[“”])"
+# What joins a password word to its value: "ist", "lautet", ":", "=" (with an optional
+# "für anna@…" or "(falls nötig)" before it).
+_CONNECTOR = re.compile(
+    r"(?i)(?:\s*\([^)\n]{0,60}\))?"
+    r"(?:\s+(?:für|fürs|von|vom|bei|beim|of|for)\s+\S+(?:\s+\S+){0,2}?(?=\s+(?:ist|lautet|is)\b))?"
+    r"(?:\s*[:=]\s*|\s+(?:ist|sind|lautet|lauten|lautete|heißt|heisst|hieß|wäre|war|is|was|"
+    r"are)\b[ \t]*:?[ \t]*)"
 )
-# A lone token of 8+ characters mixing letters with digits or symbols, e.g. "Xy7!kL9#".
-_TOKEN = re.compile(r"(?<![\w@./:-])(?=\S*[A-Za-zÄÖÜäöüß])(?=\S*[\d!#$%&*+?@^~§])\S{8,64}(?![\w@])")
-# Things users legitimately type that look like the above.
+# Before a password word, what makes the colon after it a topic, not a label ("Frage zum
+# Passwort: …", "nach dem Passwort").
+_TOPIC = re.compile(
+    r"(?i)\b(?:zum|zur|beim|dem|vom|am|im|über|wegen|nach|about|with|regarding)\s+"
+    r"(?:\w+\s+)?$"
+)
+# "hier das Passwort …", "here's my password: …": the rest of the line is the password.
+_HERE = re.compile(r"(?i)\b(?:hier|anbei|here|here's)\b(?:\s+\w+){0,2}\s*$")
+# "Sommer2024 ist mein Passwort", "ich nehme X als Passwort", "I use X as password".
+_VALUE_BEFORE = re.compile(
+    r"(?i)(\S+)\s+(?:ist|is|sind|war|was|als|as)\s+"
+    r"(?:(?:mein|meine|das|dein|unser|my|the|your)\s+)?(?:(?:neues|neue|altes|alte|new|old)\s+)?$"
+)
+# "Benutzer anna, Passwort …": a user name given just before.
+_USER_BEFORE = re.compile(
+    r"(?i)\b(?:benutzer|benutzername|nutzer|nutzername|user|username|login|kennung)\b"
+    r"\s*[:=]?\s*(\S+?)\s*[,/;]?\s*(?:und\s+|and\s+)?$"
+)
+_PARTICIPLE = re.compile(
+    r"(?:(?:ab|an|auf|aus|ein|vor|zurück|um|weg)?ge[^\W\d_]{3,}(?:t|en)"
+    r"|(?:be|er|ver|ent|zer|hinter|über)[^\W\d_]{3,}t|[^\W\d_]+iert)"
+)
+_QUOTES = {'"': '"', "'": "'", "„": "“”", "“": "”", "‚": "‘’", "»": "«", "«": "»"}
+_WORD = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*", re.UNICODE)
+_TOKEN = re.compile(r"\S+")
+_EDGE = "\"'„“”‚‘’»«()[]{}<>.,;:!?"
+_WEAK_SYMBOLS = set("-._/\\'<>|:")  # separators in names, paths, menus and markup
+
+# Tokens users type that have a password's shape but are something else.
 _HARMLESS = re.compile(
-    r"(?i)^(?:[\w.+-]+@[\w-]+(\.[\w-]+)+|https?://\S+|[\w-]+(\.[\w-]+)+|\d+(\.\d+)*|"
-    r"(?:outlook|office|thunderbird|ios|android|windows|macos|iphone|ipad|galaxy|win)\S*|"
-    r"ssl/tls|imap4?|pop3|smtps?|starttls)$"
+    r"(?ix)^(?:"
+    r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"  # an address
+    r"|(?:https?://|www\.)\S+"  # a web address
+    r"|[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}(?:/\S*)?"  # a host name (mbox1.belwue.de)
+    r"|v?\d+(?:[.,:]\d+)*"  # a version, number, time
+    r"|0x[0-9a-f]+"  # an error code
+    r"|\d+(?:x|mal|er|gb|mb|kb|tb|ghz|min|h|s|bit|%)"  # 3x, 2mal, 10GB
+    r")$"
 )
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
+# Program, device and protocol names that users glue to a version: "Outlook2016", "iOS16".
+_PRODUCT = re.compile(
+    r"(?i)^(?:outlook|office|o365|m365|microsoft|thunderbird|windows|win|ios|ipados|android|"
+    r"macos|osx|iphone|ipad|ipod|mac|macbook|imac|galaxy|samsung|pixel|huawei|xiaomi|redmi|"
+    r"port|oneplus|motorola|nokia|sony|xperia|lenovo|thinkpad|surface|imap|pop|smtp|tls|ssl|"
+    r"starttls|http|https|utf|sha|md|aes|rsa|ipv|x86|x64|arm|build|version|kb|em|k)"
+)
 
 
 @dataclass(frozen=True)
-class CleanedText:
-    text: str  # what may be stored and understood
-    had_secret: bool
-    too_long: bool
-    unreadable: bool
+class Redaction:
+    text: str  # the message with every password replaced by REDACTED
+    found: bool  # whether anything was replaced
 
 
-def redact(text: str) -> tuple[str, bool]:
-    """Replace password-like parts; return the cleaned text and whether anything was removed."""
-    found = False
-
-    def labelled(match: re.Match[str]) -> str:
-        nonlocal found
-        found = True
-        return match.group(1) + REDACTED
-
-    text = _LABELLED.sub(labelled, text)
-
-    def token(match: re.Match[str]) -> str:
-        nonlocal found
-        value = match.group(0)
-        if _HARMLESS.match(value.strip(".,;!?")):
-            return value
-        found = True
-        return REDACTED
-
-    text = _TOKEN.sub(token, text)
-    return text, found
+def redact(text: str) -> Redaction:
+    """Replace every password in `text`; say whether there was one."""
+    spans: list[tuple[int, int]] = []
+    lines = _lines(text)
+    for index, (start, line) in enumerate(lines):
+        following = lines[index + 1 :]
+        spans.extend(_disclosures(line, start, following))
+        spans.extend(_shaped_tokens(line, start))
+    if not spans:
+        return Redaction(text, False)
+    pieces: list[str] = []
+    position = 0
+    for begin, end in _merged(spans):
+        pieces.append(text[position:begin])
+        pieces.append(REDACTED)
+        position = end
+    pieces.append(text[position:])
+    return Redaction("".join(pieces), True)
 
 
-def _is_unreadable(text: str) -> bool:
-    """Binary junk: mostly control, private-use or replacement characters."""
-    if not text.strip():
+def _lines(text: str) -> list[tuple[int, str]]:
+    """Each line with its offset in `text`."""
+    result = []
+    offset = 0
+    for line in text.split("\n"):
+        result.append((offset, line))
+        offset += len(line) + 1
+    return result
+
+
+def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for begin, end in sorted(spans):
+        if merged and begin <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((begin, end))
+    return merged
+
+
+def is_password_word(word: str) -> bool:
+    lower = word.lower()
+    if lower in _PASSWORD_WORDS or lower in _CREDENTIAL_WORDS:
         return True
-    odd = sum(
-        1
-        for char in text
-        if (unicodedata.category(char) in ("Cc", "Co", "Cs", "Cn") and char not in "\n\t\r")
-        or char == "\ufffd"
+    last = lower.rsplit("-", 1)[-1]
+    if last in _PASSWORD_WORDS or lower.endswith(_LONG_FORMS):
+        return True
+    # Typos: "passwrot", "paswort", "Passowrt", "kenwort" (at most two edits, same first letter).
+    return 6 <= len(lower) <= 11 and any(
+        lower[0] == form[0] and OSA.distance(lower, form) <= 2 for form in _LONG_FORMS
     )
-    return odd / len(text) > 0.3
 
 
-def clean(text: str) -> CleanedText:
-    """Everything the conversation service needs to know about a raw message, in one pass."""
-    unreadable = _is_unreadable(text)
-    # Control characters would break terminals and PostgreSQL (NUL); keep the rest.
-    text = _CONTROL.sub("\ufffd", text)
-    redacted, had_secret = redact(text)
-    return CleanedText(
-        text=redacted,
-        had_secret=had_secret,
-        too_long=len(text) > MAX_MESSAGE_LENGTH,
-        unreadable=unreadable and not had_secret,
-    )
+def _disclosures(line: str, offset: int, following: list[tuple[int, str]]) -> list[tuple[int, int]]:
+    """Spans of passwords given around a password word on this line."""
+    spans: list[tuple[int, int]] = []
+    for word in _WORD.finditer(line):
+        if not is_password_word(word.group()):
+            continue
+        credentials = word.group().lower() in _CREDENTIAL_WORDS
+        before = line[max(0, word.start() - 120) : word.start()]
+        value_before = _VALUE_BEFORE.search(before)
+        if value_before and _is_value(value_before.group(1)):
+            # "X ist mein Passwort": from the start of the sentence to the value.
+            shift = word.start() - len(before)
+            spans.append(
+                (
+                    offset + _sentence_start(line, shift + value_before.start(1)),
+                    offset + shift + value_before.end(1),
+                )
+            )
+        if _TOPIC.search(before):
+            continue
+        value = _value_after(line, word.end(), before)
+        if value is None:
+            continue
+        if value < len(line):
+            spans.append((offset + value, offset + _value_end(line, value)))
+        else:  # "Passwort:" at the end of a line: the value is on the next line(s)
+            spans.extend(_next_lines(following, all_until_blank=credentials))
+    return spans
+
+
+def _sentence_start(line: str, position: int) -> int:
+    marks = [line.rfind(mark, 0, position) for mark in (". ", "! ", "? ", ": ", ", ")]
+    return max((mark + 2 for mark in marks if mark >= 0), default=0)
+
+
+def _value_after(line: str, end: int, before: str) -> int | None:
+    """Where the password after a password word starts, or None when there is none."""
+    connector = _CONNECTOR.match(line, end)
+    if connector is not None:
+        value = _FILLER.match(line, connector.end()).end()  # type: ignore[union-attr]
+        if value >= len(line):
+            return (
+                value if line[connector.start() : connector.end()].strip().endswith(":") else None
+            )
+        if line[value] in _QUOTES:
+            return value
+        first = _TOKEN.match(line, value)
+        assert first is not None
+        word = first.group()
+        if line[value] in "?…" or word.startswith(".."):
+            return None
+        if _is_value(word) and not _is_question_word(word):
+            return value
+        return None
+    if _HERE.search(before):
+        return end + (len(line[end:]) - len(line[end:].lstrip(" \t,:")))
+    bare = re.compile(r"[ \t]+").match(line, end)
+    if bare is None:
+        return None
+    value = bare.end()
+    if value >= len(line):
+        return None
+    if line[value] in _QUOTES:
+        return value
+    first = _TOKEN.match(line, value)
+    assert first is not None
+    if _has_password_shape(first.group()):
+        return value
+    user = _USER_BEFORE.search(before)
+    if user and _is_value(user.group(1)) and _is_value(first.group()):
+        return value
+    return None
+
+
+def _value_end(line: str, value: int) -> int:
+    """A quoted value ends at its closing quote. Anything else ends at the end of the line, or
+    where a new clause starts with a word that is no password ("…, hab ich schon probiert",
+    "… und es geht nicht"): a password of several words is never half kept."""
+    closing = _QUOTES.get(line[value])
+    if closing is not None:
+        for position in range(value + 1, len(line)):
+            if line[position] in closing:
+                return position + 1
+    tokens = list(_TOKEN.finditer(line, value))
+    for index in range(1, len(tokens)):
+        previous, word = tokens[index - 1].group(), tokens[index].group().lower()
+        if word in _CONJUNCTIONS and index + 1 < len(tokens):
+            word = tokens[index + 1].group().lower()
+        elif previous[-1] not in ",;.!?":
+            continue
+        if word.strip(_EDGE) in _NOT_A_VALUE:
+            return tokens[index - 1].end()
+    return len(line.rstrip())
+
+
+def _next_lines(
+    following: list[tuple[int, str]], *, all_until_blank: bool
+) -> list[tuple[int, int]]:
+    spans: list[tuple[int, int]] = []
+    for start, line in following:
+        if not line.strip():
+            if spans:
+                break
+            continue
+        spans.append((start, start + len(line)))
+        if not all_until_blank:
+            break
+    return spans
+
+
+def _is_value(token: str) -> bool:
+    """Could this first word after "ist"/":" be a password (not "falsch", "das", "?")?"""
+    core = token.strip(_EDGE).lower()
+    if len(core) < 3:  # ":D", "-)", "?"
+        return False
+    if core in _NOT_A_VALUE:
+        return False
+    # Participles describe the password: "gemeint", "gespeichert", "akzeptiert", "verlangt".
+    return not _PARTICIPLE.fullmatch(core)
+
+
+def _is_question_word(token: str) -> bool:
+    """ "gemeint?" ends a question; "Winter2025?" is a password that ends in a question mark."""
+    return token.endswith("?") and token.rstrip("?").isalpha()
+
+
+def _classes(core: str) -> tuple[bool, bool, bool, bool]:
+    lower = any(char.islower() for char in core)
+    upper = any(char.isupper() for char in core)
+    digit = any(char.isdigit() for char in core)
+    symbol = any(not char.isalnum() and char not in _WEAK_SYMBOLS for char in core)
+    return lower, upper, digit, symbol
+
+
+def _is_harmless(core: str) -> bool:
+    if _HARMLESS.match(core) or _PRODUCT.match(core):
+        return True
+    lower, upper, _digit, symbol = _classes(core)
+    # Codes in capitals: AES256, KB5034441, S21, B-204.
+    return upper and not lower and not symbol
+
+
+def _has_password_shape(token: str) -> bool:
+    """After a password word: letters with digits or symbols ("Sommer2024", "Xk9$mP2q")."""
+    core = token.strip(_EDGE)
+    if len(core) < 4 or _is_harmless(core):
+        return False
+    lower, upper, digit, symbol = _classes(core)
+    return (lower or upper) and (digit or symbol)
+
+
+def _shaped_tokens(line: str, offset: int) -> list[tuple[int, int]]:
+    """Tokens that look like a password wherever they stand."""
+    tokens = list(_TOKEN.finditer(line))
+    spans = []
+    for token in tokens:
+        core = token.group().strip(_EDGE)
+        if _is_harmless(core):
+            continue
+        lower, upper, digit, symbol = _classes(core)
+        strong = len(core) >= 8 and lower + upper + digit + symbol >= 3
+        alone = len(tokens) == 1 and len(core) >= 6 and (lower or upper) and (digit or symbol)
+        if strong or alone:
+            spans.append((offset + token.start(), offset + token.end()))
+    return spans

@@ -9,6 +9,7 @@ from bot.engine.decision import RunCheck
 from bot.engine.engine import Engine
 from bot.engine.options import understanding_from_payload
 from bot.engine.state import ConversationState, Stage
+from bot.gate import CUT_MARKER, MAX_MESSAGE_LENGTH
 from bot.i18n import translator
 from bot.knowledge.base import KnowledgeBase
 from bot.redaction import REDACTED
@@ -186,7 +187,7 @@ async def test_a_password_is_never_echoed_and_never_stored(
     assert f"mein Passwort ist {REDACTED}" in stored
 
 
-async def test_over_long_and_binary_messages_get_a_polite_answer_and_are_kept(
+async def test_over_long_and_binary_messages_get_a_polite_answer_and_are_kept_harmless(
     service: ConversationService,
 ) -> None:
     chat = Chat(service)
@@ -196,7 +197,7 @@ async def test_over_long_and_binary_messages_get_a_polite_answer_and_are_kept(
     assert "kann ich leider nicht lesen" in chat.text
     transcript = await service.store.transcript(chat.channel, chat.user)
     incoming = [m.text for m in transcript if m.direction == "in"]
-    assert incoming[0] == "a" * 5000
+    assert incoming[0] == "a" * (MAX_MESSAGE_LENGTH - len(CUT_MARKER)) + CUT_MARKER
     assert len(incoming[1]) == 6 and "\x00" not in incoming[1]
 
 

@@ -90,9 +90,19 @@ def test_known_commands_start_with_an_exclamation_mark_or_a_slash(
     assert parse_command(text) == command
 
 
-@pytest.mark.parametrize("text", ["neu", "!", "!foo", "/me winkt", "Thunderbird", "! neu"])
+@pytest.mark.parametrize("text", ["neu", "!", "!!!", "/5", "Thunderbird", "! neu"])
 def test_everything_else_is_text_for_the_conversation(text: str) -> None:
     assert parse_command(text) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "command"),
+    [("!foo", Command("foo")), ("/me winkt", Command("me", "winkt"))],
+)
+def test_an_unknown_word_is_a_command_the_service_answers_with_the_known_ones(
+    text: str, command: Command
+) -> None:
+    assert parse_command(text) == command
 
 
 def test_a_reply_is_read_without_the_quoted_message_in_front() -> None:

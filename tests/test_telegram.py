@@ -402,3 +402,28 @@ async def test_an_iphone_user_gets_the_configuration_profile_as_a_document(
     assert plistlib.loads(content)["PayloadContent"][0]["EmailAddress"] == (
         "erika.muster@uni-beispiel.de"
     )
+
+
+async def test_command_arguments_pass_the_same_gate_as_text_and_unknown_commands_are_answered(
+    telegram_api: FakeTelegram, bot: RunningBot
+) -> None:
+    anna = chat(telegram_api)
+    await anna.say("/hilfe mein Passwort ist Sommer Zeit 2024")
+    assert "niemals Ihr Passwort" in anna.text
+    assert "„weiter“" in anna.text
+    await anna.say(
+        "/mensch Kennwort: Blau#See7", until=lambda sent: any("Gern hilft" in m.text for m in sent)
+    )
+    assert "niemals Ihr Passwort" in anna.text
+    await anna.say("/foo bar")
+    assert "Diesen Befehl kenne ich nicht" in anna.text and "/mensch" in anna.text
+    await anna.say("Hallo \ud800\x1b[31m Thunderbird")  # a lone surrogate, as JSON can carry
+    assert "Mozilla Thunderbird (60.3.1) – Schritt 1 von 5" in anna.text
+
+    stored = [m.text for m in await bot.store.transcript(CHANNEL, str(ANNA.id))]
+    assert "/hilfe mein Passwort ist [Passwort entfernt]" in stored
+    assert "/mensch Kennwort: [Passwort entfernt]" in stored
+    assert "/foo bar" in stored
+    assert "Hallo \ufffd Thunderbird" in stored
+    joined = "\n".join(stored)
+    assert "Sommer" not in joined and "Blau" not in joined and "\x1b" not in joined

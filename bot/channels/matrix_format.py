@@ -113,12 +113,13 @@ def message_text(content: Mapping[str, Any]) -> str:
 
 
 def parse_command(text: str) -> Command | None:
-    """ "!neu" or "/sprache en" -> Command; None for text (including unknown "!words")."""
+    """ "!neu" or "/sprache en" -> Command; None for text. An unknown "!word" is a command
+    too: the service tells the user which commands it knows, as on Telegram and the terminal."""
     stripped = text.strip()
     if not stripped.startswith(COMMAND_PREFIXES) or len(stripped) < 2:
         return None
     word, _, rest = stripped[1:].partition(" ")
     name = normalize(word)  # "!prüfen" is "pruefen"
-    if name not in COMMANDS:
+    if name not in COMMANDS and not word.isalpha():  # "!!!", "! neu", "/5"
         return None
     return Command(name, rest.strip() or None)

@@ -156,8 +156,9 @@ class TelegramChannel:
         app.add_handler(TypeHandler(Update, self._gate), group=-1)
         only_new = filters.UpdateType.MESSAGE  # edited messages are not answered again
         app.add_handler(CommandHandler(COMMANDS, self._on_command, filters=only_new))
+        # Unknown "/words" too: the service tells the user which commands it knows.
+        app.add_handler(MessageHandler(only_new & filters.COMMAND, self._on_command))
         app.add_handler(CallbackQueryHandler(self._on_tap))
-        # Text includes unknown "/commands": the service treats them as what they say.
         app.add_handler(MessageHandler(only_new & filters.TEXT, self._on_text))
         app.add_handler(
             MessageHandler(only_new & ~filters.TEXT & ~filters.StatusUpdate.ALL, self._on_other)
@@ -192,7 +193,8 @@ class TelegramChannel:
         assert message is not None and message.text is not None and user is not None
         # "/start@LotseBot g_thunderbird" -> "start"
         command = message.text.split()[0][1:].partition("@")[0].lower()
-        args = context.args or []
+        # `args` are set by CommandHandler; an unknown command comes through a MessageHandler.
+        args = context.args if context.args is not None else message.text.split()[1:]
         if command == "start":
             argument = deep_link_argument(args)
             if args and argument is None:

@@ -12,7 +12,7 @@ correct the program, ask for a check or a human, or have their data deleted.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 from bot.check.advice import diagnose_settings
@@ -26,18 +26,29 @@ from bot.engine.decision import (
     SendProfile,
 )
 from bot.engine.state import ConversationState, Option, Stage
+from bot.gate import MAX_MESSAGE_LENGTH
 from bot.i18n import SUPPORTED_LOCALES, Translator, pick_locale, translator
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.models import FaqEntry, Guide
 from bot.knowledge.versions import covers, guide_for_version
 from bot.numbers import ascii_number
 from bot.profiles.account import ForeignAddress, account_for, find_address
-from bot.redaction import MAX_MESSAGE_LENGTH
 from bot.understanding.normalize import words
 from bot.understanding.types import Understanding
 
 Rejection = Literal["too_long", "unreadable", "secret"]
 LANGUAGE_PAYLOAD = "sprache:"  # an option that switches the language, e.g. "sprache:en"
+
+
+def secret_warning(tr: Translator) -> str:
+    """Said when the gate removed a password. True whatever was removed: it never claims that
+    nothing of a password was kept, only what the bot did with what it recognised."""
+    return tr.gettext(
+        "Bitte schicken Sie mir niemals Ihr Passwort – ich brauche es nicht. Was wie ein "
+        "Passwort aussah, habe ich aus Ihrer Nachricht entfernt, bevor ich sie gespeichert oder "
+        "weitergegeben habe. Falls es Ihr echtes Passwort war, ändern Sie es bitte "
+        "vorsichtshalber."
+    )
 
 
 class Engine:
@@ -64,6 +75,19 @@ class Engine:
     def reject(self, state: ConversationState, reason: Rejection, tr: Translator) -> Decision:
         """A message the bot will not process: too long, unreadable, or containing a password."""
         return _Turn(self.knowledge, dataclasses.replace(state), tr).reject(reason)
+
+    def unknown_command(
+        self, state: ConversationState, tr: Translator, commands: Sequence[str]
+    ) -> Decision:
+        """A "/word" the bot does not know: the commands it does know, then the question again."""
+        turn = _Turn(self.knowledge, dataclasses.replace(state), tr)
+        turn.say(
+            tr.gettext(
+                "Diesen Befehl kenne ich nicht. Ich verstehe diese Befehle: {commands}"
+            ).format(commands=", ".join(f"/{command}" for command in commands))
+        )
+        turn.ask()
+        return turn.done()
 
     def help(self, state: ConversationState, tr: Translator) -> Decision:
         """What the user can say, then the current question again."""
@@ -250,13 +274,7 @@ class _Turn:
     def reject(self, reason: Rejection) -> Decision:
         _ = self._
         if reason == "secret":
-            self.say(
-                _(
-                    "Bitte schicken Sie mir niemals Ihr Passwort – ich brauche es nicht. "
-                    "Ich habe es nicht gespeichert. Falls es Ihr echtes Passwort war, "
-                    "ändern Sie es bitte vorsichtshalber."
-                )
-            )
+            self.say(secret_warning(self.tr))
         elif reason == "too_long":
             self.say(
                 _(

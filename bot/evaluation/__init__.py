@@ -1,0 +1,1 @@
+"""Measurements of the bot's parts on labelled data (`lotse eval …`)."""

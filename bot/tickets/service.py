@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING
 
 from bot import metrics
 from bot.engine.decision import Action, HandOver, Reply
+from bot.gate import clean
 from bot.i18n import Translator, translator
 from bot.knowledge.base import KnowledgeBase
-from bot.redaction import clean
 from bot.storage.store import Store, StoredMessage
 from bot.storage.tables import utcnow
 from bot.tickets import channel_outbox, records
