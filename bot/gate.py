@@ -19,6 +19,7 @@ from bot.redaction import redact
 
 MAX_MESSAGE_LENGTH = 4096  # Telegram's limit for one message, and so what a relay can carry
 CUT_MARKER = " … [gekürzt]"
+_MARGIN = 256
 
 _ESCAPE_SEQUENCE = re.compile(
     r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI: colours, cursor movement, screen clearing
@@ -28,6 +29,7 @@ _ESCAPE_SEQUENCE = re.compile(
     r"|\x1b[ -/]*[0-~]?"  # any other escape
 )
 _BIDI_CONTROL = re.compile(r"[\u202a-\u202e\u2066-\u2069]")
+_ODD = re.compile(r"[\ufffd\ue000-\uf8ff\U000f0000-\U0010ffff]")
 _UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 
 
@@ -49,25 +51,22 @@ def sanitize(text: str) -> str:
 
 
 def _is_unreadable(text: str) -> bool:
-    """Binary junk: mostly control, private-use, unassigned or replacement characters."""
+    """Binary junk: mostly replaced control characters, broken encoding or private-use
+    characters (after `sanitize`, every control character is U+FFFD)."""
     if not text.strip():
         return True
-    odd = sum(
-        1
-        for char in text
-        if (unicodedata.category(char) in ("Cc", "Co", "Cs", "Cn") and char not in "\n\t")
-        or char == "\ufffd"
-    )
-    return odd / len(text) > 0.3
+    return len(_ODD.findall(text)) / len(text) > 0.3
 
 
 def clean(raw: str) -> CleanedText:
     """Everything the service needs to know about a message, and the text it may keep."""
     text = sanitize(raw)
     unreadable = _is_unreadable(text)
-    redaction = redact(text)
+    # Only what can be kept is redacted (the rest is cut off anyway), so a huge message costs
+    # no more than a long one; the margin keeps a password across the cut whole for redaction.
+    redaction = redact(text[: MAX_MESSAGE_LENGTH + _MARGIN])
     kept = redaction.text
-    if len(kept) > MAX_MESSAGE_LENGTH:
+    if len(text) > MAX_MESSAGE_LENGTH or len(kept) > MAX_MESSAGE_LENGTH:
         kept = kept[: MAX_MESSAGE_LENGTH - len(CUT_MARKER)].rstrip() + CUT_MARKER
     return CleanedText(
         text=kept,

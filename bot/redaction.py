@@ -98,6 +98,7 @@ _QUOTES = {'"': '"', "'": "'", "„": "“”", "“": "”", "‚": "‘’", "
 _WORD = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*", re.UNICODE)
 _TOKEN = re.compile(r"\S+")
 _EDGE = "\"'„“”‚‘’»«()[]{}<>.,;:!?"
+_LONGEST = 64  # longer tokens are data (a hash, a pasted log), not something typed as a password
 _WEAK_SYMBOLS = set("-._/\\'<>|:")  # separators in names, paths, menus and markup
 
 # Tokens users type that have a password's shape but are something else.
@@ -182,8 +183,9 @@ def is_password_word(word: str) -> bool:
 def _disclosures(line: str, offset: int, following: list[tuple[int, str]]) -> list[tuple[int, int]]:
     """Spans of passwords given around a password word on this line."""
     spans: list[tuple[int, int]] = []
+    covered = 0  # the line is redacted up to here already
     for word in _WORD.finditer(line):
-        if not is_password_word(word.group()):
+        if word.start() < covered or not is_password_word(word.group()):
             continue
         credentials = word.group().lower() in _CREDENTIAL_WORDS
         before = line[max(0, word.start() - 120) : word.start()]
@@ -203,7 +205,8 @@ def _disclosures(line: str, offset: int, following: list[tuple[int, str]]) -> li
         if value is None:
             continue
         if value < len(line):
-            spans.append((offset + value, offset + _value_end(line, value)))
+            covered = _value_end(line, value)
+            spans.append((offset + value, offset + covered))
         else:  # "Passwort:" at the end of a line: the value is on the next line(s)
             spans.extend(_next_lines(following, all_until_blank=credentials))
     return spans
@@ -336,7 +339,7 @@ def _shaped_tokens(line: str, offset: int) -> list[tuple[int, int]]:
     spans = []
     for token in tokens:
         core = token.group().strip(_EDGE)
-        if _is_harmless(core):
+        if len(core) > _LONGEST or _is_harmless(core):
             continue
         lower, upper, digit, symbol = _classes(core)
         strong = len(core) >= 8 and lower + upper + digit + symbol >= 3

@@ -181,3 +181,16 @@ async def test_lotse_chat_answers_an_unknown_command_and_stores_only_cleaned_tex
     assert "/foo" in stored and "rot" in stored
     assert "/mensch mein Passwort lautet: [Passwort entfernt]" in stored
     assert "Kaffee" not in "\n".join(stored)
+
+
+@pytest.mark.parametrize("position", [4000, 4080, 4090, 4200])
+async def test_a_password_where_a_long_message_is_cut_leaves_no_piece_behind(
+    service: ConversationService, position: int
+) -> None:
+    chat = Chat(service)
+    text = "a" * position + "\nmein Passwort: Sommer Zeit 2024\n" + "b" * 10_000
+    await chat.say(text)
+    assert "zu lang" in chat.text
+    stored = (await stored_texts(service, chat))[0]
+    assert stored.endswith(CUT_MARKER) and len(stored) <= MAX_MESSAGE_LENGTH
+    assert not any(piece in stored for piece in ("Somm", "Zeit", "2024"))
