@@ -1,1 +1,0 @@
-"""Measurements of the bot's parts on labelled data (`lotse eval …`)."""

@@ -1,4 +1,6 @@
 """`lotse eval conversations`: run the conversation corpus through a throwaway service.
+`lotse eval redaction`: password redaction on its labelled corpus (bot/evaluation/redaction.py);
+exits 1 when a password was left in or an ordinary message raised a false alarm.
 
 The service is the real one (store, understanding, engine, tickets) on a temporary SQLite
 file, with nothing that leaves the machine: no connection check is registered (users who ask
@@ -18,6 +20,7 @@ from bot.channels.console import parse_line
 from bot.config import Settings
 from bot.conversation import ConversationService
 from bot.engine.decision import Reply
+from bot.evaluation import redaction
 from bot.evaluation.conversations import CorpusError, CorpusReport, load_corpus, run_corpus
 from bot.knowledge.loader import KnowledgeError, load_knowledge
 from bot.storage.store import Store
@@ -34,6 +37,10 @@ def add_arguments(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     conversations.add_argument("--corpus", type=Path, default=CORPUS_DIR)
     conversations.add_argument("--kind", action="append", help="only these kinds")
+    redacting = kinds.add_parser(
+        "redaction", help="password redaction: precision, recall and every miss"
+    )
+    redacting.add_argument("--corpus", type=Path, default=redaction.CORPUS)
 
 
 async def evaluate_corpus(
@@ -61,6 +68,10 @@ async def evaluate_corpus(
 
 
 def run_eval_command(settings: Settings, args: argparse.Namespace) -> int:
+    if args.eval_command == "redaction":
+        redacted = redaction.evaluate(args.corpus)
+        print(redaction.format_report(redacted))
+        return 0 if not redacted.leaks and not redacted.false_alarms else 1
     try:
         report = asyncio.run(evaluate_corpus(settings, args.corpus, args.kind))
     except (CorpusError, KnowledgeError) as error:
