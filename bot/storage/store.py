@@ -38,6 +38,7 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    func,
     insert,
     select,
     text,
@@ -47,6 +48,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.orm import aliased
 
 from bot import metrics
 from bot.retry import Backoff, retry
@@ -869,11 +871,20 @@ def _unanswered() -> ColumnElement[bool]:
 
 
 def _stranded_users(conn: Connection, channel: str, since: datetime) -> list[str]:
+    # Only "out" messages come with a save (same time), so a conversation with a message after
+    # its last save has one as its newest message: one index lookup per conversation (the
+    # index on conversation and id) instead of a pass over the whole recent transcript.
+    other = aliased(Message)
+    newest = (
+        select(func.max(other.id))
+        .where(other.conversation_id == Conversation.id)
+        .correlate(Conversation)
+        .scalar_subquery()
+    )
     rows = conn.execute(
         select(User.external_id)
-        .distinct()
         .join(Conversation, Conversation.user_id == User.id)
-        .join(Message, Message.conversation_id == Conversation.id)
+        .join(Message, Message.id == newest)
         .where(
             User.channel == channel,
             User.blocked_at.is_(None),
