@@ -55,6 +55,7 @@ _NOT_A_VALUE_TEXT = """
     valid the a an my your our his her its same fine changed reset forgotten unknown empty old
     new saved stored required needed rejected accepted working broken too and or but in on for
     of to what which where how why who when is are was were does doesn't isn't being
+    eins zwei drei vier fünf sechs sieben acht neun zehn elf zwölf mehrere viele
 """
 _NOT_A_VALUE = frozenset(_NOT_A_VALUE_TEXT.split())
 _CONJUNCTIONS = frozenset(("und", "aber", "doch", "oder", "and", "but", "or"))
@@ -295,7 +296,7 @@ def _next_lines(
 def _is_value(token: str) -> bool:
     """Could this first word after "ist"/":" be a password (not "falsch", "das", "?")?"""
     core = token.strip(_EDGE).lower()
-    if len(core) < 3:  # ":D", "-)", "?"
+    if len(core) < 3 or not any(char.isalnum() for char in core):  # ":D", "?", "******"
         return False
     if core in _NOT_A_VALUE:
         return False
