@@ -29,11 +29,11 @@ from bot.engine.state import ConversationState, Option, Stage
 from bot.gate import MAX_MESSAGE_LENGTH
 from bot.i18n import SUPPORTED_LOCALES, Translator, pick_locale, translator
 from bot.knowledge.base import KnowledgeBase
-from bot.knowledge.models import FaqEntry, Guide
+from bot.knowledge.models import FaqEntry, Guide, Step
 from bot.knowledge.versions import covers, guide_for_version
 from bot.numbers import ascii_number
 from bot.profiles.account import ForeignAddress, account_for, find_address
-from bot.understanding.normalize import words
+from bot.understanding.normalize import normalize, words
 from bot.understanding.types import Understanding
 
 Rejection = Literal["too_long", "unreadable", "secret"]
@@ -92,21 +92,7 @@ class Engine:
     def help(self, state: ConversationState, tr: Translator) -> Decision:
         """What the user can say, then the current question again."""
         turn = _Turn(self.knowledge, dataclasses.replace(state), tr)
-        turn.say(
-            tr.gettext(
-                "Ich führe Sie Schritt für Schritt durch die Anleitung für Ihr Mailprogramm. "
-                "Sie können jederzeit schreiben:\n"
-                "• „weiter“, „zurück“ oder „nochmal“ – durch die Schritte gehen\n"
-                "• „Einstellungen“ – Server und Ports anzeigen\n"
-                "• „Was ist STARTTLS?“ – eine Erklärung bekommen\n"
-                "• „prüfen“ – die Verbindung zum Mailserver testen\n"
-                "• „Mensch“ – mit dem Helpdesk sprechen\n"
-                "• „von vorne“ – neu anfangen\n"
-                "• „meine Daten löschen“ – alles löschen, was ich gespeichert habe\n"
-                "Auf eine Frage können Sie auch einfach die Nummer einer Antwort schicken."
-            )
-        )
-        turn.ask()
+        turn.help()
         return turn.done()
 
     def choose_language(self, state: ConversationState, tr: Translator) -> Decision:
@@ -160,6 +146,8 @@ class _Turn:
         self._ = tr.gettext
         self.decision = Decision(state)
         self._repair()
+        # Where the user stands: answers that miss the question are counted per point.
+        self._point = self._where()
 
     def _repair(self) -> None:
         """A conversation saved under knowledge that has changed since (and was not kept)."""
@@ -186,8 +174,18 @@ class _Turn:
             self.state.options = list(options)
 
     def done(self) -> Decision:
+        if self._where() != self._point:
+            self.state.misses = 0
         self.decision.state = self.state
         return self.decision
+
+    def _where(self) -> tuple[Stage, str | None, int]:
+        return (self.state.stage, self.state.guide, self.state.step)
+
+    def _missed(self) -> int:
+        """Count one more answer that missed the open question; returns how many so far."""
+        self.state.misses += 1
+        return self.state.misses
 
     @property
     def guide(self) -> Guide | None:
@@ -196,8 +194,8 @@ class _Turn:
     # --- the turn ----------------------------------------------------------------------
 
     def handle(self, message: Understanding) -> Decision:
-        _ = self._
         intent = message.intent
+        entities = message.entities
         if message.alternative and message.alternative != intent and self._ask_which(message):
             return self.done()
         if self.state.stage is Stage.CONFIRM_DELETE:
@@ -207,11 +205,10 @@ class _Turn:
             # Checked before the intents: "test@uni-beispiel.de" is an address, not a request.
             self._profile_address(message)
             return self.done()
-        if self._diagnose_settings(message):
-            return self.done()
-        if message.entities.get("profile") == "ask" and self.guide and self.guide.offers_profile:
+        if entities.get("profile") == "ask" and self.guide and self.guide.offers_profile:
             self._ask_profile_address()
             return self.done()
+        self._fill_slots(message)
         handlers: dict[str, Callable[[Understanding], None]] = {
             "delete_data": self._ask_delete,
             "restart": self._restart,
@@ -223,34 +220,51 @@ class _Turn:
             "ask_settings": self._settings,
             "ask_explanation": self._explain,
         }
-        if intent in handlers:
+        topic = entities.get("topic")
+        asked_step = ascii_number(entities["step"], 2) if "step" in entities else None
+        if intent in ("delete_data", "restart", "bot_challenge"):
+            handlers[intent](message)
+        elif topic == "password":
+            self._password_elsewhere()
+        elif topic == "contact" and intent != "request_check":
+            self._contact()
+        elif topic == "help":
+            self.help()
+        elif topic == "username" and intent in ("ask_explanation", "out_of_scope", "inform"):
+            self._username()
+        elif self._names_a_program(message):
+            self._inform(message)
+        elif asked_step is not None and self.guide and self.state.stage in _IN_GUIDE:
+            self._go_to_step(asked_step)
+        elif self._is_complaint(message):
+            self._complaint(message)
+        elif self._diagnose_settings(message):
+            pass
+        elif intent in handlers:
             handlers[intent](message)
         elif self.state.stage is Stage.PROFILE_ADDRESS:
             self._profile_address(message)
-        elif self._names_a_program(message):
-            self._inform(message)
-        elif message.entities.get("protocol") in ("imap", "pop3") and self.state.stage in (
+        elif entities.get("protocol") in ("imap", "pop3") and self.state.stage in (
             Stage.PROTOCOL,
-            Stage.GUIDE,
-            Stage.FINISHED,
+            *_IN_GUIDE,
         ):
-            self._set_protocol(message.entities["protocol"])
-        elif "version" in message.entities and self.state.program:
-            self._set_version(message.entities["version"])
+            self._set_protocol(entities["protocol"])
+        elif self.state.stage is Stage.PROTOCOL and _incoming_protocol(self.kb, entities):
+            self._set_protocol(_incoming_protocol(self.kb, entities) or "imap")
+        elif "version" in entities and self.state.program:
+            self._set_version(entities["version"])
         elif intent == "greet":
             self._greet()
         elif self.state.stage in (Stage.START, Stage.PROGRAM):
-            self._unknown_program(first=self.state.stage is Stage.START)
+            self._at_program(message)
         elif self.state.stage is Stage.VERSION:
-            self.say(_("Das habe ich leider nicht erkannt."))
-            self._ask_version()
+            self._at_version(message)
         elif self.state.stage is Stage.PROTOCOL:
-            self.say(_("Das habe ich leider nicht erkannt."))
-            self._ask_protocol()
+            self._at_protocol(message)
         elif self.state.stage is Stage.GUIDE:
-            self._in_guide(intent)
+            self._in_guide(message)
         else:
-            self._finished(intent)
+            self._finished(message)
         return self.done()
 
     def welcome(self, guide: str | None, last_seen: str | None) -> Decision:
@@ -320,14 +334,14 @@ class _Turn:
 
     def _program_options(self) -> list[Option]:
         options = [Option(p.name, f"inform:client={p.id}") for p in self.kb.programs.values()]
-        options.append(Option(self._("Anderes Programm"), "out_of_scope"))
+        options.append(Option(self._("Anderes Programm"), "inform:answer=other"))
         return options
 
     def _ask_program(self) -> None:
         self.state.stage = Stage.PROGRAM
         self.say(self._("Welches Mailprogramm benutzen Sie?"), self._program_options())
 
-    def _ask_version(self) -> None:
+    def _ask_version(self, *, with_person: bool = False) -> None:
         _ = self._
         assert self.state.program is not None
         program = self.kb.programs[self.state.program]
@@ -335,21 +349,29 @@ class _Turn:
             Option(guide.label, f"inform:guide={guide.id}")
             for guide in self.kb.guides_of_program[program.id]
         ]
-        options.append(Option(_("Weiß ich nicht"), "ask_explanation"))
+        options.append(Option(_("Weiß ich nicht"), "inform:answer=unknown"))
+        if with_person:
+            options.append(self._person_option())
         self.state.stage = Stage.VERSION
         self.say(_("Welche Version von {program} haben Sie?").format(program=program.name), options)
 
-    def _ask_protocol(self) -> None:
+    def _ask_protocol(self, *, with_person: bool = False) -> None:
         _ = self._
         self.state.stage = Stage.PROTOCOL
-        self.say(
-            _("Rufen Sie Ihre E-Mails per IMAP oder per POP3 ab?"),
-            [
-                Option("IMAP", "inform:protocol=imap"),
-                Option("POP3", "inform:protocol=pop3"),
-                Option(_("Weiß ich nicht"), "ask_explanation"),
-            ],
-        )
+        options = [
+            Option("IMAP", "inform:protocol=imap"),
+            Option("POP3", "inform:protocol=pop3"),
+            Option(_("Weiß ich nicht"), "inform:answer=unknown"),
+        ]
+        if with_person:
+            options.append(self._person_option())
+        self.say(_("Rufen Sie Ihre E-Mails per IMAP oder per POP3 ab?"), options)
+
+    def _programs_or_person(self) -> list[Option]:
+        return [*self._program_options()[:-1], self._person_option()]
+
+    def _person_option(self) -> Option:
+        return Option(self._("Mit einem Menschen sprechen"), "request_human")
 
     def _step_options(self) -> list[Option]:
         _ = self._
@@ -408,14 +430,21 @@ class _Turn:
         return True
 
     def _diagnose_settings(self, message: Understanding) -> bool:
-        """ "Ich habe Port 993 mit STARTTLS eingestellt": compare with server.yaml and explain.
+        """ "Ich habe Port 993 mit STARTTLS eingestellt": compare with server.yaml and explain."""
+        advice = self._advice(message)
+        if advice is None:
+            return False
+        self.say(advice)
+        self._ask_what_next_or_continue()
+        return True
 
-        Only when the user names a port together with an encryption or a protocol; requests
-        such as "Mensch" or "prüfen" in the same message still win.
-        """
+    def _advice(self, message: Understanding) -> str | None:
+        """What server.yaml says about a port the user names together with an encryption or
+        a protocol; None otherwise. Requests such as "Mensch" or "prüfen" in the same message
+        still win."""
         entities = message.entities
         if "port" not in entities or not ({"security", "protocol"} & entities.keys()):
-            return False
+            return None
         port = ascii_number(entities["port"], 5)
         if port is None or message.intent in (
             "request_check",
@@ -423,19 +452,31 @@ class _Turn:
             "delete_data",
             "restart",
         ):
-            return False
-        advice = diagnose_settings(
+            return None
+        return diagnose_settings(
             self.kb.server,
             entities.get("protocol"),
             port,
             entities.get("security"),
             self.tr,
         )
-        if advice is None:
-            return False
-        self.say(advice)
-        self._ask_what_next_or_continue()
-        return True
+
+    def _fill_slots(self, message: Understanding) -> None:
+        """Keep what the user said before it is asked: the protocol ("Outlook 2016 mit IMAP",
+        "bei mir steht 993") and, while no program is known, the version ("ich hab Version
+        2007" -> used once the program is named)."""
+        entities = message.entities
+        if self.state.stage in _IN_GUIDE:
+            return  # mid-guide a protocol changes the steps: `_set_protocol` does that
+        protocol = _incoming_protocol(self.kb, entities)
+        if protocol is not None:
+            self.state.protocol = protocol
+        if (
+            self.state.guide is None
+            and "version" in entities
+            and not self._names_a_program(message)
+        ):
+            self.state.version = entities["version"]
 
     def _names_a_program(self, message: Understanding) -> bool:
         return bool(message.guide or message.entities.get("client") in self.kb.programs)
@@ -459,7 +500,18 @@ class _Turn:
         ):
             self.say(_("Alles klar, dann wechseln wir das Programm."))
         self.state.program = program_id
-        version = message.entities.get("version")
+        version = message.entities.get("version") or self._pending_version(program_id)
+        advice = self._advice(message)
+        if advice:
+            self.say(advice)
+        if "error" in message.entities:
+            self.say(
+                _(
+                    "Eine solche Fehlermeldung bedeutet meist, dass Port oder Verschlüsselung "
+                    "nicht zusammenpassen – genau das stellen wir jetzt Schritt für Schritt "
+                    "richtig ein."
+                )
+            )
         if message.guide:
             guide = self.kb.guides[message.guide]
             exact = version is None or covers(guide, version) or not guide.versions
@@ -472,6 +524,14 @@ class _Turn:
                 self._choose_guide(guides[0], version=None, note=None)
             else:
                 self._ask_version()
+
+    def _pending_version(self, program_id: str) -> str | None:
+        """A version said before the program, if one of the program's guides covers it."""
+        version = self.state.version if self.state.guide is None else None
+        if version is None:
+            return None
+        choice = guide_for_version(self.kb.guides_of_program[program_id], version)
+        return version if choice is not None and choice.exact else None
 
     def _set_version(self, version: str) -> None:
         assert self.state.program is not None
@@ -526,22 +586,164 @@ class _Turn:
         else:
             self._show_step()
 
-    def _unknown_program(self, *, first: bool) -> None:
+    # --- answers at the program, version and protocol questions -------------------------
+
+    def _at_program(self, message: Understanding) -> None:
+        """Which program? Anything but a program name: help to answer it, never a dead end."""
         _ = self._
+        first = self.state.stage is Stage.START
+        answer = message.entities.get("answer")
         if first:
             self.say(self._greeting_text())
+        if answer == "other":
+            self.say(
+                _("Welches Programm ist es? Schreiben Sie mir seinen Namen."),
+                self._programs_or_person(),
+            )
+            self.state.stage = Stage.PROGRAM
+            return
+        if self._answer_from_faq(message):
+            return
+        if _looks_like_a_name(message):
+            self._unknown_program()
+            return
+        if answer == "unknown" or message.intent == "step_problem":
+            if self._missed() == 1:
+                self.say(
+                    _(
+                        "Kein Problem. Denken Sie daran, womit Sie Ihre E-Mails lesen: Am "
+                        "Windows-PC ist es meist Outlook oder Thunderbird, am Mac Apple Mail, "
+                        "auf dem Handy die Mail-App des iPhone oder von Android."
+                    )
+                )
+                self._ask_program()
+            else:
+                self._program_or_person()
+            return
+        on_topic = message.intent in _ON_TOPIC or bool(message.entities)
+        if not on_topic and not first:
+            self._off_topic()
+        elif not on_topic:
+            self.say(_("Bei anderen Fragen kann ich leider nicht weiterhelfen."))
+        if self._missed() >= 3:
+            self._program_or_person()
+        else:
+            self._ask_program()
+
+    def _program_or_person(self) -> None:
+        self.say(
+            self._(
+                "Wählen Sie einfach das Programm, das am ehesten passt – oder ein Mensch aus "
+                "dem Helpdesk hilft Ihnen weiter."
+            ),
+            self._programs_or_person(),
+        )
+        self.state.stage = Stage.PROGRAM
+
+    def _unknown_program(self) -> None:
+        _ = self._
+        self.say(
+            _(
+                "Dieses Programm kenne ich leider nicht, eine eigene Anleitung habe ich dafür "
+                "nicht. Die Verschlüsselung stellen Sie in den Kontoeinstellungen Ihres "
+                "Programms mit diesen Angaben ein:"
+            )
+        )
+        self.say(render.settings_text(self.kb, self.state.protocol, self.tr))
         names = ", ".join(p.name for p in self.kb.programs.values())
         self.say(
             _(
-                "Dieses Programm kenne ich leider nicht. Anleitungen habe ich für: {names}. "
-                "Wenn Ihr Programm nicht dabei ist, hilft Ihnen gern ein Mensch aus dem "
-                "Helpdesk weiter."
+                "Anleitungen habe ich für: {names}. Wenn Ihr Programm nicht dabei ist, hilft "
+                "Ihnen gern ein Mensch aus dem Helpdesk weiter."
             ).format(names=names)
         )
-        options = self._program_options()[:-1]
-        options.append(Option(_("Mit einem Menschen sprechen"), "request_human"))
         self.state.stage = Stage.PROGRAM
-        self.say(_("Welches Mailprogramm benutzen Sie?"), options)
+        self.say(
+            _("Welches Mailprogramm benutzen Sie?"),
+            self._programs_or_person(),
+        )
+
+    def _at_version(self, message: Understanding) -> None:
+        """Which version? "keine Ahnung", "wo find i des", "hä": how to find it, then the
+        options with a person, alternating, so the same text never comes twice in a row."""
+        _ = self._
+        assert self.state.program is not None
+        if self._answer_from_faq(message):
+            return
+        program = self.kb.programs[self.state.program]
+        misses = self._missed()
+        if misses == 1 or (misses % 2 == 1 and message.entities.get("answer") != "unknown"):
+            if message.entities.get("answer") != "unknown":
+                self.say(_("Ich frage, weil die Menüs je nach Version anders heißen."))
+            self.say(program.version_hint.get(self.tr.locale))
+            self._ask_version()
+        elif misses % 2 == 0:
+            self.say(
+                _(
+                    "Kein Problem. Wählen Sie die Version, die am ehesten passt – oder ein "
+                    "Mensch aus dem Helpdesk schaut mit Ihnen nach."
+                )
+            )
+            self._ask_version(with_person=True)
+        else:
+            self.say(
+                _(
+                    "Wenn Sie die Version nicht finden, hilft Ihnen gern ein Mensch aus dem "
+                    "Helpdesk weiter: Tippen Sie auf „Mit einem Menschen sprechen“."
+                )
+            )
+            self._ask_version(with_person=True)
+
+    def _at_protocol(self, message: Understanding) -> None:
+        """IMAP or POP3? "egal", "ja", "weiter": IMAP, with the reason. "Weiß ich nicht":
+        where to look, then IMAP. Anything else: what the question means, then a person."""
+        _ = self._
+        answer = message.entities.get("answer")
+        if answer == "any" or message.intent in ("affirm", "next_step"):
+            self._default_protocol()
+            return
+        if self._answer_from_faq(message):
+            return
+        misses = self._missed()
+        if answer == "unknown" or message.intent == "step_problem":
+            if misses >= 2:
+                self._default_protocol()
+                return
+            self.say(
+                _(
+                    "Das sehen Sie in Ihrem Mailprogramm in den Kontoeinstellungen beim "
+                    "Posteingangsserver: Dort steht IMAP oder POP3. Wenn Sie unsicher sind, "
+                    "nehmen Sie IMAP – das nutzen die meisten."
+                )
+            )
+            self._ask_protocol()
+        elif misses % 2 == 1:
+            self.say(
+                _(
+                    "Ich frage, wie Ihr Programm die E-Mails abholt: per IMAP (sie bleiben auf "
+                    "dem Server) oder per POP3 (sie werden auf das Gerät geladen). Wenn Sie "
+                    "unsicher sind, nehmen Sie IMAP – dann antworten Sie einfach „ja“."
+                )
+            )
+            self._ask_protocol()
+        else:
+            self.say(
+                _(
+                    "Antworten Sie einfach „IMAP“ oder „POP3“ – oder ein Mensch aus dem "
+                    "Helpdesk hilft Ihnen weiter."
+                )
+            )
+            self._ask_protocol(with_person=True)
+
+    def _default_protocol(self) -> None:
+        self.say(
+            self._(
+                "Dann nehmen wir IMAP – das nutzen die meisten. Der einzige Unterschied ist ein "
+                "zusätzlicher Schritt für POP3; falls Sie doch POP3 nutzen, schreiben Sie "
+                "einfach „POP3“."
+            )
+        )
+        self._set_protocol("imap")
 
     # --- configuration profile (Apple) ---------------------------------------------------
 
@@ -586,11 +788,12 @@ class _Turn:
 
     # --- inside a guide ----------------------------------------------------------------
 
-    def _in_guide(self, intent: str) -> None:
+    def _in_guide(self, message: Understanding) -> None:
         _ = self._
         guide = self.guide
         assert guide is not None
-        if intent in ("next_step", "affirm"):
+        intent = message.intent
+        if intent in ("next_step", "affirm") or message.entities.get("answer") == "any":
             self.state.problems_at_step = 0
             if self.state.step + 1 < len(guide.steps_for(self.state.protocol)):
                 self.state.step += 1
@@ -606,60 +809,119 @@ class _Turn:
             self._show_step()
         elif intent == "repeat_step":
             self._show_step()
-        elif intent == "step_problem":
-            self._step_problem(guide)
         elif intent == "deny":
             self.say(_("Dann habe ich wohl das falsche Programm erwischt."))
             self._ask_program()
-        else:
-            self.say(_("Das habe ich leider nicht verstanden. Hier noch einmal der Schritt:"))
+        elif not self._answer_from_faq(message):
+            self._off_topic()
+            self.say(_("Weiter mit der Anleitung:"))
             self._show_step()
 
-    def _step_problem(self, guide: Guide) -> None:
+    def _go_to_step(self, number: int) -> None:
+        """ "Was war nochmal Schritt 1?", "zeig mir Schritt 5": that step of this guide."""
+        guide = self.guide
+        assert guide is not None
+        total = len(guide.steps_for(self.state.protocol))
+        if 1 <= number <= total:
+            self.state.step = number - 1
+            self.state.problems_at_step = 0
+        else:
+            self.say(
+                self._("Diese Anleitung hat {total} Schritte.").format(total=self.tr.number(total))
+            )
+        self._show_step()
+
+    def _is_complaint(self, message: Understanding) -> bool:
+        """ "geht nicht", "sehe ich nicht", "weiß nicht", a pasted error: about the step the
+        user is at (or the whole guide, after the last step)."""
+        if self.state.stage not in _IN_GUIDE or self.guide is None:
+            return False
+        if message.intent == "step_problem":
+            return True
+        troubled = "error" in message.entities or message.entities.get("answer") == "unknown"
+        return troubled and message.intent in _MAY_BE_A_COMPLAINT
+
+    def _complaint(self, message: Understanding) -> None:
+        """The step's own help (or the step again, looked at closely; the settings for an
+        error), then the check and a person. The second time at the same step: a person."""
         _ = self._
+        guide = self.guide
+        assert guide is not None
         self.state.problems_at_step += 1
         if self.state.problems_at_step >= 2:
-            # Stuck at the same step twice: versions differ too much for a text to help.
-            if self.state.problems_at_step == 2:
-                self.say(
-                    _(
-                        "Dieser Schritt klappt bei Ihnen auch beim zweiten Mal nicht – da hole "
-                        "ich besser einen Menschen dazu."
-                    )
-                )
-                self.decision.outputs.append(HandOver("stuck"))
-            elif self.state.ticket is not None:  # the helpdesk has it already: no new ticket
-                self.say(
-                    _(
-                        "Dieser Schritt klappt leider weiterhin nicht. Der Helpdesk kennt Ihre "
-                        "Anfrage Nr. {number} schon und meldet sich hier im Chat."
-                    ).format(number=self.state.ticket)
-                )
-            else:  # the ticket was closed meanwhile
-                self.say(_("Dieser Schritt klappt leider weiterhin nicht."))
-                self.decision.outputs.append(HandOver("stuck"))
-            self.say(
-                _("Wie möchten Sie weitermachen?"),
-                [
-                    Option(_("Schritt noch einmal zeigen"), "repeat_step"),
-                    Option(_("Verbindung testen"), "request_check"),
-                    Option(_("Anderes Programm"), "restart"),
-                ],
-            )
+            self._stuck()
             return
+        finished = self.state.stage is Stage.FINISHED
+        steps = guide.steps_for(self.state.protocol)
+        step = steps[min(self.state.step, len(steps) - 1)]
+        help_text = _step_help(step, normalize(message.text), self.tr.locale)
+        if help_text and not finished:
+            self.say(help_text)
+        elif "error" in message.entities or finished:
+            self.say(
+                _(
+                    "Dann passen meist Port und Verschlüsselung noch nicht zusammen. So muss es "
+                    "eingestellt sein:"
+                )
+            )
+            self.say(render.settings_text(self.kb, self.state.protocol, self.tr))
+        else:
+            self.say(
+                _(
+                    "Schauen wir uns den Schritt noch einmal genau an. Die Wörter in "
+                    "Anführungszeichen sind die Menüs und Schaltflächen, nach denen Sie suchen:"
+                )
+            )
+            self.say(render.step_text(guide, self.state.protocol, self.state.step, self.tr))
         program = self.kb.program_for(guide.id)
+        if self.state.version is None and len(self.kb.guides_of_program[program.id]) > 1:
+            # The guide was picked without a version: it may be the wrong one.
+            self.say(
+                _(
+                    "Falls Ihr Programm ganz anders aussieht, ist es vielleicht eine andere "
+                    "Version. {hint}"
+                ).format(hint=program.version_hint.get(self.tr.locale))
+            )
+        options = [Option(_("Schritt noch einmal zeigen"), "repeat_step")] if not finished else []
+        options += [
+            Option(_("Verbindung testen"), "request_check"),
+            self._person_option(),
+            Option(_("Anderes Programm"), "restart"),
+        ]
         self.say(
             _(
-                "Das tut mir leid. Manchmal sieht das Programm etwas anders aus, weil die Version "
-                "abweicht. {hint}"
-            ).format(hint=program.version_hint.get(self.tr.locale))
+                "Wenn es trotzdem nicht klappt, kann ich die Verbindung zum Mailserver prüfen "
+                "oder einen Menschen aus dem Helpdesk dazuholen."
+            ),
+            options,
         )
+
+    def _stuck(self) -> None:
+        _ = self._
+        # Stuck at the same step twice: versions differ too much for a text to help.
+        if self.state.problems_at_step == 2:
+            self.say(
+                _(
+                    "Dieser Schritt klappt bei Ihnen auch beim zweiten Mal nicht – da hole "
+                    "ich besser einen Menschen dazu."
+                )
+            )
+            self.decision.outputs.append(HandOver("stuck"))
+        elif self.state.ticket is not None:  # the helpdesk has it already: no new ticket
+            self.say(
+                _(
+                    "Dieser Schritt klappt leider weiterhin nicht. Der Helpdesk kennt Ihre "
+                    "Anfrage Nr. {number} schon und meldet sich hier im Chat."
+                ).format(number=self.state.ticket)
+            )
+        else:  # the ticket was closed meanwhile
+            self.say(_("Dieser Schritt klappt leider weiterhin nicht."))
+            self.decision.outputs.append(HandOver("stuck"))
         self.say(
             _("Wie möchten Sie weitermachen?"),
             [
                 Option(_("Schritt noch einmal zeigen"), "repeat_step"),
                 Option(_("Verbindung testen"), "request_check"),
-                Option(_("Mit einem Menschen sprechen"), "request_human"),
                 Option(_("Anderes Programm"), "restart"),
             ],
         )
@@ -673,20 +935,101 @@ class _Turn:
         self.say(render.settings_text(self.kb, self.state.protocol, self.tr))
         self._ask_what_next()
 
-    def _finished(self, intent: str) -> None:
-        _ = self._
+    def _finished(self, message: Understanding) -> None:
         guide = self.guide
+        intent = message.intent
         if intent == "previous_step" and guide is not None:
             self.state.step = len(guide.steps_for(self.state.protocol)) - 1
             self._show_step()
         elif intent == "repeat_step":
             self._finish()
-        elif intent == "deny":
+        elif intent in ("deny", "next_step", "affirm"):
+            # "fertig", "passt", "nein danke" at "Was möchten Sie als Nächstes tun?": done.
             self._goodbye(None)
+        elif self._answer_from_faq(message):
+            return
         else:
+            if intent == "out_of_scope":
+                self._off_topic()
             self._ask_what_next()
 
     # --- available everywhere ----------------------------------------------------------
+
+    def help(self) -> None:
+        """What the user can say, then the current question again."""
+        self.say(
+            self._(
+                "Ich führe Sie Schritt für Schritt durch die Anleitung für Ihr Mailprogramm. "
+                "Sie können jederzeit schreiben:\n"
+                "• „weiter“, „zurück“ oder „nochmal“ – durch die Schritte gehen\n"
+                "• „Einstellungen“ – Server und Ports anzeigen\n"
+                "• „Was ist STARTTLS?“ – eine Erklärung bekommen\n"
+                "• „prüfen“ – die Verbindung zum Mailserver testen\n"
+                "• „Mensch“ – mit dem Helpdesk sprechen\n"
+                "• „von vorne“ – neu anfangen\n"
+                "• „meine Daten löschen“ – alles löschen, was ich gespeichert habe\n"
+                "Auf eine Frage können Sie auch einfach die Nummer einer Antwort schicken."
+            )
+        )
+        self.ask()
+
+    def _password_elsewhere(self) -> None:
+        """A password change or reset: not Lotse's job; where to go for it."""
+        self.say(
+            self._(
+                "Ihr Passwort kann ich nicht ändern oder zurücksetzen – und ich frage auch nie "
+                "danach. Dabei hilft Ihnen der Helpdesk."
+            )
+        )
+        self.say(render.helpdesk_text(self.kb, self.tr))
+        self._ask_what_next_or_continue()
+
+    def _contact(self) -> None:
+        """When and how the helpdesk is reached: an answer, not a ticket."""
+        self.say(render.helpdesk_text(self.kb, self.tr))
+        self._ask_what_next_or_continue()
+
+    def _username(self) -> None:
+        """What users log in with, from server.yaml."""
+        _ = self._
+        server = self.kb.server
+        domain = server.mail_domains[0] if server.mail_domains else None
+        if server.login_name == "address":
+            text = _("Ihr Benutzername ist Ihre vollständige E-Mail-Adresse")
+            example = _("(zum Beispiel vorname.nachname@{domain})")
+        else:
+            text = _("Ihr Benutzername ist der Teil Ihrer E-Mail-Adresse vor dem @")
+            example = _("(bei vorname.nachname@{domain} also vorname.nachname)")
+        if domain:
+            text += " " + example.format(domain=domain)
+        self.say(
+            text
+            + ". "
+            + _(
+                "Benutzername und Passwort bleiben beim Einschalten der Verschlüsselung wie bisher."
+            )
+        )
+        self._ask_what_next_or_continue()
+
+    def _off_topic(self) -> None:
+        self.say(
+            self._(
+                "Darauf weiß ich leider keine Antwort – ich helfe Ihnen, die Verschlüsselung "
+                "(TLS/SSL) in Ihrem Mailprogramm einzuschalten. Bei anderen Fragen hilft Ihnen "
+                "der Helpdesk weiter."
+            )
+        )
+
+    def _answer_from_faq(self, message: Understanding) -> bool:
+        """A question in between ("Muss ich das Passwort neu eingeben?") that the FAQ answers."""
+        if message.intent not in ("out_of_scope", "inform") or not _is_question(message.text):
+            return False
+        entry = self._faq_for(message.text)
+        if entry is None:
+            return False
+        self.say(entry.answer.get(self.tr.locale))
+        self._ask_what_next_or_continue()
+        return True
 
     def _greet(self) -> None:
         _ = self._
@@ -744,9 +1087,7 @@ class _Turn:
         locale = self.tr.locale
         asked_faq = "faq" in message.entities
         if self.state.stage is Stage.VERSION and self.state.program and not asked_faq:
-            program = self.kb.programs[self.state.program]
-            self.say(program.version_hint.get(locale))
-            self._ask_version()
+            self._at_version(message)
             return
         if self.state.stage is Stage.PROTOCOL and not asked_faq:
             self.say(
@@ -810,6 +1151,55 @@ class _Turn:
         self.say(_("In Ordnung, ich lösche nichts."))
         self.ask()
         return self.done()
+
+
+_IN_GUIDE = (Stage.GUIDE, Stage.FINISHED)
+# Intents that show the user is talking about their mail, even without a program named.
+_ON_TOPIC = ("affirm", "deny", "next_step", "previous_step", "repeat_step", "step_problem")
+# With an error or "weiß nicht" in it, these are a complaint about the step.
+_MAY_BE_A_COMPLAINT = (
+    "inform",
+    "out_of_scope",
+    "request_check",
+    "ask_explanation",
+    "ask_settings",
+    "repeat_step",
+)
+_QUESTION_WORDS = ("was", "wie", "wo", "wann", "warum", "wieso", "muss", "kann", "soll", "what")
+
+
+def _incoming_protocol(knowledge: KnowledgeBase, entities: dict[str, str]) -> str | None:
+    """IMAP or POP3, named ("mit IMAP") or implied by a port ("bei mir steht 993")."""
+    protocol = entities.get("protocol")
+    if protocol in ("imap", "pop3"):
+        return protocol
+    if "port" in entities and protocol is None:
+        for endpoint in knowledge.server.endpoints:
+            if str(endpoint.port) == entities["port"] and endpoint.protocol in ("imap", "pop3"):
+                return endpoint.protocol
+    return None
+
+
+def _is_question(text: str) -> bool:
+    said = words(text)
+    return "?" in text or bool(said and said[0] in _QUESTION_WORDS)
+
+
+def _looks_like_a_name(message: Understanding) -> bool:
+    """A short answer to "Which program?" that is nothing else: the name of a program."""
+    return (
+        message.intent == "out_of_scope"
+        and not message.entities
+        and 0 < len(words(message.text)) <= 3
+        and not _is_question(message.text)
+    )
+
+
+def _step_help(step: Step, said: str, locale: str) -> str | None:
+    """The step's help entry for what the user said, when the knowledge has one (`help:`)."""
+    help_for = getattr(step, "help_for", None)  # knowledge without step help has none
+    entry = help_for(said) if help_for is not None else None
+    return entry.text.get(locale) if entry is not None else None
 
 
 def _intent_labels(tr: Translator) -> dict[str, str]:

@@ -78,4 +78,7 @@ def helpdesk_text(knowledge: KnowledgeBase, tr: Translator) -> str:
         lines.append(_("Telefon: {phone}").format(phone=helpdesk.phone))
     if helpdesk.url:
         lines.append(_("Web: {url}").format(url=helpdesk.url))
+    if helpdesk.hours:
+        hours = ", ".join(f"{h.days} {h.opens}–{h.closes}" for h in helpdesk.hours)
+        lines.append(_("Erreichbar: {hours} Uhr").format(hours=hours))
     return "\n".join(lines)

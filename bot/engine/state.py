@@ -38,6 +38,9 @@ class ConversationState:
     step: int = 0  # 0-based index into the guide's steps for `protocol`
     revision: str | None = None  # knowledge revision the guide was started with
     problems_at_step: int = 0
+    # Answers at the open question that did not answer it ("hä?", "keine Ahnung"): the bot
+    # explains, offers its default, then a person, and never says the same thing twice in a row.
+    misses: int = 0
     previous_stage: Stage | None = None  # where to return after CONFIRM_DELETE
     options: list[Option] = field(default_factory=list)  # the last options offered
     # The last connection check's result (CheckReport.as_json()), kept for agents to see.

@@ -16,6 +16,15 @@ from rapidfuzz.distance import OSA
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.models import Guide
 from bot.knowledge.versions import covers, guide_for_version
+from bot.understanding.acts import (
+    ERROR_CODE,
+    NEGATION,
+    answer_kind,
+    error_in,
+    step_asked,
+    topic,
+    without_identity,
+)
 from bot.understanding.normalize import normalize
 from bot.understanding.patterns import KEYWORDS, match_intent
 from bot.understanding.types import Intent, Understanding
@@ -26,6 +35,7 @@ _FUZZY_ALIAS_SCORE = 85.0
 _FUZZY_KEYWORD_SCORE = 80.0
 
 _NUMBER = re.compile(r"\b\d{1,4}(?:\.\d{1,3}){0,3}\b")
+_JOINED = re.compile(r"\b([a-z]{3,})([0-9]{1,4})\b")
 _PORT_CONTEXT = re.compile(r"\bports? ([0-9]{1,5})\b")
 _PROTOCOLS = [
     ("imap", re.compile(r"\bimaps?\b")),
@@ -72,6 +82,8 @@ class ProgramLexicon:
                     named = known.version if known and known.program == program.id else None
                     named = named or _number_in_alias(normalize(alias), guide)
                     self._phrases[normalize(alias)] = _Target(program.id, guide.id, named)
+        for word, program_id in _distinctive_words(knowledge).items():
+            self._phrases.setdefault(word, _Target(program_id))
         # Longest phrases first, so "high sierra" wins over "sierra".
         self._ordered = sorted(self._phrases, key=lambda p: (-len(p.split()), -len(p)))
         # Fuzzy candidates by number of words: an n-gram is compared with same-length phrases.
@@ -82,6 +94,7 @@ class ProgramLexicon:
         self._ports = {str(e.port) for e in knowledge.server.endpoints}
 
     def find(self, normalized: str) -> ProgramMatch:
+        normalized = self._split_joined(normalized)
         target, score, rest = self._find_target(normalized)
         version = self._find_version(rest, target)
         if target is None:
@@ -93,6 +106,15 @@ class ProgramLexicon:
         if guide is None and len(self.knowledge.guides_of_program[target.program]) == 1:
             guide = self.knowledge.guides_of_program[target.program][0].id
         return ProgramMatch(target.program, guide, version, score)
+
+    def _split_joined(self, text: str) -> str:
+        """ "outlook16" -> "outlook 16": a known name written together with its version."""
+        if not _JOINED.search(text):
+            return text
+        return _JOINED.sub(
+            lambda m: f"{m.group(1)} {m.group(2)}" if m.group(1) in self._phrases else m.group(0),
+            text,
+        )
 
     def ports(self, normalized: str) -> list[str]:
         said = {m.group(1) for m in _PORT_CONTEXT.finditer(normalized)}
@@ -167,6 +189,22 @@ class ProgramLexicon:
         return any(number in guide.versions for guide in guides)
 
 
+def _distinctive_words(knowledge: KnowledgeBase) -> dict[str, str]:
+    """Words of a program's name that belong to no other program ("microsoft" -> outlook,
+    "mozilla" -> thunderbird), so "das Mailprogramm von Microsoft" names the program. Words
+    shared by several programs ("apple") name none."""
+    owners: dict[str, set[str]] = {}
+    for program in knowledge.programs.values():
+        for name in (program.name, *program.aliases):
+            for word in normalize(name).split():
+                owners.setdefault(word, set()).add(program.id)
+    return {
+        word: next(iter(programs))
+        for word, programs in owners.items()
+        if len(programs) == 1 and len(word) >= _FUZZY_MIN_LENGTH and word.isalpha()
+    }
+
+
 def _number_in_alias(alias: str, guide: Guide) -> str | None:
     """The version number a guide alias names: "outlook 2013" -> "2013", "office 365" -> "365"."""
     return next((str(n) for n in _NUMBER.findall(alias) if covers(guide, n)), None)
@@ -186,22 +224,42 @@ class LexiconUnderstander:
         return self.understand_now(text)
 
     def understand_now(self, text: str) -> Understanding:
-        normalized = normalize(text)
+        # "Ich bin Mitarbeiterin": who the user is, not a request for a person.
+        normalized = without_identity(normalize(text))
+        step, rest = step_asked(normalized)
+        rest = ERROR_CODE.sub(" ", rest)  # "0x800CCC0E" holds no version
         intent, confidence = self._intent(normalized)
-        entities = self.entities(normalized)
-        match = self.lexicon.find(normalized)
+        entities = self.entities(rest)
+        match = self.lexicon.find(rest)  # "Schritt 1" is no version 1
         if match.program:
             entities["client"] = match.program
         if match.version:
             entities["version"] = match.version
         informative = match.program or (match.version and intent is None) or entities
-        if informative and intent in (None, "greet", "affirm", "deny", "out_of_scope"):
+        acts = self.acts(normalized, step)
+        if intent is None and not acts and NEGATION.search(normalized):
+            # "das Häkchen gibts bei mir nicht": a negative statement is a complaint.
+            intent, confidence = "step_problem", 0.6
+        if (informative or acts) and intent in (None, "greet", "affirm", "deny", "out_of_scope"):
             # "Hallo, ich habe Outlook 2013" and "nein, Thunderbird" both tell us something.
             intent = "inform"
             confidence = max(confidence, match.score / 100 if match.program else 0.8)
+        entities.update(acts)
         if intent is None:
             intent, confidence = "out_of_scope", 0.3
         return Understanding(text, intent, confidence, entities, match.guide)
+
+    @staticmethod
+    def acts(normalized: str, step: str | None) -> dict[str, str]:
+        """Step asked for, "don't know"/"any", a topic besides the guide, an error: the slots
+        that tell the engine what the user does at the open question."""
+        values = {
+            "step": step,
+            "answer": answer_kind(normalized),
+            "topic": topic(normalized),
+            "error": error_in(normalized),
+        }
+        return {name: value for name, value in values.items() if value is not None}
 
     def entities(self, normalized: str) -> dict[str, str]:
         entities: dict[str, str] = {}

@@ -30,7 +30,8 @@ _PATTERNS: list[tuple[Intent, str]] = [
     ),
     (
         "request_human",
-        r"\b(mensch|menschen|mitarbeiter\w*|kollegin|kollegen|person|support|agent\w*|helpdesk|"
+        r"\b(mensch|menschen|mitarbeiter\w*|kollegin|kollegen|person|(?<!not )support|agent\w*|"
+        r"helpdesk|"
         r"servicedesk|service-desk|hotline|human|someone|somebody)\b"
         r"|\b(jemand\w*) (echte\w*|richtige\w*|von euch|vom)\b|\banrufen\b|\bticket\w*\b"
         r"|\bpersoenliche hilfe\b",
@@ -62,9 +63,9 @@ _PATTERNS: list[tuple[Intent, str]] = [
     ),
     (
         "step_problem",
-        r"\b(geht|klappt|funktioniert|passt|tut)( es| das)?( leider| immer| noch| mehr)* "
-        r"(nicht|nich|net)\b|\bkeine (mails?|e-mails?|nachrichten)\b"
-        r"|\b(antwortet|reagiert|angenommen)\w* nicht\b|\bnicht angenommen\b|\bausgegraut\b"
+        r"\b(geht|klappt|funktioniert|passt|tut)( es| das)?( leider| immer| noch| mehr| trotzdem)* "
+        r"(nicht|nich|net|ned|nit)\b|\bkeine (mails?|e-mails?|nachrichten)\b"
+        r"|\b(antwortet|reagiert|angenommen)\w* nicht\b|\bnicht angenommen\b|\b(ausgegraut|grau)\b"
         r"|^wo ist (das|der|die) (menue|feld|knopf|button|reiter|punkt|haken|option)\b"
         r"|\bzertifikat\w*\b|\bda steht was anderes\b"
         r"|\b(finde|sehe|gibt|habe|hab)\b.*\b(nicht|kein\w*|nich|net)\b"
@@ -76,7 +77,8 @@ _PATTERNS: list[tuple[Intent, str]] = [
         "ask_settings",
         r"\b(einstellungen|serverdaten|zugangsdaten|servername\w*|serveradresse\w*|hostname|"
         r"settings|ports?|portnummer\w*|welcher server|\w*ausgangsserver|\w*eingangsserver|"
-        r"servereinstellung\w*|wie heisst der server|eintragen|trage ich)\b"
+        r"servereinstellung\w*|eintragen|trage ich)\b"
+        r"|\bwie (heisst|lautet) (der|die|das) (\w+ )?(mail|imap|pop3?|smtp)?-? ?server\w*"
         r"|\bwo (stell|schalt|aktivier)\w* ich\b",
     ),
     (
@@ -113,7 +115,9 @@ _PATTERNS: list[tuple[Intent, str]] = [
     ),
     (
         "affirm",
-        r"^(ja|jo|joa|jep|jap|japp|jup|yes|yep|yup|genau|richtig|stimmt|passt|ok|okay|okey|"
+        r"^(ja|jo|joa|jep|jap|japp|jup|yes|yep|yup|genau|richtig|stimmt|passt|ok|okay|okey|k|kk|"
+        r"oki|okidoki|alles klar|klaro|mhm|mhmm|aha|top|super|prima|perfekt|verstanden|gut|"
+        r"alright|got it|cool|fine|"
         r"korrekt|sicher|klar|na klar|gerne?|jawohl|jawoll|jaja|jaa+|jepp|sure|correct|natuerlich|"
         r"bitte|auf jeden fall|so ist es|exakt|ganz genau)\b",
     ),

@@ -1,0 +1,335 @@
+"""Every turn moves the user forward: answers that are not an offered option, what the user
+already said, ordinary dialogue acts and complaints at a step (issue 16)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.conversation import ConversationService
+from bot.engine.state import Stage
+from bot.knowledge.base import KnowledgeBase
+from bot.tickets.service import TicketService
+from bot.understanding.lexicon import LexiconUnderstander
+from tests.support import Chat
+
+PERSON = "Mit einem Menschen sprechen"
+
+
+@pytest.fixture(scope="module")
+def lexicon(knowledge: KnowledgeBase) -> LexiconUnderstander:
+    return LexiconUnderstander(knowledge)
+
+
+# --- every question has a way forward ------------------------------------------------------
+
+
+@pytest.mark.parametrize("answer", ["egal", "beides", "passt, nimm des normale", "weiter", "ja"])
+async def test_a_user_who_does_not_care_about_imap_or_pop3_gets_imap_with_the_reason(
+    service: ConversationService, answer: str
+) -> None:
+    chat = Chat(service)
+    await chat.say("Outlook 2016")
+    await chat.say(answer)
+    assert "Dann nehmen wir IMAP" in chat.text
+    assert "einzige Unterschied" in chat.text
+    assert "Microsoft Outlook 2010/13/16 – Schritt 1 von 4" in chat.text
+    assert (await chat.state()).protocol == "imap"
+
+
+async def test_a_user_who_does_not_know_the_protocol_learns_where_to_look_and_then_gets_imap(
+    service: ConversationService,
+) -> None:
+    chat = Chat(service)
+    await chat.say("Outlook 2013")
+    await chat.say("keine Ahnung")
+    first = chat.text
+    assert "Kontoeinstellungen beim Posteingangsserver" in first
+    assert chat.options[:2] == ["IMAP", "POP3"]
+    await chat.tap("Weiß ich nicht")
+    assert chat.text != first
+    assert "Dann nehmen wir IMAP" in chat.text
+    assert "Schritt 1 von 4" in chat.text
+
+
+async def test_an_unclear_answer_at_imap_or_pop3_is_explained_then_a_person_is_offered(
+    service: ConversationService,
+) -> None:
+    chat = Chat(service)
+    await chat.say("Outlook 2016")
+    await chat.say("das mit dem Posteingang")
+    assert "nicht erkannt" not in chat.text
+    assert "Wenn Sie unsicher sind, nehmen Sie IMAP" in chat.text
+    first = chat.text
+    await chat.say("hä?")
+    assert chat.text != first
+    assert PERSON in chat.options
+    await chat.say("ja")  # the offered default
+    assert "Schritt 1 von 4" in chat.text
+
+
+@pytest.mark.parametrize("dont_know", ["weiß ich nicht", "keine Ahnung", "wo find i des", "ka"])
+async def test_a_user_who_does_not_know_the_version_is_told_how_to_find_it(
+    service: ConversationService, dont_know: str
+) -> None:
+    chat = Chat(service)
+    await chat.say("Outlook")
+    await chat.say(dont_know)
+    assert "Info zu Outlook" in chat.text
+    assert "Outlook 2003" in chat.options
+
+
+async def test_the_version_question_never_says_the_same_twice_and_offers_a_person(
+    service: ConversationService,
+) -> None:
+    chat = Chat(service)
+    await chat.say("Outlook")
+    texts = []
+    for answer in ("weiß ich nicht", "hab ich nicht gefunden", "weiß ich wirklich nicht"):
+        await chat.say(answer)
+        texts.append(chat.text)
+        assert "nicht erkannt" not in chat.text
+        assert "Outlook 2010/2013/2016" in chat.options
+    assert texts[0] != texts[1] != texts[2]
+    assert "Helpdesk" in texts[1] and PERSON in chat.options
+    await chat.say("2016")
+    assert "Microsoft Outlook 2010/13/16" in chat.text
+
+
+async def test_short_acknowledgements_inside_a_guide_go_on(service: ConversationService) -> None:
+    chat = Chat(service)
+    await chat.say("Thunderbird 60")
+    for number, answer in enumerate(["k", "jo", "alles klar", "passt"], 2):
+        await chat.say(answer)
+        assert f"Schritt {number} von 5" in chat.text
+
+
+# --- what the user already said is not asked again -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "first",
+    ["Outlook 2016 mit IMAP", "imap, outlook, 2016", "outlook16 imap", "Outlook 365, Port 993"],
+)
+async def test_program_version_and_protocol_in_one_message_lead_to_the_first_step(
+    service: ConversationService, first: str
+) -> None:
+    chat = Chat(service)
+    await chat.say(first)
+    assert "IMAP oder per POP3" not in chat.text
+    assert "Schritt 1 von" in chat.text
+    assert (await chat.state()).protocol == "imap"
+
+
+async def test_a_protocol_or_version_said_before_the_program_is_kept(
+    service: ConversationService,
+) -> None:
+    chat = Chat(service)
+    await chat.say("Hallo, ich hab ein IMAP-Konto")
+    await chat.say("Outlook 2016")
+    assert "Schritt 1 von 4" in chat.text
+
+    other = Chat(service, user="bert")
+    await other.say("ich hab version 2007")
+    await other.say("ist outlook")
+    assert "Microsoft Outlook 2007 – Schritt 1 von 4" in other.text
+
+
+@pytest.mark.parametrize(("port", "protocol"), [("bei mir steht 993", "imap"), ("110", "pop3")])
+async def test_a_port_answers_the_protocol_question(
+    service: ConversationService, port: str, protocol: str
+) -> None:
+    chat = Chat(service)
+    await chat.say("Outlook 2013")
+    await chat.say(port)
+    assert "Schritt 1 von" in chat.text
+    assert (await chat.state()).protocol == protocol
+
+
+async def test_a_bare_number_at_the_version_question_is_an_option_when_offered_else_a_version(
+    service: ConversationService,
+) -> None:
+    chat = Chat(service)
+    await chat.say("Outlook")
+    await chat.say("2")
+    assert "Microsoft Outlook 2007 – Schritt 1 von 4" in chat.text
+
+    other = Chat(service, user="bert")
+    await other.say("Outlook")
+    await other.say("16")
+    assert "Microsoft Outlook 2010/13/16" in other.text
+
+
+async def test_a_long_first_message_with_program_and_error_keeps_the_program(
+    service: ConversationService,
+) -> None:
+    chat = Chat(service)
+    await chat.say("Mein Outlook 2016 (IMAP) zeigt beim Senden einen Fehler, was muss ich tun?")
+    assert "Fehlermeldung" in chat.text
+    assert "Microsoft Outlook 2010/13/16 – Schritt 1 von 4" in chat.text
+
+
+# --- dialogue acts ---------------------------------------------------------------------------
+
+
+async def test_a_step_asked_for_by_number_is_shown_without_switching_the_guide(
+    service: ConversationService,
+) -> None:
+    chat = Chat(service)
+    await chat.say("Outlook 2010 mit IMAP")
+    await chat.say("weiter")
+    await chat.say("weiter")
+    await chat.say("was war nochmal schritt 1?")
+    assert "Microsoft Outlook 2010/13/16 – Schritt 1 von 4" in chat.text
+    await chat.say("und schritt 4?")
+    assert "Schritt 4 von 4" in chat.text
+    await chat.say("schritt 9")
+    assert "Diese Anleitung hat 4 Schritte." in chat.text
+    state = await chat.state()
+    assert (state.guide, state.version) == ("outlook-2010-2016", "2010")
+
+
+async def test_a_user_who_says_who_they_are_gets_no_ticket(
+    service: ConversationService, tickets: TicketService
+) -> None:
+    chat = Chat(service)
+    await chat.say(
+        "Guten Tag, ich bin Mitarbeiterin am Institut für Physik und soll TLS einrichten."
+    )
+    assert "Welches Mailprogramm benutzen Sie?" in chat.text
+    assert await tickets.list() == []
+    await chat.say("ich möchte mit einem Mitarbeiter sprechen")
+    assert len(await tickets.list()) == 1
+
+
+@pytest.mark.parametrize("closing", ["fertig", "danke, das wars", "passt"])
+async def test_a_user_who_is_done_after_the_last_step_gets_a_goodbye(
+    service: ConversationService, closing: str
+) -> None:
+    chat = Chat(service)
+    await chat.say("Outlook 2003")
+    for _ in range(4):
+        await chat.say("weiter")
+    assert (await chat.state()).stage is Stage.FINISHED
+    await chat.say(closing)
+    assert "Auf Wiedersehen" in chat.text or "Gern geschehen" in chat.text
+    assert "Was möchten Sie als Nächstes tun?" not in chat.text
+
+
+async def test_an_off_topic_question_gets_what_lotse_does_and_the_guide_goes_on(
+    service: ConversationService,
+) -> None:
+    chat = Chat(service)
+    await chat.say("wie wird das wetter morgen in tübingen?")
+    assert "kenne ich leider nicht" not in chat.text
+    assert "Welches Mailprogramm benutzen Sie?" in chat.text
+    await chat.say("Thunderbird 60")
+    await chat.say("was gibts heute in der mensa?")
+    assert "Darauf weiß ich leider keine Antwort" in chat.text
+    assert "Schritt 1 von 5" in chat.text
+
+
+async def test_a_password_change_is_sent_to_the_helpdesk_and_contact_questions_are_answered(
+    service: ConversationService, tickets: TicketService
+) -> None:
+    chat = Chat(service)
+    await chat.say("Ich will mein Passwort ändern")
+    assert "Passwort kann ich nicht ändern" in chat.text
+    assert "servicedesk@example.org" in chat.text
+    await chat.say("Wann ist der Servicedesk erreichbar")
+    assert "Mo-Do 09:00–16:00" in chat.text
+    await chat.say("Was ist mein Benutzername")
+    assert "vollständige E-Mail-Adresse" in chat.text
+    assert await tickets.list() == []
+
+
+@pytest.mark.parametrize("answer", ["ja", "Hilfe", "Anderes Programm"])
+async def test_ordinary_words_at_the_program_question_are_no_unknown_program(
+    service: ConversationService, answer: str
+) -> None:
+    chat = Chat(service)
+    await chat.say("Hallo")
+    await chat.say(answer)
+    assert "kenne ich leider nicht" not in chat.text
+    assert "Microsoft Outlook" in chat.options
+
+
+async def test_an_unknown_program_gets_the_settings_to_enter(service: ConversationService) -> None:
+    chat = Chat(service)
+    await chat.say("Hallo")
+    await chat.say("Anderes Programm")
+    await chat.say("eM Client")
+    assert "mbox1.belwue.de" in chat.text
+    assert "Port 993 mit SSL/TLS" in chat.text
+    assert PERSON in chat.options
+
+
+# --- complaints are tied to the step ---------------------------------------------------------
+
+
+async def test_a_complaint_at_a_step_shows_that_step_again_and_offers_the_check_and_a_person(
+    service: ConversationService,
+) -> None:
+    chat = Chat(service)
+    await chat.say("Outlook 2010 IMAP")
+    await chat.say("weiter")
+    await chat.say("weiter")
+    await chat.say("sehe ich nicht")
+    assert 'Klicken Sie auf "Weitere Einstellungen".' in chat.text
+    assert "Info zu Outlook" not in chat.text  # the version is known: no version hint
+    assert {"Verbindung testen", PERSON} <= set(chat.options)
+    assert (await chat.state()).step == 2
+
+
+async def test_an_error_pasted_mid_guide_gets_the_settings_not_a_check_or_a_restart(
+    service: ConversationService,
+) -> None:
+    chat = Chat(service)
+    await chat.say("iPhone iOS 12")
+    await chat.say("schritt 5")
+    await chat.say("jetzt steht da Identität des Servers kann nicht überprüft werden")
+    assert "Port 993 mit SSL/TLS" in chat.text
+    assert "Verbindungstest" not in chat.text
+    assert (await chat.state()).step == 4
+
+
+# --- understanding ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "entities"),
+    [
+        ("woaß i ned", {"answer": "unknown"}),
+        ("hab ich nicht gefunden", {"answer": "unknown"}),
+        ("no idea", {"answer": "unknown"}),
+        ("egal", {"answer": "any"}),
+        ("was war nochmal Schritt 1?", {"step": "1"}),
+        ("Ich will mein Passwort ändern", {"topic": "password"}),
+        ("Fehler 0x800CCC0E", {"error": "0x800ccc0e"}),
+    ],
+)
+def test_dialogue_acts_are_entities(
+    lexicon: LexiconUnderstander, text: str, entities: dict[str, str]
+) -> None:
+    assert lexicon.understand_now(text).entities == entities
+
+
+@pytest.mark.parametrize(
+    ("text", "guide"),
+    [
+        ("outlook16 imap", "outlook-2010-2016"),
+        ("Outlook 2010, Schritt 3", "outlook-2010-2016"),
+    ],
+)
+def test_a_version_is_found_joined_to_the_name_and_never_in_a_step_number(
+    lexicon: LexiconUnderstander, text: str, guide: str
+) -> None:
+    assert lexicon.understand_now(text).guide == guide
+
+
+def test_a_distinctive_word_of_a_program_name_names_it(lexicon: LexiconUnderstander) -> None:
+    assert lexicon.understand_now("das Mailprogramm von Microsoft").entities["client"] == "outlook"
+
+
+def test_saying_who_one_is_is_no_request_for_a_person(lexicon: LexiconUnderstander) -> None:
+    assert lexicon.understand_now("ich bin Mitarbeiter im Dekanat").intent != "request_human"
+    assert lexicon.understand_now("einen Mitarbeiter bitte").intent == "request_human"
