@@ -98,6 +98,8 @@ _PARTICIPLE = re.compile(
 _QUOTES = {'"': '"', "'": "'", "„": "“”", "“": "”", "‚": "‘’", "»": "«", "«": "»"}
 _WORD = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*", re.UNICODE)
 _TOKEN = re.compile(r"\S+")
+_SPACES = re.compile(r"[ \t]+")
+_SEPARATORS = re.compile(r"[ \t,:]*")
 _EDGE = "\"'„“”‚‘’»«()[]{}<>.,;:!?"
 _LONGEST = 64  # longer tokens are data (a hash, a pasted log), not something typed as a password
 _WEAK_SYMBOLS = set("-._/\\'<>|:")  # separators in names, paths, menus and markup
@@ -133,8 +135,7 @@ def redact(text: str) -> Redaction:
     spans: list[tuple[int, int]] = []
     lines = _lines(text)
     for index, (start, line) in enumerate(lines):
-        following = lines[index + 1 :]
-        spans.extend(_disclosures(line, start, following))
+        spans.extend(_disclosures(lines, index))
         spans.extend(_shaped_tokens(line, start))
     if not spans:
         return Redaction(text, False)
@@ -181,8 +182,9 @@ def is_password_word(word: str) -> bool:
     )
 
 
-def _disclosures(line: str, offset: int, following: list[tuple[int, str]]) -> list[tuple[int, int]]:
-    """Spans of passwords given around a password word on this line."""
+def _disclosures(lines: list[tuple[int, str]], index: int) -> list[tuple[int, int]]:
+    """Spans of passwords given around a password word on line `index`."""
+    offset, line = lines[index]
     spans: list[tuple[int, int]] = []
     covered = 0  # the line is redacted up to here already
     for word in _WORD.finditer(line):
@@ -209,7 +211,7 @@ def _disclosures(line: str, offset: int, following: list[tuple[int, str]]) -> li
             covered = _value_end(line, value)
             spans.append((offset + value, offset + covered))
         else:  # "Passwort:" at the end of a line: the value is on the next line(s)
-            spans.extend(_next_lines(following, all_until_blank=credentials))
+            spans.extend(_next_lines(lines, index + 1, all_until_blank=credentials))
     return spans
 
 
@@ -222,7 +224,8 @@ def _value_after(line: str, end: int, before: str) -> int | None:
     """Where the password after a password word starts, or None when there is none."""
     connector = _CONNECTOR.match(line, end)
     if connector is not None:
-        value = _FILLER.match(line, connector.end()).end()  # type: ignore[union-attr]
+        filler = _FILLER.match(line, connector.end())
+        value = filler.end() if filler else connector.end()
         if value >= len(line):
             return (
                 value if line[connector.start() : connector.end()].strip().endswith(":") else None
@@ -238,8 +241,9 @@ def _value_after(line: str, end: int, before: str) -> int | None:
             return value
         return None
     if _HERE.search(before):
-        return end + (len(line[end:]) - len(line[end:].lstrip(" \t,:")))
-    bare = re.compile(r"[ \t]+").match(line, end)
+        separators = _SEPARATORS.match(line, end)
+        return separators.end() if separators else end
+    bare = _SPACES.match(line, end)
     if bare is None:
         return None
     value = bare.end()
@@ -279,10 +283,12 @@ def _value_end(line: str, value: int) -> int:
 
 
 def _next_lines(
-    following: list[tuple[int, str]], *, all_until_blank: bool
+    lines: list[tuple[int, str]], first: int, *, all_until_blank: bool
 ) -> list[tuple[int, int]]:
+    """The value of a "Passwort:" that ends its line: the next line (for "Zugangsdaten:",
+    every line up to a blank one)."""
     spans: list[tuple[int, int]] = []
-    for start, line in following:
+    for start, line in lines[first:]:
         if not line.strip():
             if spans:
                 break

@@ -47,6 +47,7 @@ from bot.channels.matrix import serve
 from bot.config import Settings
 from bot.conversation import ConversationService, Inbound
 from bot.engine.decision import Reply
+from bot.storage.store import Store
 from tests.servers.synapse import MatrixAccount, SynapseServer
 from tests.support import REPO
 
@@ -547,3 +548,24 @@ async def test_in_an_encrypted_room_the_configuration_profile_arrives_as_an_encr
     assert plistlib.loads(profile)["PayloadContent"][0]["EmailAddress"] == (
         "erika.muster@uni-beispiel.de"
     )
+
+
+async def test_an_unknown_command_and_a_password_in_a_command_are_handled_as_on_telegram(
+    bot: BotProcess, anna: MatrixUser
+) -> None:
+    bot.start()
+    room = await anna.open_direct_chat(bot.account.user_id, encrypted=False)
+    await _greeted(anna, bot, room)
+    try:
+        await anna.ask(room, "!foo", "Diesen Befehl kenne ich nicht")
+        await anna.ask(room, "!hilfe mein Passwort ist Sommer2024!", "niemals Ihr Passwort")
+    except AssertionError as error:
+        raise AssertionError(f"{error}\nbot log:\n{bot.log()}") from None
+    store = await Store.open(f"sqlite:///{bot.directory / 'lotse.sqlite3'}")
+    try:
+        stored = [m.text for m in await store.transcript("matrix", anna.account.user_id)]
+    finally:
+        await store.close()
+    assert "/foo" in stored
+    assert "/hilfe mein Passwort ist [Passwort entfernt]" in stored
+    assert "Sommer2024" not in "\n".join(stored)
