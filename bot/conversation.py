@@ -566,22 +566,12 @@ class ConversationService:
                 deleted = True
             elif type(item) in self._handlers:
                 replies.extend(await self._handlers[type(item)](item, context))
-                if isinstance(item, RunCheck) and self._server_error(context.state):
-                    # The mail server itself is broken: the helpdesk must know.
-                    replies.extend(
-                        await self._handlers[HandOver](HandOver("server_error"), context)
-                    )
+                if isinstance(item, RunCheck) and self.tickets is not None:
+                    # A broken mail server: the helpdesk must know (once per outage).
+                    replies.extend(await self.tickets.after_check(context))
             else:
                 replies.extend(self._without_service(item, tr))
         return replies, deleted
-
-    def _server_error(self, state: ConversationState) -> bool:
-        return (
-            HandOver in self._handlers
-            and state.last_check is not None
-            and state.last_check.get("overall") == "error"
-            and state.ticket is None
-        )
 
     def _without_service(self, action: Action, tr: Translator) -> list[Reply]:
         """No check or ticket service is running: point the user to the helpdesk."""

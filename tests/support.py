@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -143,3 +143,16 @@ class UserInbox:
 
     def text(self, user: str) -> str:
         return "\n".join(reply.text for reply in self.sent.get(user, []))
+
+
+@dataclass
+class StepClock:
+    """A clock a test moves by hand, for code that takes `clock=` (starts at the real now)."""
+
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)

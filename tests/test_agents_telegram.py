@@ -81,6 +81,7 @@ async def running_bot(
         yield Running(app, channel, desk)
     finally:
         await desk.drain()
+        await desk.stop_delivery("telegram", 5.0)
         if polling:
             await app.updater.stop()
         await app.stop()

@@ -134,7 +134,8 @@ async def test_a_failing_delivery_is_retried_later_rows_wait_and_it_is_given_up_
     later = utcnow() + timedelta(seconds=3)  # after the first pause (2 s)
     token = "test"
     due = await store.run(channel_outbox.claim, "matrix", token, later, 10)
-    assert [row.payload["replies"][0]["text"] for row in due] == ["eins", "zwei"]
+    # Rows without a ticket are one line: "zwei" is due only once "eins" is through.
+    assert [row.payload["replies"][0]["text"] for row in due] == ["eins"]
     await store.run(channel_outbox.release, token)
 
     # A row failing MAX_ATTEMPTS times is given up; the rows behind it go out.

@@ -67,6 +67,13 @@ def card(
         ),
         waiting_line(ticket, now, tr),
     ]
+    if ticket.affected > 1:  # an incident: the same server error in other users' checks
+        lines.insert(
+            2,
+            _("Betrifft {count} Nutzer (gleicher Fehler beim Verbindungstest).").format(
+                count=ticket.affected
+            ),
+        )
     if ticket.status == "closed":
         closer = closed_by or ticket.assignee
         lines.append(

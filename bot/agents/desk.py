@@ -2,8 +2,12 @@
 agents type or tap there becomes calls of the ticket service. Channel-neutral: the platform
 glue (`telegram.py`, `matrix.py`) posts and edits messages for it (`AgentChat`).
 
-- Events are shown one after another in the order they came, on every configured chat (a
-  Telegram group and a Matrix room may both be set); one chat failing does not stop the other.
+- Events go to every configured chat (a Telegram group and a Matrix room may both be set)
+  through the channel outbox (`bot/tickets/channel_outbox.py`): stored first, so a restart
+  loses nothing and posts them at start; one ticket's events in the order they came, tickets
+  taking turns and a new ticket's card first, so one user's flood never holds up another's
+  card; one chat failing does not stop the other. A user's messages within
+  `records.MERGE_WINDOW` are shown as one relay.
 - A card is posted when a ticket is made and edited when its status changes; a short line
   under it says who did what, and the user's messages while an agent has the ticket appear as
   replies to it. Which message is whose card is kept in the database (`card_refs`), so another
@@ -28,7 +32,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 from weakref import WeakKeyDictionary
 
@@ -50,16 +54,18 @@ from bot.agents.commands import (
     parse_tap,
 )
 from bot.conversation import ConversationService
+from bot.engine.decision import Reply
 from bot.i18n import Translator, translator
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.registry import KnowledgeRegistry, ReloadOutcome
 from bot.storage.tables import utcnow
-from bot.tickets import channel_outbox
+from bot.tickets import channel_outbox, records
+from bot.tickets.channel_outbox import Deliverer, Stopper, start_deliverer
 from bot.tickets.models import Ticket, TicketError, TicketEvent, UserNotReached
 from bot.tickets.service import TicketService
 
 log = logging.getLogger(__name__)
-STATUS_EVENTS = ("taken", "handed_back", "closed")
+STATUS_EVENTS = ("taken", "handed_back", "closed", "reported")
 # The agents' chat an agent is acting in, while the desk carries out what they wrote there:
 # the ticket service's "agent_message" event arrives within that call and learns its source.
 _acting_in: ContextVar[str | None] = ContextVar("acting_in", default=None)
@@ -120,13 +126,15 @@ class Desk:
         tr: Translator,
         *,
         clock: Callable[[], datetime] = utcnow,
+        relay_window: timedelta = records.MERGE_WINDOW,
     ) -> None:
         self.tickets = tickets
         self.registry = registry
         self.tr = tr
         self.clock = clock
+        self.relay_window = relay_window
         self._chats: dict[str, AgentChat] = {}
-        self._order = asyncio.Lock()  # first come, first served: events keep their order
+        self._deliverers: dict[str, tuple[Deliverer, Stopper]] = {}
         self._pending: set[asyncio.Task[None]] = set()
         self._loop = asyncio.get_running_loop()  # reloads are reported from a worker thread
         if tickets is not None:
@@ -134,16 +142,65 @@ class Desk:
         registry.on_reload(self._on_reload)
 
     @classmethod
-    def for_service(cls, service: ConversationService, locale: str | None = None) -> Desk:
-        """The one desk of a conversation service, shared by its Telegram and Matrix glue."""
+    def for_service(
+        cls,
+        service: ConversationService,
+        locale: str | None = None,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> Desk:
+        """The one desk of a conversation service, shared by its Telegram and Matrix glue
+        (`clock`: for the desk made now, if none exists yet)."""
         desk = _desks.get(service)
         if desk is None:
             tr = translator(locale or service.default_locale)
-            desk = _desks[service] = cls(service.tickets, service.registry, tr)
+            desk = _desks[service] = cls(service.tickets, service.registry, tr, clock=clock)
         return desk
 
     def add_chat(self, chat: AgentChat) -> None:
         self._chats[chat.name] = chat
+        self.deliver(chat.name)
+
+    def deliver(self, name: str) -> Stopper:
+        """Deliver what is queued for channel `name` (its agents' chat, pushes to its users)
+        from now on, starting with what waited; the function that stops it. One deliverer
+        per channel and process."""
+        running = self._deliverers.get(name)
+        if running is not None:
+            return running[1]
+        tickets = self.tickets
+
+        async def send(user: str, replies: list[Reply]) -> None:
+            sender = tickets.sender_for(name) if tickets is not None else None
+            if sender is None:
+                raise LookupError(f"no {name} sender here")
+            await sender(user, replies)
+
+        async def show(event: TicketEvent, source: str | None) -> None:
+            await self.show_queued(name, event, source)
+
+        store = tickets.store if tickets is not None else None
+        if store is None:
+
+            async def nothing(_within: float) -> None:
+                return None
+
+            return nothing
+        deliverer = Deliverer(store, name, send, show, clock=self.clock)
+        stop_running = start_deliverer(deliverer)
+
+        async def stop(within: float) -> None:
+            if self._deliverers.get(name, (None,))[0] is deliverer:
+                del self._deliverers[name]
+            await stop_running(within)
+
+        self._deliverers[name] = (deliverer, stop)
+        return stop
+
+    async def stop_delivery(self, name: str, within: float) -> None:
+        running = self._deliverers.get(name)
+        if running is not None:
+            await running[1](within)
 
     @property
     def chat_names(self) -> frozenset[str]:
@@ -155,59 +212,47 @@ class Desk:
         self._chats.pop(name, None)
 
     async def drain(self) -> None:
-        """Wait until every event so far is shown (shutdown, tests)."""
+        """Show every event that is due (tests; held relays wait for their time)."""
         while self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
+        for deliverer, _stop in list(self._deliverers.values()):
+            await deliverer.deliver_all()
 
     # --- what agents see -----------------------------------------------------------------
 
     async def on_event(self, event: TicketEvent) -> None:
-        """The ticket service's listener: returns at once, the chats are written to after."""
+        """The ticket service's listener: the event is stored for each agents' chat (here and
+        on other instances), and this instance's deliverers are woken."""
+        if self.tickets is None:
+            return
         source = _acting_in.get() if event.kind == "agent_message" else None
-        self._spawn(self._show(event, source))
+        queued = await self.tickets.store.run(
+            channel_outbox.queue_event,
+            event,
+            source,
+            frozenset(self._deliverers),
+            self.clock(),
+            self.relay_window,
+        )
+        for name in queued:
+            running = self._deliverers.get(name)
+            if running is not None:
+                running[0].wake()
 
     def _spawn(self, work: Awaitable[None]) -> None:
-        async def in_order() -> None:
-            async with self._order:
-                await work
-
-        task = asyncio.ensure_future(in_order())
+        task = asyncio.ensure_future(work)
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def _show(self, event: TicketEvent, source: str | None = None) -> None:
-        """`source`: the agents' chat an "agent_message" was written in."""
-        for chat in list(self._chats.values()):
-            try:
-                await self._show_in(chat, event, source)
-            except Exception:  # one chat failing must not keep the event from the others
-                log.exception("showing a ticket event (%s) in %s failed", event.kind, chat.name)
-        await self._queue_for_other_instances(event, source)
-
-    async def _queue_for_other_instances(self, event: TicketEvent, source: str | None) -> None:
-        """An agents' chat of a channel another instance runs (Matrix) gets the event through
-        the channel outbox; that instance shows it there only."""
-        if self.tickets is None:
-            return
-        payload = channel_outbox.event_payload(event, source)
-        for name in channel_outbox.LEASED_CHANNELS:
-            if name in self._chats:
-                continue
-            try:
-                await self.tickets.store.run(
-                    channel_outbox.queue, name, channel_outbox.AGENTS, payload, self.clock()
-                )
-            except Exception:
-                log.exception("queueing a ticket event (%s) for %s failed", event.kind, name)
-
     async def show_queued(self, name: str, event: TicketEvent, source: str | None) -> None:
-        """An event another instance queued for the agents' chat `name` (the channel outbox's
-        deliverer): shown there only, in turn with this desk's own events; raises to retry."""
+        """An event from the channel outbox, shown in the agents' chat `name` only; raises to
+        be retried (also when that chat stopped here: another instance may take it)."""
         chat = self._chats.get(name)
-        if chat is None:  # no agents' chat on this channel here
-            return
-        async with self._order:
-            await self._show_in(chat, event, source)
+        if chat is None:
+            if name in channel_outbox.LEASED_CHANNELS and name in self._deliverers:
+                return  # Matrix runs here without an agents' room: nothing to show
+            raise LookupError(f"no agents' chat {name} here")
+        await self._show_in(chat, event, source)
 
     async def _show_in(self, chat: AgentChat, event: TicketEvent, source: str | None) -> None:
         ticket = event.ticket
@@ -219,6 +264,8 @@ class Desk:
                 ref = await self._post_card(chat, ticket, closed_by=event.agent)
             else:
                 await chat.edit(ref, self.card(ticket, closed_by=event.agent))
+            if event.kind == "reported":
+                return  # the card counts the users; no line per report
             line = cards.status_change(event.kind, ticket, event.agent, self.tr)
             if line is not None:
                 await self._post(chat, ticket.number, line, reply_to=ref)

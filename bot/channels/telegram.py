@@ -23,7 +23,7 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextlib import suppress
 from functools import partial
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 from weakref import WeakValueDictionary
 
@@ -52,6 +52,9 @@ from bot.engine.state import ConversationState, Option
 from bot.i18n import SOURCE_LOCALE, SUPPORTED_LOCALES, Translator, pick_locale, translator
 from bot.retry import Backoff, retry
 from bot.storage.store import SavedConversation
+
+if TYPE_CHECKING:  # the agents' glue imports this module
+    from bot.agents.desk import Desk
 
 CHANNEL = "telegram"
 # What Telegram allows in a `t.me/<bot>?start=PAYLOAD` deep link.
@@ -375,6 +378,7 @@ class TelegramRunner:
             service, allowed_groups=allowed_groups(settings.telegram_allowed_groups)
         )
         self.channel.install(self.app)
+        self.desk: Desk | None = None
 
     @property
     def mode(self) -> str:
@@ -392,7 +396,7 @@ class TelegramRunner:
         # Agents' answers to Telegram users, the agents' group (imported here: it imports us).
         from bot.agents.telegram import connect_agents
 
-        connect_agents(app, self.channel, settings)
+        self.desk = connect_agents(app, self.channel, settings)
         await app.start()
         assert app.updater is not None
         if settings.telegram_webhook_url:
@@ -418,6 +422,8 @@ class TelegramRunner:
         except TimeoutError:
             log.warning("Telegram updates still under way after %.0f s; stopping anyway", within)
         finally:
+            if self.desk is not None:  # what waits for the agents' group: at the next start
+                await self.desk.stop_delivery(CHANNEL, within)
             with suppress(Exception):  # shutting down after a failed start may fail again
                 await app.shutdown()
 

@@ -167,17 +167,13 @@ async def _start_matrix(
 
 
 def _deliver_matrix_outbox(service: ConversationService) -> Stopper | None:
-    """While Matrix runs here: deliver what instances without it queued for Matrix users and
-    the Matrix agents' room (bot/tickets/channel_outbox.py)."""
+    """While Matrix runs here: deliver what this and other instances queued for Matrix users
+    and the Matrix agents' room (bot/tickets/channel_outbox.py)."""
     from bot.agents.desk import Desk
-    from bot.tickets.channel_outbox import Deliverer, start_deliverer
 
-    tickets = service.tickets
-    send = tickets.sender_for("matrix") if tickets is not None else None
-    if send is None:
+    if service.tickets is None:
         return None
-    show = partial(Desk.for_service(service).show_queued, "matrix")
-    return start_deliverer(Deliverer(service.store, "matrix", send, show))
+    return Desk.for_service(service).deliver("matrix")
 
 
 async def _lead_matrix(

@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -84,7 +94,11 @@ class Ticket(Base):
     foreign key, so deleting a user's conversation leaves the helpdesk's statistics intact."""
 
     __tablename__ = "tickets"
-    __table_args__ = (Index("ix_tickets_user", "channel", "user_external_id", "status"),)
+    __table_args__ = (
+        Index("ix_tickets_user", "channel", "user_external_id", "status"),
+        Index("ix_tickets_requester_key", "requester_key", "created_at"),
+        Index("ix_tickets_incident_key", "incident_key"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)  # the ticket number agents see
     status: Mapped[str] = mapped_column(String(16))  # new | open | waiting | closed
@@ -106,6 +120,25 @@ class Ticket(Base):
     first_answer_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Who asked, hashed, kept past /loeschen for the per-user ticket limit's window only.
+    requester_key: Mapped[str | None] = mapped_column(String(64))
+    # A server error many users see: the finding this ticket stands for while the outage
+    # lasts (None once a check found the server healthy), and when it was last reported.
+    incident_key: Mapped[str | None] = mapped_column(String(255))
+    incident_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class IncidentReport(Base):
+    """A user whose check found the same server error as an incident ticket: counted once per
+    user (hashed key, deleted with their data), so agents see how many are affected."""
+
+    __tablename__ = "incident_reports"
+
+    ticket_id: Mapped[int] = mapped_column(
+        ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class TicketMessage(Base):
@@ -211,3 +244,7 @@ class ChannelOutboxRow(Base):
     # A deliverer's claim: rows claimed by one are skipped by others until `claimed_until`.
     claim: Mapped[str | None] = mapped_column(String(64))
     claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The ticket a row is about: rows of one ticket go out in order, tickets take turns.
+    ticket_id: Mapped[int | None] = mapped_column()
+    due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # not before
+    new_ticket: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

@@ -1,17 +1,22 @@
-"""Deliveries for a channel that runs on another instance (not the mail outbox: `outbox.py`).
+"""The channel outbox: what waits for a chat channel, in the database (not the mail outbox:
+`outbox.py`), so that a restart or another instance loses nothing.
 
-Matrix runs in one `lotse serve` instance only, the holder of the lease "channel:matrix". An
-instance without it cannot push an agent's answer to a Matrix user nor post a ticket event in
-the Matrix agents' room, so it writes the delivery to the table `channel_outbox` instead:
-- kind "user": the replies for one user, sent through the channel's own user sender;
-- kind "agents": a ticket event, shown by the desk in that channel's agents' chat only (the
-  local chats of the instance that queued it showed it already).
-The instance running the channel polls every second (and once when the channel starts), claims
-pending rows in `id` order with a conditional UPDATE (two instances that briefly both lead never
-claim the same row), marks each delivered, and retries a failed one after a growing pause, at
-most `MAX_ATTEMPTS` times; later rows of the channel wait behind a row that is being retried, so
-the order holds. A row is queued only when some instance is configured for the channel (its
-lease row exists in `job_leases`); otherwise the caller still says the user is not reachable.
+- kind "user": the replies for one user, sent through the channel's own user sender (queued
+  when another instance runs the channel: Matrix under its lease "channel:matrix");
+- kind "agents": a ticket event for the channel's agents' chat (the card, a status line, an
+  agent's answer), written by the desk of the instance where it happened;
+- kind "relay": what a user wrote to the agent, held for `records.MERGE_WINDOW` so that what
+  they write meanwhile joins it (one post instead of 45);
+- kind "refresh": redraw a ticket's card (another user reported its incident); one pending
+  per ticket is enough, since the card is drawn from the ticket as it is then.
+A deliverer runs on each instance with the channel (the agents' chat's, or Matrix's holder) and
+polls every second (woken at once when its own desk queues). It claims rows with a conditional
+UPDATE (two deliverers never claim the same row), marks each delivered and retries a failed
+one after a growing pause, at most `MAX_ATTEMPTS` times. Order and fairness: rows of one
+ticket go out in `id` order (later ones wait behind one not due: held or being retried);
+tickets take turns, one row each per round, a new ticket's card first, so one user's backlog
+never holds up another's card. A row for a channel no instance here or elsewhere runs is not
+queued; then the caller still says the user is not reachable.
 """
 
 from __future__ import annotations
@@ -42,11 +47,14 @@ log = logging.getLogger(__name__)
 
 USER = "user"
 AGENTS = "agents"
+RELAY = "relay"
+REFRESH = "refresh"
 LEASED_CHANNELS = ("matrix",)  # channels one instance runs, under the lease "channel:<name>"
 MAX_ATTEMPTS = 5
 CLAIM_SECONDS = 60.0  # a deliverer that dies lets its claimed rows go after this
 POLL_SECONDS = 1.0
-BATCH = 50
+BATCH = 50  # tickets served per round
+SCAN = 2000  # pending rows looked at per round to find each ticket's next one
 KEEP_DELIVERED = timedelta(days=1)
 
 UserSender = Callable[[str, list[Reply]], Awaitable[None]]
@@ -58,6 +66,7 @@ class Pending:
     id: int
     kind: str
     payload: dict[str, Any]
+    ticket: int | None = None
 
 
 def lease_name(channel: str) -> str:
@@ -120,37 +129,163 @@ def served_elsewhere(conn: Connection, channel: str) -> bool:
 
 
 def queue(
-    conn: Connection, channel: str, kind: str, payload: dict[str, Any], now: datetime
+    conn: Connection,
+    channel: str,
+    kind: str,
+    payload: dict[str, Any],
+    now: datetime,
+    *,
+    ticket: int | None = None,
+    new_ticket: bool = False,
+    here: bool = False,
 ) -> bool:
-    """Queue one delivery if an instance runs `channel`; whether it was queued."""
-    if not served_elsewhere(conn, channel):
+    """Queue one delivery if this instance (`here`) or another one runs `channel`; whether it
+    was queued. `ticket`: the ticket it is about (its order, its turn); `new_ticket`: a new
+    ticket's card, which goes before other tickets' rows."""
+    if not here and not served_elsewhere(conn, channel):
         return False
     conn.execute(
         insert(ChannelOutboxRow).values(
-            channel=channel, kind=kind, payload=payload, created_at=now, attempts=0
+            channel=channel,
+            kind=kind,
+            payload=payload,
+            created_at=now,
+            attempts=0,
+            ticket_id=ticket,
+            new_ticket=new_ticket,
         )
     )
     return True
 
 
+def _waiting_row(conn: Connection, channel: str, kind: str, ticket: int) -> Any:
+    """The ticket's row of `kind` nobody has tried yet, if there is one."""
+    return conn.execute(
+        select(ChannelOutboxRow.id, ChannelOutboxRow.payload, ChannelOutboxRow.due_at)
+        .where(
+            ChannelOutboxRow.channel == channel,
+            ChannelOutboxRow.kind == kind,
+            ChannelOutboxRow.ticket_id == ticket,
+            ChannelOutboxRow.delivered_at.is_(None),
+            ChannelOutboxRow.claim.is_(None),
+            ChannelOutboxRow.attempts == 0,
+        )
+        .order_by(ChannelOutboxRow.id.desc())
+    ).first()
+
+
+def queue_relay(
+    conn: Connection,
+    channel: str,
+    ticket: int,
+    text: str,
+    now: datetime,
+    window: timedelta,
+    *,
+    here: bool = False,
+) -> bool:
+    """A user's message for the agents' chat: joins the ticket's relay still held (queued less
+    than `window` ago), else starts one held for `window`. Whether it was queued."""
+    if not here and not served_elsewhere(conn, channel):
+        return False
+    held = _waiting_row(conn, channel, RELAY, ticket)
+    if held is not None and held.due_at is not None and _aware(held.due_at) > now:
+        payload = {**held.payload, "texts": [*held.payload["texts"], text]}
+        joined = conn.execute(
+            update(ChannelOutboxRow)
+            .where(ChannelOutboxRow.id == held.id, ChannelOutboxRow.claim.is_(None))
+            .values(payload=payload)
+        )
+        if joined.rowcount == 1:
+            return True
+    conn.execute(
+        insert(ChannelOutboxRow).values(
+            channel=channel,
+            kind=RELAY,
+            payload={"ticket": ticket, "texts": [text]},
+            created_at=now,
+            attempts=0,
+            ticket_id=ticket,
+            due_at=now + window,
+        )
+    )
+    return True
+
+
+def queue_refresh(
+    conn: Connection, channel: str, ticket: int, now: datetime, *, here: bool
+) -> bool:
+    """Redraw the ticket's card; nothing new when a redraw is waiting already."""
+    if not here and not served_elsewhere(conn, channel):
+        return False
+    if _waiting_row(conn, channel, REFRESH, ticket) is not None:
+        return True
+    return queue(conn, channel, REFRESH, {"ticket": ticket}, now, ticket=ticket, here=here)
+
+
+def queue_event(
+    conn: Connection,
+    event: TicketEvent,
+    source: str | None,
+    here: frozenset[str],
+    now: datetime,
+    window: timedelta,
+) -> list[str]:
+    """A ticket event for every agents' chat: those of this instance (`here`) and those of a
+    channel another instance runs; the channels it was queued for. `source`: the agents' chat
+    an agent's answer was written in (its agents saw it already)."""
+    queued = []
+    number = event.ticket.number
+    for name in sorted(here | set(LEASED_CHANNELS)):
+        local = name in here
+        if event.kind == "agent_message" and source == name:
+            continue
+        if event.kind == "user_message" and event.text is not None:
+            done = queue_relay(conn, name, number, event.text, now, window, here=local)
+        elif event.kind == "reported":
+            done = queue_refresh(conn, name, number, now, here=local)
+        else:
+            payload = event_payload(event, source)
+            new = event.kind == "created"
+            done = queue(
+                conn, name, AGENTS, payload, now, ticket=number, new_ticket=new, here=local
+            )
+        if done:
+            queued.append(name)
+    return queued
+
+
 def claim(conn: Connection, channel: str, token: str, now: datetime, limit: int) -> list[Pending]:
-    """Claim the channel's next due rows in order, up to the first one not due (being retried
-    or claimed by another deliverer): the UPDATE's condition lets only one claimant win."""
+    """Claim the next row of each ticket that is due, a new ticket's card first, then the
+    oldest; a ticket whose next row is not due (held, being retried, claimed by another
+    deliverer) waits. The UPDATE's condition lets only one claimant win a row."""
     rows = conn.execute(
-        select(ChannelOutboxRow.id, ChannelOutboxRow.claimed_until)
+        select(
+            ChannelOutboxRow.id,
+            ChannelOutboxRow.ticket_id,
+            ChannelOutboxRow.new_ticket,
+            ChannelOutboxRow.claimed_until,
+            ChannelOutboxRow.due_at,
+        )
         .where(
             ChannelOutboxRow.channel == channel,
             ChannelOutboxRow.delivered_at.is_(None),
             ChannelOutboxRow.attempts < MAX_ATTEMPTS,
         )
         .order_by(ChannelOutboxRow.id)
-        .limit(limit)
+        .limit(SCAN)
     ).all()
-    due: list[int] = []
-    for row_id, claimed_until in rows:
-        if claimed_until is not None and _aware(claimed_until) >= now:
-            break
-        due.append(row_id)
+    seen: set[int | None] = set()  # rows without a ticket (older ones) are one line
+    heads: list[tuple[bool, int]] = []
+    for row_id, ticket, new_ticket, claimed_until, due_at in rows:
+        if ticket in seen:
+            continue
+        seen.add(ticket)
+        busy = claimed_until is not None and _aware(claimed_until) >= now
+        held = due_at is not None and _aware(due_at) > now
+        if not busy and not held:
+            heads.append((not new_ticket, row_id))
+    due = [row_id for _later, row_id in sorted(heads)[:limit]]
     if not due:
         return []
     conn.execute(
@@ -163,11 +298,16 @@ def claim(conn: Connection, channel: str, token: str, now: datetime, limit: int)
         .values(claim=token, claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
     )
     claimed = conn.execute(
-        select(ChannelOutboxRow.id, ChannelOutboxRow.kind, ChannelOutboxRow.payload)
-        .where(ChannelOutboxRow.claim == token, ChannelOutboxRow.delivered_at.is_(None))
-        .order_by(ChannelOutboxRow.id)
+        select(
+            ChannelOutboxRow.id,
+            ChannelOutboxRow.kind,
+            ChannelOutboxRow.payload,
+            ChannelOutboxRow.ticket_id,
+            ChannelOutboxRow.new_ticket,
+        ).where(ChannelOutboxRow.claim == token, ChannelOutboxRow.delivered_at.is_(None))
     ).all()
-    return [Pending(row_id, kind, payload) for row_id, kind, payload in claimed]
+    ordered = sorted(claimed, key=lambda row: (not row.new_ticket, row.id))
+    return [Pending(row.id, row.kind, row.payload, row.ticket_id) for row in ordered]
 
 
 def delivered(conn: Connection, row_id: int, now: datetime) -> None:
@@ -224,24 +364,42 @@ def _aware(moment: datetime) -> datetime:
 
 
 class Deliverer:
-    """Delivers the rows queued for `channel` on the instance that runs it."""
+    """Delivers the rows queued for `channel` on an instance that runs it.
+
+    `send_user`: the channel's sender for "user" rows (None: this instance queues none);
+    `show_event`: the desk showing an event in this channel's agents' chat (None: no chat)."""
 
     def __init__(
-        self, store: Store, channel: str, send_user: UserSender, show_event: EventShower | None
+        self,
+        store: Store,
+        channel: str,
+        send_user: UserSender | None,
+        show_event: EventShower | None,
+        *,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        self.store, self.channel = store, channel
+        self.store, self.channel, self.clock = store, channel, clock
         self.send_user, self.show_event = send_user, show_event
+        self._news = asyncio.Event()
+        self.stopping = False  # finish the row under way, leave the rest for the next start
+
+    def wake(self) -> None:
+        """Something was queued here: deliver now rather than at the next poll."""
+        self._news.set()
 
     async def deliver_pending(self) -> int:
-        """One round: deliver what is due, in order; how many rows were delivered."""
+        """One round: each ticket's next due row (see `claim`); how many were delivered. A
+        failed row waits for its retry, the other tickets' rows go on."""
         token = uuid.uuid4().hex
-        rows = await self.store.run(claim, self.channel, token, utcnow(), BATCH)
+        rows = await self.store.run(claim, self.channel, token, self.clock(), BATCH)
         done = 0
         for row in rows:
+            if self.stopping:
+                break
             try:
                 await self._deliver(row)
             except Exception as error:
-                attempts = await self.store.run(failed, row.id, utcnow())
+                attempts = await self.store.run(failed, row.id, self.clock())
                 log.warning(
                     "%s outbox row %d failed (attempt %d of %d): %s",
                     self.channel,
@@ -251,14 +409,21 @@ class Deliverer:
                     type(error).__name__,
                 )
                 metrics.ERRORS.labels("channel_outbox").inc()
-                await self.store.run(release, token)  # the rest waits behind it
-                break
-            await self.store.run(delivered, row.id, utcnow())
+                continue
+            await self.store.run(delivered, row.id, self.clock())
             done += 1
+        await self.store.run(release, token)
         return done
+
+    async def deliver_all(self) -> None:
+        """Deliver until nothing is due (shutdown, tests); held relays stay for later."""
+        while await self.deliver_pending():
+            pass
 
     async def _deliver(self, row: Pending) -> None:
         if row.kind == USER:
+            if self.send_user is None:
+                raise LookupError(f"no {self.channel} sender on this instance")
             user, replies = replies_from_payload(row.payload)
             await self.send_user(user, replies)
             return
@@ -268,20 +433,31 @@ class Deliverer:
         ticket = await self.store.run(records.load, int(payload["ticket"]))
         if ticket is None:
             return
+        if row.kind == RELAY:
+            texts = [str(text) for text in payload["texts"]]
+            await self.show_event(TicketEvent("user_message", ticket, "\n".join(texts)), None)
+            return
+        if row.kind == REFRESH:
+            await self.show_event(TicketEvent("reported", ticket), None)
+            return
         kind: EventKind = payload["event"]
         event = TicketEvent(kind, ticket, payload.get("text"), payload.get("agent"))
         await self.show_event(event, payload.get("source"))
 
     async def run(self) -> None:
-        """Deliver now, then every `POLL_SECONDS`, until cancelled."""
-        while True:
+        """Deliver now (what waited over a restart), then whenever woken or every
+        `POLL_SECONDS`, until cancelled."""
+        while not self.stopping:
+            self._news.clear()
             try:
-                await self.deliver_pending()
+                if await self.deliver_pending():
+                    continue  # more may be due: the next round at once
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # the database is away: try again next round
                 log.warning("%s outbox round failed: %s", self.channel, type(error).__name__)
-            await asyncio.sleep(POLL_SECONDS)
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._news.wait(), POLL_SECONDS)
 
 
 Stopper = Callable[[float], Awaitable[None]]
@@ -292,7 +468,10 @@ def start_deliverer(deliverer: Deliverer) -> Stopper:
     task = asyncio.create_task(deliverer.run(), name=f"{deliverer.channel} outbox")
 
     async def stop(within: float) -> None:
-        task.cancel()
+        # The row under way is finished and recorded (so it is not posted again after the
+        # restart); cancelled only if that takes longer than `within`.
+        deliverer.stopping = True
+        deliverer.wake()
         with suppress(asyncio.CancelledError, Exception):
             await asyncio.wait_for(task, within)
 

@@ -50,7 +50,7 @@ def check_line(last_check: dict[str, Any] | None, zone: ZoneInfo | None) -> str:
 
 def ticket_fields(ticket: Ticket, zone: ZoneInfo) -> list[str]:
     step = f"{ticket.guide}, Schritt {ticket.step}" if ticket.guide and ticket.step else "–"
-    return [
+    fields = [
         f"Ticket:          Lotse#{ticket.number}",
         f"Status:          {labels.status_label(ticket.status, GERMAN)}",
         f"Grund:           {labels.reason_label(ticket.reason, GERMAN)}",
@@ -63,6 +63,9 @@ def ticket_fields(ticket: Ticket, zone: ZoneInfo) -> list[str]:
         f"Externe Ref.:    {ticket.external_ref or '–'}",
         f"Erstellt:        {local_time(ticket.created_at, zone)}",
     ]
+    if ticket.affected > 1:  # an incident: counted, not mailed per user
+        fields.append(f"Betroffene:      {ticket.affected} Nutzer (gleicher Fehler)")
+    return fields
 
 
 def transcript_lines(

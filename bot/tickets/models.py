@@ -10,7 +10,10 @@ from typing import Any, Literal
 Status = Literal["new", "open", "waiting", "closed"]
 STATUSES: tuple[Status, ...] = ("new", "open", "waiting", "closed")
 ACTIVE: tuple[Status, ...] = ("new", "open", "waiting")  # one of these per user at a time
-EventKind = Literal["created", "taken", "user_message", "agent_message", "handed_back", "closed"]
+# "reported": another user's check found the incident's server error (the card shows how many).
+EventKind = Literal[
+    "created", "taken", "user_message", "agent_message", "handed_back", "closed", "reported"
+]
 
 
 class TicketError(Exception):
@@ -53,6 +56,7 @@ class Ticket:
     taken_at: datetime | None
     first_answer_at: datetime | None
     closed_at: datetime | None
+    affected: int = 0  # users whose check found this incident's server error (0: no incident)
 
     @property
     def active(self) -> bool:
@@ -80,6 +84,7 @@ class Ticket:
             "taken_at": when(self.taken_at),
             "first_answer_at": when(self.first_answer_at),
             "closed_at": when(self.closed_at),
+            "affected": self.affected,
         }
 
 
@@ -110,8 +115,8 @@ def utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC)
 
 
-def ticket_from_row(row: Any) -> Ticket:
-    """A ticket from a row of `select(tables.Ticket)`."""
+def ticket_from_row(row: Any, affected: int = 0) -> Ticket:
+    """A ticket from a row of `select(tables.Ticket)`; `affected` from `incident_reports`."""
     created = utc(row.created_at)
     assert created is not None
     return Ticket(
@@ -132,4 +137,5 @@ def ticket_from_row(row: Any) -> Ticket:
         taken_at=utc(row.taken_at),
         first_answer_at=utc(row.first_answer_at),
         closed_at=utc(row.closed_at),
+        affected=affected,
     )

@@ -6,6 +6,7 @@ without its mail and a mail server that is down loses nothing.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -14,11 +15,12 @@ from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, delete, func, insert, or_, select, text, update
 
 from bot.storage.tables import (
     Conversation,
     HandoffLink,
+    IncidentReport,
     Message,
     OutgoingMail,
     TicketMessage,
@@ -37,6 +39,16 @@ from bot.tickets.models import (
 )
 
 CONTEXT_MESSAGES = 60  # how much of the conversation before the hand-over a ticket copies
+# At most this many tickets per user within the window, also across /loeschen: asking for a
+# human, deleting and asking again must not flood the helpdesk with tickets, mails and cards.
+TICKET_LIMIT = 3
+TICKET_LIMIT_WINDOW = timedelta(hours=1)
+# A user's messages to an agent within this time after the first go out as one mail (the
+# agents' chat merges them the same way: bot/agents/desk.py).
+MERGE_WINDOW = timedelta(seconds=3)
+# An incident (one ticket for a server error many users see) takes reports until a check finds
+# the server healthy again, or until nobody reported it for this long.
+INCIDENT_QUIET = timedelta(hours=1)
 
 TranscriptLine = tuple[str, str | None, str, datetime]  # direction, author, text, created_at
 
@@ -78,6 +90,48 @@ class NewTicket:
     step: int | None
     last_check: dict[str, Any] | None
     external_ref: str | None
+    incident_key: str | None = None  # a server error's finding (`incident_key`)
+
+
+def user_key(channel: str, user: str) -> str:
+    """A user as a hash: what the ticket limit and incident reports keep, never the id."""
+    return hashlib.sha256(f"lotse-user\0{channel}\0{user}".encode()).hexdigest()
+
+
+def incident_key(last_check: dict[str, Any]) -> str | None:
+    """What a check found wrong, as a key: the server and each failing endpoint with its error
+    findings ("mbox1.example|imap/993/tls:cert_expired"). None without a failing endpoint."""
+    failing = []
+    for endpoint in last_check.get("endpoints") or []:
+        if endpoint.get("status") != "error":
+            continue
+        codes = sorted(
+            {
+                str(f.get("code"))
+                for f in endpoint.get("findings") or []
+                if f.get("severity") == "error"
+            }
+        )
+        where = f"{endpoint.get('protocol')}/{endpoint.get('port')}/{endpoint.get('security')}"
+        failing.append(f"{where}:{','.join(codes)}")
+    if not failing:
+        return None
+    server = str(last_check.get("server") or "")
+    key = f"{server}|{';'.join(sorted(failing))}"
+    if len(key) > 255:  # many endpoints: still one key per finding
+        key = f"{server[:180]}|{hashlib.sha256(key.encode()).hexdigest()}"
+    return key
+
+
+def _server_prefix(server: str) -> str:
+    return f"{server[:180]}|"
+
+
+def _lock(conn: Connection, name: str) -> None:
+    """Serialise a decision across PostgreSQL instances for this transaction (SQLite runs one
+    transaction at a time anyway)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
 
 
 # --- reading -----------------------------------------------------------------------------
@@ -85,7 +139,12 @@ class NewTicket:
 
 def load(conn: Connection, number: int) -> Ticket | None:
     row = conn.execute(select(TicketRow).where(TicketRow.id == number)).first()
-    return ticket_from_row(row) if row is not None else None
+    if row is None:
+        return None
+    affected = conn.execute(
+        select(func.count()).select_from(IncidentReport).where(IncidentReport.ticket_id == number)
+    ).scalar_one()
+    return ticket_from_row(row, int(affected))
 
 
 def require(conn: Connection, number: int) -> Ticket:
@@ -157,10 +216,12 @@ def queue_mail(
     body: str,
     message_id: str,
     in_reply_to: str | None,
+    now: datetime | None = None,
+    not_before: datetime | None = None,
 ) -> None:
     if mail is None:
         return
-    now = utcnow()
+    now = now or utcnow()
     conn.execute(
         insert(OutgoingMail).values(
             recipient=mail.recipient,
@@ -170,7 +231,7 @@ def queue_mail(
             in_reply_to=in_reply_to,
             created_at=now,
             attempts=0,
-            next_attempt_at=now,
+            next_attempt_at=not_before or now,
         )
     )
 
@@ -184,6 +245,8 @@ def queue_ticket_mail(
     text: str | None = None,
     agent: str | None = None,
     with_transcript: bool = False,
+    now: datetime | None = None,
+    not_before: datetime | None = None,
 ) -> None:
     if mail is None:
         return
@@ -202,15 +265,26 @@ def queue_ticket_mail(
         ),
         message_id=thread if kind == "created" else mail.message_id(f"lotse-{ticket.number}"),
         in_reply_to=None if kind == "created" else thread,
+        now=now,
+        not_before=not_before,
     )
 
 
 def add_message(
-    conn: Connection, number: int, direction: str, text: str, author: str | None = None
+    conn: Connection,
+    number: int,
+    direction: str,
+    text: str,
+    author: str | None = None,
+    now: datetime | None = None,
 ) -> None:
     conn.execute(
         insert(TicketMessage).values(
-            ticket_id=number, direction=direction, author=author, text=text, created_at=utcnow()
+            ticket_id=number,
+            direction=direction,
+            author=author,
+            text=text,
+            created_at=now or utcnow(),
         )
     )
 
@@ -223,12 +297,36 @@ def add_turn(conn: Connection, number: int, inbound: str | None, replies: Sequen
         add_message(conn, number, "out", reply)
 
 
-def create(conn: Connection, new: NewTicket, mail: MailSettings | None) -> tuple[Ticket, bool]:
-    """The user's active ticket if there is one (False), else a new ticket (True)."""
+class TicketLimitReached(Exception):
+    """The user opened `TICKET_LIMIT` tickets within `TICKET_LIMIT_WINDOW` already."""
+
+
+def create(
+    conn: Connection, new: NewTicket, mail: MailSettings | None, now: datetime | None = None
+) -> tuple[Ticket, bool]:
+    """The user's active ticket if there is one (False), else a new ticket (True). Raises
+    `TicketLimitReached` at the user's `TICKET_LIMIT` (a server error's incident is exempt:
+    it is not their request)."""
+    now = now or utcnow()
     existing = active_for(conn, new.channel, new.user)
     if existing is not None:
         return existing, False
-    now = utcnow()
+    key = user_key(new.channel, new.user)
+    window_start = now - TICKET_LIMIT_WINDOW
+    # The hashes are kept for the window only, also those of users who deleted their data.
+    conn.execute(
+        update(TicketRow)
+        .where(TicketRow.requester_key.is_not(None), TicketRow.created_at < window_start)
+        .values(requester_key=None)
+    )
+    if new.incident_key is None:
+        recent = conn.execute(
+            select(func.count())
+            .select_from(TicketRow)
+            .where(TicketRow.requester_key == key, TicketRow.created_at >= window_start)
+        ).scalar_one()
+        if recent >= TICKET_LIMIT:
+            raise TicketLimitReached
     number = conn.execute(
         insert(TicketRow)
         .values(
@@ -245,13 +343,69 @@ def create(conn: Connection, new: NewTicket, mail: MailSettings | None) -> tuple
             external_ref=new.external_ref,
             mail_thread_id=new_message_id(mail, "lotse-ticket"),
             created_at=now,
+            requester_key=key,
+            incident_key=new.incident_key,
+            incident_seen_at=now if new.incident_key else None,
         )
         .returning(TicketRow.id)
     ).scalar_one()
+    if new.incident_key is not None:
+        conn.execute(insert(IncidentReport).values(ticket_id=number, user_key=key, created_at=now))
     _copy_conversation(conn, number, new.channel, new.user)
     ticket = require(conn, number)
-    queue_ticket_mail(conn, mail, ticket, "created", with_transcript=True)
+    queue_ticket_mail(conn, mail, ticket, "created", with_transcript=True, now=now)
     return ticket, True
+
+
+def open_incident(
+    conn: Connection, new: NewTicket, mail: MailSettings | None, now: datetime
+) -> tuple[Ticket, bool]:
+    """A server error: the incident ticket of the same finding within its window, with this
+    user counted once (False), else a new incident ticket for this user (True)."""
+    key = new.incident_key
+    assert key is not None
+    _lock(conn, f"lotse-incident:{key}")
+    row = conn.execute(
+        select(TicketRow.id)
+        .where(
+            TicketRow.incident_key == key,
+            TicketRow.status.in_(ACTIVE),
+            TicketRow.incident_seen_at >= now - INCIDENT_QUIET,
+        )
+        .order_by(TicketRow.id.desc())
+    ).first()
+    if row is None:
+        return create(conn, new, mail, now)
+    number = int(row[0])
+    reporter = user_key(new.channel, new.user)
+    known = conn.execute(
+        select(IncidentReport.user_key).where(
+            IncidentReport.ticket_id == number, IncidentReport.user_key == reporter
+        )
+    ).first()
+    if known is None:
+        conn.execute(
+            insert(IncidentReport).values(ticket_id=number, user_key=reporter, created_at=now)
+        )
+    conn.execute(update(TicketRow).where(TicketRow.id == number).values(incident_seen_at=now))
+    return require(conn, number), False
+
+
+def end_incidents(conn: Connection, server: str) -> list[int]:
+    """A check found `server` healthy: its incidents take no more reports (the tickets stay
+    for the agents). The numbers of the incidents ended."""
+    prefix = _server_prefix(server)
+    numbers = list(
+        conn.execute(
+            select(TicketRow.id).where(
+                TicketRow.incident_key.is_not(None),
+                func.substr(TicketRow.incident_key, 1, len(prefix)) == prefix,
+            )
+        ).scalars()
+    )
+    if numbers:
+        conn.execute(update(TicketRow).where(TicketRow.id.in_(numbers)).values(incident_key=None))
+    return numbers
 
 
 def _copy_conversation(conn: Connection, number: int, channel: str, user: str) -> None:
@@ -337,10 +491,52 @@ def _change_active(conn: Connection, number: int, **values: Any) -> Ticket:
     return require(conn, number)
 
 
-def user_message(conn: Connection, number: int, text: str, mail: MailSettings | None) -> Ticket:
+def user_message(
+    conn: Connection, number: int, text: str, mail: MailSettings | None, now: datetime
+) -> Ticket:
+    """What the user wrote to the agent: in the transcript now; in a mail held for
+    `MERGE_WINDOW`, so that what they write meanwhile joins that mail instead of its own."""
     ticket = require(conn, number)
-    add_message(conn, number, "in", text)
-    queue_ticket_mail(conn, mail, ticket, "user_message", text=text)
+    add_message(conn, number, "in", text, now=now)
+    if mail is None:
+        return ticket
+    subject = mail_text.ticket_subject(ticket, "user_message")
+    held = conn.execute(
+        select(OutgoingMail.id, OutgoingMail.created_at)
+        .where(
+            OutgoingMail.in_reply_to == mail_thread(conn, number),
+            OutgoingMail.subject == subject,
+            OutgoingMail.attempts == 0,
+            OutgoingMail.next_attempt_at > now,
+        )
+        .order_by(OutgoingMail.id.desc())
+    ).first()
+    if held is None:
+        queue_ticket_mail(
+            conn,
+            mail,
+            ticket,
+            "user_message",
+            text=text,
+            now=now,
+            not_before=now + MERGE_WINDOW,
+        )
+        return ticket
+    held_id, since = held
+    texts = conn.execute(
+        select(TicketMessage.text)
+        .where(
+            TicketMessage.ticket_id == number,
+            TicketMessage.direction == "in",
+            TicketMessage.created_at >= since,
+        )
+        .order_by(TicketMessage.id)
+    ).scalars()
+    merged = "\n\n".join(texts)
+    body = mail_text.ticket_body(
+        ticket, "user_message", text=merged, agent=None, transcript=None, zone=mail.zone
+    )
+    conn.execute(update(OutgoingMail).where(OutgoingMail.id == held_id).values(body=body))
     return ticket
 
 
@@ -372,9 +568,13 @@ def forget_user(
     )
     now = utcnow()
     closed: list[Ticket] = []
+    reporter = user_key(channel, user)
+    conn.execute(delete(IncidentReport).where(IncidentReport.user_key == reporter))
     for number in numbers:
         conn.execute(delete(TicketMessage).where(TicketMessage.ticket_id == number))
-        was_active = require(conn, number).active
+        before = require(conn, number)
+        # An incident others reported too stays open for them; only this user leaves it.
+        was_active = before.active and before.affected == 0
         if was_active:
             ticket = _set(conn, number, status="closed", closed_at=now)
             queue_ticket_mail(

@@ -21,9 +21,11 @@ import builtins
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING
 
 from bot import metrics
+from bot.engine import render
 from bot.engine.decision import Action, HandOver, Reply
 from bot.gate import clean
 from bot.i18n import Translator, translator
@@ -63,9 +65,9 @@ class TicketService:
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.store = store
+        self.clock = clock  # tests pin it: the answer-time sentence depends on the hour
         self.knowledge = knowledge
         self.mail = mail
-        self.clock = clock  # tests pin it: the answer-time sentence depends on the hour
         self.conversation: ConversationService | None = None
         self.links: HandoffLinks | None = None  # set when LOTSE_HANDOFF_SECRET is
         self._listeners: builtins.list[Listener] = []
@@ -177,11 +179,13 @@ class TicketService:
     async def handle_hand_over(
         self, action: Action, context: ActionContext
     ) -> builtins.list[Reply]:
-        """The engine asks for a human: open a ticket (or refer to the active one)."""
+        """The engine asks for a human: open a ticket, or refer to the user's active one, or
+        (a server error) to the incident other users' checks opened already."""
         assert isinstance(action, HandOver)
         state, tr = context.state, context.translator
         inbound = context.inbound
         guide = state.guide if state.stage in ("guide", "finished", "protocol") else None
+        check = state.last_check
         new = NewTicket(
             reason=action.reason,
             channel=inbound.channel,
@@ -191,13 +195,28 @@ class TicketService:
             version=state.version,
             guide=guide,
             step=state.step + 1 if guide else None,
-            last_check=state.last_check,
+            last_check=check,
             external_ref=await self._link_reference(state.handoff_link),
+            incident_key=(
+                records.incident_key(check)
+                if action.reason == "server_error" and check is not None
+                else None
+            ),
         )
-        ticket, created = await self.store.run(records.create, new, self.mail)
-        state.ticket = ticket.number
-        when = answer_time(self.knowledge().helpdesk, self.clock(), tr)
         _ = tr.gettext
+        now = self.clock()
+        if new.incident_key is not None:
+            ticket, created = await self.store.run(records.open_incident, new, self.mail, now)
+            if not created:  # another user's incident: this user is counted there
+                await self._emit("reported", ticket)
+                return [Reply(self._incident_known_text(ticket, tr))]
+        else:
+            try:
+                ticket, created = await self.store.run(records.create, new, self.mail, now)
+            except records.TicketLimitReached:
+                log.info("ticket limit reached (%s)", action.reason)
+                return [Reply(self._limited_text(tr))]
+        state.ticket = ticket.number
         if created:
             metrics.TICKETS.labels(action.reason).inc()
             log.info("ticket %d opened (%s)", ticket.number, action.reason)
@@ -216,14 +235,47 @@ class TicketService:
         else:
             text = _(
                 "Ihre Anfrage Nr. {number} liegt dem Helpdesk bereits vor; eine zweite ist "
-                "nicht nötig."
+                "nicht nötig. Was Sie mir hier schreiben, kommt zu dieser Anfrage."
             ).format(number=ticket.number)
+        when = answer_time(self.knowledge().helpdesk, now, tr)
         if when:
             text += " " + when
         text += " " + _(
             "Die Antwort bekommen Sie hier im Chat. Bis dahin helfe ich Ihnen gern weiter."
         )
         return [Reply(text)]
+
+    async def after_check(self, context: ActionContext) -> builtins.list[Reply]:
+        """A connection check ran: a server error goes to the helpdesk (once per outage, see
+        `records.open_incident`); a healthy server ends its incidents."""
+        state = context.state
+        check = state.last_check
+        if check is None:
+            return []
+        if check.get("overall") != "error":
+            ended = await self.store.run(records.end_incidents, str(check.get("server") or ""))
+            for number in ended:
+                log.info("incident %d: the server was found healthy again", number)
+            return []
+        if state.ticket is not None:  # the helpdesk has this user's ticket already
+            return []
+        return await self.handle_hand_over(HandOver("server_error"), context)
+
+    @staticmethod
+    def _incident_known_text(ticket: Ticket, tr: Translator) -> str:
+        return tr.gettext(
+            "Der Test zeigt einen Fehler am Mailserver. Der Helpdesk weiß bereits davon und "
+            "kümmert sich darum (Anfrage Nr. {number}); Sie müssen ihn nicht noch einmal "
+            "melden. Bis dahin helfe ich Ihnen gern weiter."
+        ).format(number=ticket.number)
+
+    def _limited_text(self, tr: Translator) -> str:
+        text = tr.gettext(
+            "Sie haben in kurzer Zeit schon mehrere Anfragen an den Helpdesk gestellt; eine "
+            "weitere kann ich gerade nicht aufnehmen. Bitte wenden Sie sich direkt an den "
+            "Helpdesk."
+        )
+        return text + "\n\n" + render.helpdesk_text(self.knowledge(), tr)
 
     async def active(self, number: int) -> Ticket | None:
         """The ticket if it is still active, else None."""
@@ -232,7 +284,9 @@ class TicketService:
 
     async def relay_from_user(self, ticket: Ticket, text: str) -> None:
         """The user wrote while an agent has the ticket: record, mail, tell the agents."""
-        ticket = await self.store.run(records.user_message, ticket.number, text, self.mail)
+        ticket = await self.store.run(
+            records.user_message, ticket.number, text, self.mail, self.clock()
+        )
         await self._emit("user_message", ticket, text=text)
 
     async def user_returned(self, ticket: Ticket) -> Ticket:
@@ -303,9 +357,8 @@ class TicketService:
         if send is None:
             payload = channel_outbox.replies_payload(ticket.user, replies)
             user = channel_outbox.USER
-            if await self.store.run(
-                channel_outbox.queue, ticket.channel, user, payload, self.clock()
-            ):
+            queue = partial(channel_outbox.queue, ticket=ticket.number)
+            if await self.store.run(queue, ticket.channel, user, payload, self.clock()):
                 return  # another instance runs the channel and delivers it (wird zugestellt)
             problem = self._unreachable_text(ticket)
         else:
