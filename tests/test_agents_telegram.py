@@ -20,26 +20,28 @@ from bot.agents.desk import Desk
 from bot.agents.telegram import connect_agents
 from bot.channels.telegram import (
     ALLOWED_UPDATES,
+    CHANNEL,
     AnyApplication,
     TelegramChannel,
     build_application,
 )
 from bot.config import Settings
-from bot.conversation import ConversationService
+from bot.conversation import ConversationService, Inbound
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.registry import KnowledgeRegistry
 from bot.storage.store import Store
 from bot.tickets import records
-from bot.tickets.records import NewTicket
+from bot.tickets.records import MERGE_WINDOW, NewTicket
 from bot.tickets.service import TicketService
 from bot.understanding.lexicon import LexiconUnderstander
 from tests.servers.telegram_api import FakeTelegram, FakeUser, SentMessage, TelegramChat, mentions
-from tests.support import KNOWLEDGE_DIR, open_service
+from tests.support import KNOWLEDGE_DIR, StepClock, open_service
 
 AGENT_CHAT = -1001234567890
 ANNA = FakeUser(1001, "Anna", "de")
 BERT = FakeUser(2001, "Bert", "de")  # a helpdesk agent
 CARLA = FakeUser(2002, "Carla", "de")  # another agent
+DORA = FakeUser(1002, "Dora", "de")  # another user
 RELAY_NOTE = "Ihre Nachricht ist beim Helpdesk angekommen. Die Antwort bekommen Sie hier im Chat."
 
 
@@ -387,11 +389,18 @@ async def test_a_reload_of_the_knowledge_base_and_a_rejected_edit_are_posted_to_
 
 @asynccontextmanager
 async def instance(
-    api: FakeTelegram, url: str, knowledge: KnowledgeBase, *, polling: bool = True
+    api: FakeTelegram,
+    url: str,
+    knowledge: KnowledgeBase,
+    *,
+    polling: bool = True,
+    clock: StepClock | None = None,
 ) -> AsyncIterator[Running]:
     """One `lotse serve` process: its own store, services and desk, nothing kept in memory."""
     service = await open_service(url, knowledge)
     TicketService(service.store, lambda: service.knowledge).attach(service)
+    if clock is not None:
+        Desk.for_service(service, clock=clock)
     try:
         async with running_bot(api, service, polling=polling) as running:
             yield running
@@ -488,3 +497,100 @@ async def test_two_instances_on_one_postgresql_edit_and_reply_to_the_one_card(
         assert replied_to(bert.last[-1]) == card.message_id
         assert edited_messages(api) == {card.message_id}
         assert cards_in_group(api) == [card]
+
+
+# --- floods, fairness and restarts ---------------------------------------------------------
+
+
+def relays_in_group(api: FakeTelegram, number: int) -> list[SentMessage]:
+    return [m for m in bot_messages_in_group(api) if m.text.startswith(f"#{number} Nutzer:")]
+
+
+async def user_writes(service: ConversationService, user: FakeUser, text: str) -> None:
+    """What the user writes, through the conversation service as the channel hands it on."""
+    await service.handle(Inbound(CHANNEL, str(user.id), text=text))
+
+
+async def taken_ticket(api: FakeTelegram, running: Running) -> ConversationService:
+    """Anna's ticket #1, taken by Bert, its card and status line shown."""
+    await ticket_opened(api, TelegramChat(api, ANNA))
+    service = running.channel.service
+    assert service.tickets is not None
+    await service.tickets.take(1, "Bert")
+    await running.desk.drain()
+    return service
+
+
+async def test_a_user_who_sends_45_messages_within_seconds_to_a_taken_ticket_makes_one_relay_post(
+    telegram_api: FakeTelegram, sqlite_url: str, knowledge: KnowledgeBase
+) -> None:
+    api, clock = telegram_api, StepClock()
+    async with instance(api, sqlite_url, knowledge, clock=clock) as running:
+        service = await taken_ticket(api, running)
+        for number in range(1, 46):
+            await user_writes(service, ANNA, f"Nachricht {number}")
+            clock.advance(0.05)
+        clock.advance(MERGE_WINDOW.total_seconds())
+        running.desk.wake()
+        await api.wait_for(lambda: bool(relays_in_group(api, 1)), "the relay")
+        await running.desk.drain()
+        relays = relays_in_group(api, 1)
+        assert len(relays) == 1
+        assert relays[0].text.startswith("#1 Nutzer: Nachricht 1\nNachricht 2\n")
+        assert relays[0].text.endswith("Nachricht 45")
+        card = next(m for m in bot_messages_in_group(api) if m.text.startswith("Ticket #1"))
+        assert relays[0].data["reply_to_message"]["message_id"] == card.message_id
+
+        # Written after the window: the next relay.
+        clock.advance(10)
+        await user_writes(service, ANNA, "Noch etwas")
+        clock.advance(MERGE_WINDOW.total_seconds())
+        running.desk.wake()
+        await api.wait_for(lambda: len(relays_in_group(api, 1)) == 2, "the second relay")
+
+
+async def test_cards_and_relays_queued_when_serve_stops_are_posted_after_restart_once_each(
+    telegram_api: FakeTelegram, sqlite_url: str, knowledge: KnowledgeBase
+) -> None:
+    """Stopped while 12 relays of Anna's and Dora's new ticket wait: after the restart Dora's
+    card comes first (it is not stuck behind Anna's backlog), then Anna's relays in order.
+    (12: the group's share of Telegram's rate limit, 20 a minute, posts them at once.)"""
+    api, clock = telegram_api, StepClock()
+    async with instance(api, sqlite_url, knowledge, clock=clock) as first:
+        service = await taken_ticket(api, first)
+        posted_before = len(bot_messages_in_group(api))
+        await first.desk.stop_delivery(CHANNEL, 5.0)  # serve is stopping
+        for number in range(1, 13):
+            await user_writes(service, ANNA, f"Nachricht {number}")
+            clock.advance(MERGE_WINDOW.total_seconds() + 1)  # each a relay of its own
+        await service.handle(Inbound(CHANNEL, str(DORA.id), command="mensch"))
+    assert len(bot_messages_in_group(api)) == posted_before  # all of it waits in the database
+
+    async with instance(api, sqlite_url, knowledge, clock=clock) as restarted:
+        await api.wait_for(lambda: len(relays_in_group(api, 1)) == 12, "the relays")
+        await restarted.desk.drain()
+    after = bot_messages_in_group(api)[posted_before:]
+    assert after[0].text.startswith("Ticket #2 · neu")
+    assert [m.text for m in after[1:]] == [f"#1 Nutzer: Nachricht {n}" for n in range(1, 13)]
+
+
+async def test_a_new_tickets_card_is_posted_before_another_users_backlog_of_40_relays_is_through(
+    telegram_api: FakeTelegram, sqlite_url: str, knowledge: KnowledgeBase
+) -> None:
+    """Telegram lets a bot post about 20 messages a minute in a group: Anna's 40 relays take
+    minutes, and Dora's card must not wait for them."""
+    api, clock = telegram_api, StepClock()
+    async with instance(api, sqlite_url, knowledge, clock=clock) as running:
+        service = await taken_ticket(api, running)
+        for number in range(1, 41):
+            await user_writes(service, ANNA, f"Nachricht {number}")
+            clock.advance(MERGE_WINDOW.total_seconds() + 1)
+        running.desk.wake()
+        await api.wait_for(lambda: bool(relays_in_group(api, 1)), "Anna's backlog to start")
+        await service.handle(Inbound(CHANNEL, str(DORA.id), command="mensch"))
+        await api.wait_for(
+            lambda: any(m.text.startswith("Ticket #2") for m in bot_messages_in_group(api)),
+            "Dora's card",
+        )
+        assert len(relays_in_group(api, 1)) < 40
+        await running.desk.stop_delivery(CHANNEL, 5.0)  # the rest waits for the next start

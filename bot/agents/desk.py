@@ -197,6 +197,11 @@ class Desk:
         self._deliverers[name] = (deliverer, stop)
         return stop
 
+    def wake(self) -> None:
+        """Look for due deliveries now (held relays whose time came), not at the next poll."""
+        for deliverer, _stop in self._deliverers.values():
+            deliverer.wake()
+
     async def stop_delivery(self, name: str, within: float) -> None:
         running = self._deliverers.get(name)
         if running is not None:
@@ -230,7 +235,7 @@ class Desk:
             channel_outbox.queue_event,
             event,
             source,
-            frozenset(self._deliverers),
+            frozenset(self._chats),  # also while delivery is stopped: kept for the next start
             self.clock(),
             self.relay_window,
         )

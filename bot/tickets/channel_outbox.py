@@ -382,6 +382,7 @@ class Deliverer:
         self.send_user, self.show_event = send_user, show_event
         self._news = asyncio.Event()
         self.stopping = False  # finish the row under way, leave the rest for the next start
+        self._round = asyncio.Lock()  # one round at a time here (`deliver_all` waits for it)
 
     def wake(self) -> None:
         """Something was queued here: deliver now rather than at the next poll."""
@@ -390,6 +391,10 @@ class Deliverer:
     async def deliver_pending(self) -> int:
         """One round: each ticket's next due row (see `claim`); how many were delivered. A
         failed row waits for its retry, the other tickets' rows go on."""
+        async with self._round:
+            return await self._round_of_deliveries()
+
+    async def _round_of_deliveries(self) -> int:
         token = uuid.uuid4().hex
         rows = await self.store.run(claim, self.channel, token, self.clock(), BATCH)
         done = 0

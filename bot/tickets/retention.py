@@ -23,6 +23,7 @@ from bot.storage.store import Store
 from bot.storage.tables import (
     Conversation,
     HandoffLink,
+    IncidentReport,
     Message,
     OutgoingMail,
     Ticket,
@@ -80,10 +81,12 @@ def purge(
         ticket_messages = conn.execute(
             delete(TicketMessage).where(TicketMessage.ticket_id.in_(old_tickets))
         ).rowcount
+        # The users an incident counted (hashed ids) go with the transcript.
+        conn.execute(delete(IncidentReport).where(IncidentReport.ticket_id.in_(old_tickets)))
         conn.execute(
             update(Ticket)
             .where(Ticket.id.in_(old_tickets))
-            .values(user_external_id=None, purged_at=now)
+            .values(user_external_id=None, purged_at=now, requester_key=None)
         )
 
     last_message = (
