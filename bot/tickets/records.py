@@ -523,12 +523,22 @@ def user_message(
         )
         return ticket
     held_id, since = held
+    # From the message that started the held mail (recorded with the mail's time) on.
+    first = (
+        select(func.min(TicketMessage.id))
+        .where(
+            TicketMessage.ticket_id == number,
+            TicketMessage.direction == "in",
+            TicketMessage.created_at == since,
+        )
+        .scalar_subquery()
+    )
     texts = conn.execute(
         select(TicketMessage.text)
         .where(
             TicketMessage.ticket_id == number,
             TicketMessage.direction == "in",
-            TicketMessage.created_at >= since,
+            TicketMessage.id >= first,
         )
         .order_by(TicketMessage.id)
     ).scalars()
