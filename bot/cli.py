@@ -46,6 +46,15 @@ def _parser() -> argparse.ArgumentParser:
     diff = kb_commands.add_parser("diff", help="what users would see differently")
     diff.add_argument("old", help="a knowledge directory or a git revision")
     diff.add_argument("new", nargs="?", default=None, help="directory or revision (default: now)")
+    translations = kb_commands.add_parser(
+        "translations", help="list missing or stale English texts with the hash to store"
+    )
+    translations.add_argument("directory", nargs="?", type=Path, default=None)
+    translations.add_argument(
+        "--accept",
+        action="store_true",
+        help="after reviewing the English texts: store the new hashes of the stale ones",
+    )
     show = kb_commands.add_parser("show", help="print a guide as the bot shows it")
     show.add_argument("guide")
     show.add_argument("--locale", choices=["de", "en"], default="de")
@@ -178,7 +187,7 @@ def _understand(settings: Settings, args: argparse.Namespace) -> int:
 def _kb(settings: Settings, args: argparse.Namespace) -> int:
     if args.kb_command == "validate":
         directory = args.directory or settings.knowledge_dir
-        knowledge = load_knowledge(directory)
+        knowledge = load_knowledge(directory, require_translations=True)
         print(
             f"{directory}: OK – {len(knowledge.programs)} programs, "
             f"{len(knowledge.guides)} guides, {len(knowledge.faq)} FAQ entries "
@@ -200,6 +209,10 @@ def _kb(settings: Settings, args: argparse.Namespace) -> int:
         from bot.knowledge.diff import run_diff
 
         return run_diff(settings.knowledge_dir, args.old, args.new)
+    if args.kb_command == "translations":
+        from bot.knowledge.review import run_translations
+
+        return run_translations(args.directory or settings.knowledge_dir, accept=args.accept)
     knowledge = load_knowledge(args.knowledge or settings.knowledge_dir)
     guide = knowledge.guides.get(args.guide)
     if guide is None:
@@ -207,7 +220,7 @@ def _kb(settings: Settings, args: argparse.Namespace) -> int:
             f"unknown guide '{args.guide}'; known: {', '.join(knowledge.guides)}", file=sys.stderr
         )
         return 1
-    print(guide_text(guide, args.protocol, translator(args.locale)))
+    print(guide_text(guide.localized(args.locale), args.protocol, translator(args.locale)))
     return 0
 
 

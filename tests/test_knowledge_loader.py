@@ -21,9 +21,9 @@ def kb_copy(tmp_path: Path) -> Path:
     return target
 
 
-def _problems(directory: Path) -> list[str]:
+def _problems(directory: Path, *, translations: bool = False) -> list[str]:
     with pytest.raises(KnowledgeError) as caught:
-        load_knowledge(directory)
+        load_knowledge(directory, require_translations=translations)
     return [str(problem) for problem in caught.value.problems]
 
 
@@ -38,9 +38,9 @@ def _line_of(path: Path, needle: str) -> int:
     return next(number for number, line in enumerate(lines, 1) if needle in line)
 
 
-def test_the_shipped_knowledge_base_is_valid() -> None:
-    knowledge = load_knowledge(KNOWLEDGE_DIR)
-    assert len(knowledge.guides) == 9
+def test_the_shipped_knowledge_base_is_valid_with_every_translation_current() -> None:
+    knowledge = load_knowledge(KNOWLEDGE_DIR, require_translations=True)
+    assert len(knowledge.guides) >= 9
     assert knowledge.server.name == "mbox1.belwue.de"
 
 
@@ -74,12 +74,38 @@ def test_versions_stay_text_so_1_10_is_not_read_as_the_float_1_1(kb_copy: Path) 
     assert load_knowledge(kb_copy).guides["ios"].versions == ["12", "1.10"]
 
 
-def test_an_alias_claimed_by_two_programs_is_reported(kb_copy: Path) -> None:
-    ios = kb_copy / "ios.yaml"
+def test_an_alias_claimed_by_two_programs_is_reported_in_both_files(kb_copy: Path) -> None:
+    ios, android = kb_copy / "ios.yaml", kb_copy / "android.yaml"
     _replace(ios, "'iPad'", "'Galaxy'")
-    (problem,) = _problems(kb_copy)
-    assert "alias 'Galaxy' is already used by program android" in problem
-    assert problem.startswith(f"{ios}:{_line_of(ios, 'Galaxy')}:")
+    at_ios = f"{ios}:{_line_of(ios, 'Galaxy')}:"
+    at_android = f"{android}:{_line_of(android, 'Galaxy')}:"
+    assert sorted(_problems(kb_copy)) == sorted(
+        [
+            f"{at_ios} program.aliases.1: alias 'Galaxy' is already used by program android "
+            f"({at_android[:-1]})",
+            f"{at_android} program.aliases.2: alias 'Galaxy' is already used by program ios "
+            f"({at_ios[:-1]})",
+        ]
+    )
+
+
+def test_an_alias_added_to_outlook_that_thunderbird_claims_is_reported_at_outlook_too(
+    kb_copy: Path,
+) -> None:
+    outlook = kb_copy / "outlook.yaml"
+    _replace(outlook, "'Office Outlook'", "'Office Outlook', 'TB'")
+    problems = _problems(kb_copy)
+    line = _line_of(outlook, "'Office Outlook', 'TB'")
+    assert any(p.startswith(f"{outlook}:{line}:") and "program thunderbird" in p for p in problems)
+    assert any("thunderbird.yaml" in p.split(":")[0] for p in problems)
+
+
+def test_a_card_alias_that_a_guided_program_claims_is_reported_at_both(kb_copy: Path) -> None:
+    cards = kb_copy / "cards.yaml"
+    _replace(cards, "'Spark Mail'", "'Spark Mail', 'Mozilla Thunderbird'")
+    problems = _problems(kb_copy)
+    assert any(p.startswith(f"{cards}:") and "program thunderbird" in p for p in problems)
+    assert any("thunderbird.yaml" in p.split(":")[0] and "card spark" in p for p in problems)
 
 
 def test_a_missing_file_and_an_empty_step_are_both_reported(kb_copy: Path) -> None:
@@ -135,7 +161,7 @@ def test_lotse_kb_show_prints_a_guide_as_the_bot_shows_it() -> None:
 def test_aliases_that_differ_only_in_punctuation_count_as_the_same(kb_copy: Path) -> None:
     thunderbird = kb_copy / "thunderbird.yaml"
     _replace(thunderbird, "'TB'", "'TB', 'Apple Mail!'")
-    (problem,) = _problems(kb_copy)
+    problem = next(p for p in _problems(kb_copy) if p.startswith(str(thunderbird)))
     assert "alias 'Apple Mail!' is already used by program apple-mail" in problem
     assert problem.startswith(f"{thunderbird}:{_line_of(thunderbird, 'Apple Mail!')}:")
 
@@ -161,9 +187,10 @@ def test_a_port_table_pairing_a_port_with_the_wrong_security_is_reported(kb_copy
     outlook = kb_copy / "outlook.yaml"
     text = outlook.read_text(encoding="utf-8")
     # Outlook 2010/13/16's table: port 143 is "TLS" (STARTTLS); make it "SSL".
-    old = "- text: 'Port: 143'\n              - text: 'verschlüsselter Verbindungstyp: TLS'"
-    assert old in text
-    outlook.write_text(text.replace(old, old.replace(": TLS'", ": SSL'"), 1), encoding="utf-8")
+    start = text.index("- text: 'Port: 143'")
+    end = text.index("Verbindungstyp: TLS'", start) + len("Verbindungstyp: TLS'")
+    changed = text[:start] + text[start:end].replace(": TLS'", ": SSL'") + text[end:]
+    outlook.write_text(changed, encoding="utf-8")
     (problem,) = _problems(kb_copy)
     assert "port 143 is listed as tls but is starttls in server.yaml" in problem
 
@@ -178,11 +205,12 @@ def test_a_faq_entry_translated_only_halfway_is_reported(kb_copy: Path) -> None:
     faq = kb_copy / "faq.yaml"
     text = faq.read_text(encoding="utf-8")
     lines = text.splitlines(keepends=True)
-    # Drop the English answer of the first entry.
+    # Drop the English answer of the first entry (and its hash).
     index = next(i for i, line in enumerate(lines) if line.lstrip().startswith("en: 'Sending"))
-    faq.write_text("".join(lines[:index] + lines[index + 1 :]), encoding="utf-8")
-    (problem,) = _problems(kb_copy)
-    assert "FAQ 'why-encrypt': translate both question and answer" in problem
+    faq.write_text("".join(lines[:index] + lines[index + 2 :]), encoding="utf-8")
+    (problem,) = _problems(kb_copy, translations=True)
+    assert problem.startswith(f"{faq}:{_line_of(faq, 'Mailversand und Mailabruf')}:")
+    assert "faq.0.answer: no English translation of 'Mailversand und Mailabruf" in problem
 
 
 def test_kb_validate_says_when_a_new_alias_needs_an_nlu_export_and_retraining(

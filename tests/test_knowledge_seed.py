@@ -2,7 +2,8 @@
 
 The seed (`../shared/seed/transportverschluesselung.txt`, or `LOTSE_SEED_FILE`) is the ground
 truth for every instruction. These tests parse it independently of the knowledge loader and
-compare each guide line by line, including the nesting of the port tables.
+compare each guide line by line, including the nesting of the port tables. A guide from the seed
+says `source: seed`; the one deliberate change is the seed's typo "SMPT-Server" (CORRECTIONS).
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ HEADINGS: dict[str, str] = {
     "apple-mail-high-sierra": "Apple Mail (High Sierra)",
     "ios": "Apple iPhone (iOS 12)",
     "android": "Android 6.X (Beispiel Samsung)",
+}
+
+# Deliberate changes to the seed's wording (also recorded in a comment in the YAML and in
+# knowledge/README.md): guide id -> (seed text, knowledge text).
+CORRECTIONS: dict[str, tuple[str, str]] = {
+    "apple-mail-el-capitan": ('Menü "SMPT-Server"', 'Menü "SMTP-Server"'),
 }
 
 # (depth, text): 0 for a numbered step or a closing paragraph, 1 and 2 for nested bullets.
@@ -109,10 +116,10 @@ def _closing_paragraphs(section: Sequence[str]) -> list[str]:
     return [line for line in section if line.strip() and not line.startswith(" ")]
 
 
-def test_the_knowledge_base_has_exactly_the_nine_guides_named_in_the_design(
+def test_exactly_the_nine_guides_named_in_the_design_say_they_come_from_the_seed(
     kb: KnowledgeBase,
 ) -> None:
-    assert set(kb.guides) == set(HEADINGS)
+    assert {guide.id for guide in kb.guides.values() if guide.from_seed} == set(HEADINGS)
 
 
 def test_every_guide_title_is_its_seed_heading(kb: KnowledgeBase) -> None:
@@ -126,6 +133,10 @@ def test_every_step_of_every_guide_is_the_seed_text_word_for_word(
     for guide_id, section in seed_sections.items():
         expected = _seed_lines(section)
         assert expected, f"no steps found in the seed for {guide_id}"
+        if guide_id in CORRECTIONS:
+            wrong, right = CORRECTIONS[guide_id]
+            assert sum(wrong in text for _, text in expected) == 1, guide_id
+            expected = [(depth, text.replace(wrong, right)) for depth, text in expected]
         assert _guide_lines(kb.guides[guide_id].steps) == expected, guide_id
 
 

@@ -5,7 +5,11 @@
 - Ports named in a step exist in `server.yaml`, and the security a step pairs with a port
   (SSL, SSL/TLS = encrypted from the start; TLS, STARTTLS = upgraded on the standard port,
   as Outlook and the seed use the words) matches the endpoint.
-- Where a FAQ entry or hint is translated, question and answer both are.
+- Every German text has an English one that translates its current wording (`de_hash`).
+- Placeholders (`{server}`, `{smtp_starttls_port}` …) are ones `server.yaml` can fill.
+- Troubleshooting entries, cards and devices point at programs that exist.
+- Every example and sourced wording matches its own patterns, and device names never leave a
+  number behind that could be read as a version.
 
 Each finding names the YAML path it is about; the loader turns that into file and line.
 """
@@ -16,8 +20,21 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from bot.knowledge.base import KnowledgeBase
-from bot.knowledge.models import FaqEntry, ProgramFile, Server, StepItem
+from pydantic import BaseModel
+
+from bot.knowledge import placeholders
+from bot.knowledge.base import Devices, KnowledgeBase
+from bot.knowledge.models import (
+    CardsFile,
+    DevicesFile,
+    FaqFile,
+    ProgramFile,
+    Server,
+    StepItem,
+    TroubleshootingFile,
+)
+from bot.knowledge.translations import open_translations
+from bot.understanding.normalize import normalize
 
 YamlPath = tuple[str | int, ...]
 
@@ -140,20 +157,110 @@ def _item_findings(
             )
 
 
-def check_translations(faq: list[FaqEntry], files: dict[str, ProgramFile]) -> Iterator[Finding]:
-    for i, entry in enumerate(faq):
-        if (entry.question.en is None) != (entry.answer.en is None):
+def check_translations(models: dict[str, BaseModel]) -> Iterator[Finding]:
+    for name, model in models.items():
+        for translation in open_translations(model):
+            path = translation.hash_path if translation.stale else translation.path
+            yield Finding(name, path, translation.message())
+
+
+def check_placeholders(server: Server, models: dict[str, BaseModel]) -> Iterator[Finding]:
+    known = placeholders.values(server)
+    for name, model in models.items():
+        if not isinstance(model, FaqFile | CardsFile | TroubleshootingFile | ProgramFile):
+            continue
+        for path, placeholder in placeholders.unknown(model, known):
             yield Finding(
-                "faq.yaml",
-                ("faq", i),
-                f"FAQ '{entry.id}': translate both question and answer into English, or neither",
+                name,
+                path,
+                f"placeholder {{{placeholder}}} cannot be filled from server.yaml; "
+                f"known: {', '.join('{' + k + '}' for k in sorted(known))}",
             )
-    translated = [f for f in files.values() if f.program.version_hint.en]
-    if translated:
-        for name, file in files.items():
-            if file.program.version_hint.en is None:
-                yield Finding(
-                    name,
-                    ("program", "version_hint"),
-                    "version_hint has no English text while other programs have one",
-                )
+
+
+def check_references(knowledge: KnowledgeBase, models: dict[str, BaseModel]) -> Iterator[Finding]:
+    clients = set(knowledge.programs) | set(knowledge.cards)
+    for name, model in models.items():
+        if isinstance(model, TroubleshootingFile):
+            for t, entry in enumerate(model.troubleshooting):
+                for i, program in enumerate(entry.programs):
+                    if program not in clients:
+                        yield Finding(
+                            name,
+                            ("troubleshooting", t, "programs", i),
+                            f"unknown program '{program}' (known: {', '.join(sorted(clients))})",
+                        )
+        elif isinstance(model, CardsFile):
+            for c, card in enumerate(model.cards):
+                if card.family is not None and card.family not in knowledge.programs:
+                    yield Finding(
+                        name,
+                        ("cards", c, "family"),
+                        f"family '{card.family}' is not a program with guides",
+                    )
+                if (card.family is None) != (card.from_version is None):
+                    yield Finding(
+                        name,
+                        ("cards", c),
+                        "family and from_version go together: the card answers the program's "
+                        "versions from from_version on",
+                    )
+                if card.family is None and not card.aliases:
+                    yield Finding(name, ("cards", c, "aliases"), "a card needs at least one alias")
+        elif isinstance(model, DevicesFile):
+            for platform, program in model.platform_programs.items():
+                if program not in knowledge.programs:
+                    yield Finding(
+                        name,
+                        ("platform_programs", platform),
+                        f"'{program}' is not a program with guides",
+                    )
+
+
+def check_patterns(models: dict[str, BaseModel]) -> Iterator[Finding]:
+    for name, model in models.items():
+        if isinstance(model, DevicesFile):
+            devices = Devices(tuple(model.devices), model.generic)
+            for d, device in enumerate(model.devices):
+                for e, example in enumerate(device.examples):
+                    path = ("devices", d, "examples", e)
+                    found = devices.match(example)
+                    if found is None or found.device.id != device.id:
+                        yield Finding(
+                            name,
+                            path,
+                            f"'{example}' is matched by "
+                            f"{found.device.id if found else 'no pattern'}, not by {device.id}",
+                        )
+                    elif any(ch.isdigit() for ch in devices.mask(example)):
+                        yield Finding(
+                            name,
+                            path,
+                            f"'{example}' leaves '{devices.mask(example)}' behind: a model "
+                            "number would be read as a version; widen the pattern",
+                        )
+            for e, example in enumerate(model.generic.examples):
+                if not devices.is_generic(example) or devices.match(example):
+                    yield Finding(
+                        name,
+                        ("generic", "examples", e),
+                        f"'{example}' should match a generic pattern and no device",
+                    )
+        elif isinstance(model, TroubleshootingFile):
+            for t, entry in enumerate(model.troubleshooting):
+                said = [("wordings", i, w.text) for i, w in enumerate(entry.wordings)]
+                said += [("examples", i, text) for i, text in enumerate(entry.examples)]
+                if not said:
+                    yield Finding(
+                        name,
+                        ("troubleshooting", t),
+                        "give at least one sourced wording or user example",
+                    )
+                for field, i, text in said:
+                    if not any(p.search(normalize(text)) for p in entry.compiled):
+                        yield Finding(
+                            name,
+                            ("troubleshooting", t, field, i),
+                            f"none of the patterns of {entry.id} matches this text "
+                            f"(normalised: '{normalize(text)[:80]}')",
+                        )

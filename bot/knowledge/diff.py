@@ -1,9 +1,10 @@
 """`lotse kb diff OLD [NEW]`: per guide, what a user would see differently.
 
 OLD and NEW are knowledge directories or git revisions (NEW defaults to the working tree).
-Guides are compared as the bot shows them (every step, for each protocol the guide
-distinguishes), plus what changes how users reach them (aliases, versions) and the server
-settings and FAQ answers. Exit status as with diff(1): 0 same, 1 different, 2 trouble.
+Guides are compared as the bot shows them, in German and in English (every step, for each
+protocol the guide distinguishes), plus what changes how users reach them (aliases, versions),
+the server settings, FAQ answers, settings cards and troubleshooting answers in both languages.
+Exit status as with diff(1): 0 same, 1 different, 2 trouble.
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ def _git(directory: Path, *args: str) -> str:
     ).stdout
 
 
+LOCALES = ("de", "en")
+
+
 def describe_changes(before: KnowledgeBase, after: KnowledgeBase) -> Iterator[str]:
     tr = translator("de")
     for program_id in sorted(before.programs.keys() & after.programs.keys()):
@@ -81,16 +85,18 @@ def describe_changes(before: KnowledgeBase, after: KnowledgeBase) -> Iterator[st
         protocols: list[str | None] = [None]
         if old.differs_by_protocol() or new.differs_by_protocol():
             protocols = ["imap", "pop3"]
-        for protocol in protocols:
-            label = f" ({protocol})" if protocol else ""
-            changes.extend(
-                _unified(
-                    guide_text(old, protocol, tr),
-                    guide_text(new, protocol, tr),
-                    f"{guide_id}{label} before",
-                    f"{guide_id}{label} after",
+        for locale in LOCALES:
+            for protocol in protocols:
+                label = f" ({protocol})" if protocol else ""
+                label += " [en]" if locale == "en" else ""
+                changes.extend(
+                    _unified(
+                        guide_text(old.localized(locale), protocol, translator(locale)),
+                        guide_text(new.localized(locale), protocol, translator(locale)),
+                        f"{guide_id}{label} before",
+                        f"{guide_id}{label} after",
+                    )
                 )
-            )
         if changes:
             yield f"== {guide_id}"
             yield from changes
@@ -100,12 +106,36 @@ def describe_changes(before: KnowledgeBase, after: KnowledgeBase) -> Iterator[st
     if server:
         yield "== server settings"
         yield from server
-    old_faq = {e.id: e.answer.de for e in before.faq}
-    new_faq = {e.id: e.answer.de for e in after.faq}
-    for faq_id in sorted(old_faq.keys() | new_faq.keys()):
-        if old_faq.get(faq_id) != new_faq.get(faq_id):
-            yield f"== FAQ {faq_id}"
-            yield from _unified(old_faq.get(faq_id, ""), new_faq.get(faq_id, ""), "before", "after")
+    old_texts, new_texts = _answers(before), _answers(after)
+    for key in sorted(old_texts.keys() | new_texts.keys()):
+        if old_texts.get(key) != new_texts.get(key):
+            yield f"== {key}"
+            yield from _unified(old_texts.get(key, ""), new_texts.get(key, ""), "before", "after")
+
+
+def _answers(knowledge: KnowledgeBase) -> dict[str, str]:
+    """Answers outside the guides, per language: "FAQ why-encrypt [en]" -> its text."""
+    texts: dict[str, str] = {}
+    for locale in LOCALES:
+        suffix = " [en]" if locale == "en" else ""
+        for entry in knowledge.faq:
+            texts[f"FAQ {entry.id}{suffix}"] = "\n".join(
+                [entry.question.get(locale), entry.answer.get(locale)]
+            )
+        for card in knowledge.cards.values():
+            lines = [card.name.get(locale), *(note.text.get(locale) for note in card.notes)]
+            lines += [f"setup: {way}" for way in card.setup_ways]
+            texts[f"card {card.id}{suffix}"] = "\n".join(lines)
+        for item in knowledge.troubleshooting.entries:
+            texts[f"troubleshooting {item.id}{suffix}"] = "\n".join(
+                [item.explanation.get(locale), item.fix.get(locale)]
+            )
+        for guide in knowledge.guides.values():
+            for number, step in enumerate(guide.steps, 1):
+                for help_entry in step.help:
+                    key = f"help {guide.id} step {number} {help_entry.keywords[0]}{suffix}"
+                    texts[key] = help_entry.text.get(locale)
+    return texts
 
 
 def _unified(before: str, after: str, old_name: str, new_name: str) -> Iterator[str]:

@@ -18,13 +18,32 @@ from pydantic import BaseModel, ValidationError
 
 from bot.knowledge import checks
 from bot.knowledge.base import KnowledgeBase
-from bot.knowledge.models import FaqFile, ProgramFile, ServerFile
+from bot.knowledge.models import (
+    CardsFile,
+    DevicesFile,
+    FaqFile,
+    ProgramFile,
+    ServerFile,
+    TroubleshootingFile,
+)
+from bot.knowledge.translations import without_stale
 from bot.understanding.normalize import normalize
 
 SERVER_FILE = "server.yaml"
 FAQ_FILE = "faq.yaml"
+CARDS_FILE = "cards.yaml"
+DEVICES_FILE = "devices.yaml"
+TROUBLESHOOTING_FILE = "troubleshooting.yaml"
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+# Files with a fixed name; every other `*.yaml` is one program family (`ProgramFile`).
+FILE_MODELS: dict[str, type[BaseModel]] = {
+    SERVER_FILE: ServerFile,
+    FAQ_FILE: FaqFile,
+    CARDS_FILE: CardsFile,
+    DEVICES_FILE: DevicesFile,
+    TROUBLESHOOTING_FILE: TroubleshootingFile,
+}
 
 
 class _TextNumbersLoader(yaml.SafeLoader):
@@ -44,10 +63,13 @@ class Problem:
     field: str
     message: str
 
+    @property
+    def file_line(self) -> str:
+        return f"{self.file}:{self.line}" if self.line else self.file
+
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
         field = f" {self.field}:" if self.field else ""
-        return f"{where}:{field} {self.message}"
+        return f"{self.file_line}:{field} {self.message}"
 
 
 class KnowledgeError(Exception):
@@ -68,61 +90,93 @@ class _Document:
     data: Any
 
 
-def load_knowledge(directory: Path) -> KnowledgeBase:
-    """Load every file in `directory`; raise `KnowledgeError` listing all problems found."""
+@dataclass
+class KnowledgeFiles:
+    """Every file of the directory parsed and validated on its own, before the cross checks."""
+
+    documents: dict[str, _Document]  # file name -> parsed YAML
+    models: dict[str, BaseModel]  # file name -> its validated model
+    problems: list[Problem]
+
+    def of_type(self, model: type[ModelT]) -> dict[str, ModelT]:
+        return {name: m for name, m in self.models.items() if isinstance(m, model)}
+
+    def problem(self, file: str, path: tuple[str | int, ...], message: str) -> Problem:
+        doc = self.documents[file]
+        return Problem(
+            str(doc.path), _line_of(doc.node, path), ".".join(str(p) for p in path), message
+        )
+
+
+def read_files(directory: Path) -> KnowledgeFiles:
+    """Parse and validate each file; problems are collected, not raised."""
     problems: list[Problem] = []
     if not directory.is_dir():
-        raise KnowledgeError([Problem(str(directory), None, "", "directory not found")])
+        return KnowledgeFiles({}, {}, [Problem(str(directory), None, "", "directory not found")])
     paths = _knowledge_files(directory)
     names = {p.name for p in paths}
     for required in (SERVER_FILE, FAQ_FILE):
         if required not in names:
             problems.append(Problem(str(directory / required), None, "", "file is missing"))
-
-    documents = [doc for doc in (_parse(p, problems) for p in paths) if doc is not None]
-    server: ServerFile | None = None
-    faq: FaqFile | None = None
-    programs: list[tuple[_Document, ProgramFile]] = []
-    for doc in documents:
-        if doc.path.name == SERVER_FILE:
-            server = _validate(doc, ServerFile, problems)
-        elif doc.path.name == FAQ_FILE:
-            faq = _validate(doc, FaqFile, problems)
-        else:
-            program = _validate(doc, ProgramFile, problems)
-            if program is not None:
-                programs.append((doc, program))
-    if not programs and not problems:
+    documents = {doc.path.name: doc for doc in (_parse(p, problems) for p in paths) if doc}
+    models: dict[str, BaseModel] = {}
+    for name, doc in documents.items():
+        model = _validate(doc, FILE_MODELS.get(name, ProgramFile), problems)
+        if model is not None:
+            models[name] = model
+    files = KnowledgeFiles(documents, models, problems)
+    if not files.of_type(ProgramFile) and not problems:
         problems.append(Problem(str(directory), None, "", "no program files found"))
-    problems.extend(_cross_file_problems(programs))
-    if problems or server is None or faq is None:
+    return files
+
+
+def load_knowledge(directory: Path, *, require_translations: bool = False) -> KnowledgeBase:
+    """Load every file in `directory`; raise `KnowledgeError` listing all problems found.
+
+    With `require_translations` (`lotse kb validate`, the tests) a missing or stale English
+    text is a problem too; without it (the running bot, `lotse kb diff`) a stale English text
+    is dropped, so English readers see the current German until the translation is reviewed.
+    """
+    files = read_files(directory)
+    problems = files.problems
+    programs = files.of_type(ProgramFile)
+    server = files.models.get(SERVER_FILE)
+    faq = files.models.get(FAQ_FILE)
+    cards = files.models.get(CARDS_FILE)
+    devices = files.models.get(DEVICES_FILE)
+    troubleshooting = files.models.get(TROUBLESHOOTING_FILE)
+    problems.extend(_cross_file_problems(files))
+    if not require_translations:
+        programs = {name: without_stale(file) for name, file in programs.items()}
+        faq = without_stale(faq) if faq is not None else None
+        cards = without_stale(cards) if cards is not None else None
+        troubleshooting = without_stale(troubleshooting) if troubleshooting is not None else None
+    if problems or not isinstance(server, ServerFile) or not isinstance(faq, FaqFile):
         raise KnowledgeError(problems)
     knowledge = KnowledgeBase.build(
         server=server.server,
         helpdesk=server.helpdesk,
-        programs=[program for _, program in programs],
+        programs=list(programs.values()),
         faq=faq.faq,
-        revision=_revision(paths),
+        revision=_revision(_knowledge_files(directory)),
+        cards=cards.cards if isinstance(cards, CardsFile) else (),
+        devices=devices if isinstance(devices, DevicesFile) else None,
+        troubleshooting=(
+            troubleshooting.troubleshooting
+            if isinstance(troubleshooting, TroubleshootingFile)
+            else ()
+        ),
     )
-    files = {doc.path.name: program for doc, program in programs}
-    nodes = {doc.path.name: doc for doc in documents}
     findings = [
-        *checks.check_reachability(knowledge, files),
-        *checks.check_ports(server.server, files),
-        *checks.check_translations(faq.faq, files),
+        *checks.check_reachability(knowledge, programs),
+        *checks.check_ports(server.server, programs),
+        *(checks.check_translations(files.models) if require_translations else ()),
+        *checks.check_placeholders(server.server, files.models),
+        *checks.check_references(knowledge, files.models),
+        *checks.check_patterns(files.models),
     ]
     if findings:
-        raise KnowledgeError(
-            [
-                Problem(
-                    str(nodes[f.file].path),
-                    _line_of(nodes[f.file].node, f.path),
-                    ".".join(str(part) for part in f.path),
-                    f.message,
-                )
-                for f in findings
-            ]
-        )
+        raise KnowledgeError([files.problem(f.file, f.path, f.message) for f in findings])
     return knowledge
 
 
@@ -188,37 +242,88 @@ def _line_of(node: yaml.Node | None, path: Iterable[str | int]) -> int | None:
     return line
 
 
-def _cross_file_problems(programs: list[tuple[_Document, ProgramFile]]) -> list[Problem]:
-    """Ids and aliases must be unique across all program files, or lookups would be ambiguous."""
-    problems: list[Problem] = []
-    owners: dict[tuple[str, str], str] = {}
+@dataclass(frozen=True)
+class _Claim:
+    owner: str
+    file: str
+    path: tuple[str | int, ...]
 
-    def claim(
-        kind: str, value: str, owner: str, doc: _Document, path: tuple[str | int, ...]
-    ) -> None:
-        # Aliases compare as the lexicon sees them: "Apple Mail!" is "Apple Mail".
+
+def _cross_file_problems(files: KnowledgeFiles) -> list[Problem]:
+    """Ids, names and aliases must be unique across all files, or lookups would be ambiguous.
+
+    A name claimed twice is reported at every place that claims it, so the admin who just
+    added it sees the file they edited as well as the one that had it first.
+    """
+    claims: dict[tuple[str, str], list[_Claim]] = {}
+
+    def claim(kind: str, value: str, owner: str, file: str, path: tuple[str | int, ...]) -> None:
+        # Names compare as the lexicon sees them: "Apple Mail!" is "Apple Mail".
         key = (kind, normalize(value) if kind == "alias" else value.casefold())
-        if key in owners and owners[key] != owner:
+        claims.setdefault(key, []).append(_Claim(owner, file, path))
+
+    for name, file in files.of_type(ProgramFile).items():
+        program = file.program
+        owner = f"program {program.id}"
+        claim("program id", program.id, owner, name, ("program", "id"))
+        for i, alias in enumerate(program.aliases):
+            claim("alias", alias, owner, name, ("program", "aliases", i))
+        for g, guide in enumerate(file.guides):
+            claim("guide id", guide.id, f"guide {guide.id}", name, ("guides", g, "id"))
+            for i, alias in enumerate(guide.aliases):
+                claim("alias", alias, f"guide {guide.id}", name, ("guides", g, "aliases", i))
+    for name, cards in files.of_type(CardsFile).items():
+        for c, card in enumerate(cards.cards):
+            owner = f"card {card.id}"
+            # A card's id shares the namespace of program ids: both are `client` values.
+            claim("program id", card.id, owner, name, ("cards", c, "id"))
+            for i, alias in enumerate(card.aliases):
+                claim("alias", alias, owner, name, ("cards", c, "aliases", i))
+    for name, devices in files.of_type(DevicesFile).items():
+        for d, device in enumerate(devices.devices):
+            claim("device id", device.id, f"device {device.id}", name, ("devices", d, "id"))
+    for name, entries in files.of_type(TroubleshootingFile).items():
+        for t, item in enumerate(entries.troubleshooting):
+            owner = f"troubleshooting {item.id}"
+            claim("troubleshooting id", item.id, owner, name, ("troubleshooting", t, "id"))
+    for name, faq in files.of_type(FaqFile).items():
+        for f, entry in enumerate(faq.faq):
+            # One id may be worded once per login name rule ("login-name" for both rules).
+            key = entry.id if entry.for_login_name is None else f"{entry.id}@{entry.for_login_name}"
+            claim("FAQ id", key, f"FAQ entry {f + 1}", name, ("faq", f, "id"))
+
+    problems: list[Problem] = []
+    for (kind, _), places in claims.items():
+        owners = {place.owner for place in places}
+        if len(owners) < 2:
+            continue
+        for place in places:
+            others = [
+                f"{other.owner} ({files.problem(other.file, other.path, '').file_line})"
+                for other in places
+                if other.owner != place.owner
+            ]
+            value = _claimed_text(files, place)
             problems.append(
-                Problem(
-                    str(doc.path),
-                    _line_of(doc.node, path),
-                    ".".join(str(p) for p in path),
-                    f"{kind} '{value}' is already used by {owners[key]}",
+                files.problem(
+                    place.file,
+                    place.path,
+                    f"{kind} '{value}' is already used by {', '.join(others)}",
                 )
             )
-        owners.setdefault(key, owner)
-
-    for doc, file in programs:
-        program = file.program
-        claim("program id", program.id, f"program {program.id}", doc, ("program", "id"))
-        for i, alias in enumerate(program.aliases):
-            claim("alias", alias, f"program {program.id}", doc, ("program", "aliases", i))
-        for g, guide in enumerate(file.guides):
-            claim("guide id", guide.id, f"guide {guide.id}", doc, ("guides", g, "id"))
-            for i, alias in enumerate(guide.aliases):
-                claim("alias", alias, f"guide {guide.id}", doc, ("guides", g, "aliases", i))
     return problems
+
+
+def _claimed_text(files: KnowledgeFiles, place: _Claim) -> str:
+    node = files.documents[place.file].node
+    for part in place.path:
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if k.value == str(part)), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            node = node.value[part] if part < len(node.value) else None
+        if node is None:
+            return "?"
+    return str(node.value) if isinstance(node, yaml.ScalarNode) else "?"
 
 
 def _knowledge_files(directory: Path) -> list[Path]:

@@ -1,8 +1,14 @@
 """Typed models of the knowledge base that admins keep as YAML in `knowledge/`.
 
 The YAML files map one to one onto these models: `server.yaml` -> `ServerFile`, one file per
-program family -> `ProgramFile`, `faq.yaml` -> `FaqFile`. Validation errors carry the field path;
-`bot.knowledge.loader` turns that path into a file and line for the admin.
+program family -> `ProgramFile`, `faq.yaml` -> `FaqFile`, `cards.yaml` (programs without a
+guide) -> `CardsFile`, `devices.yaml` -> `DevicesFile`, `troubleshooting.yaml` ->
+`TroubleshootingFile`. Validation errors carry the field path; `bot.knowledge.loader` turns that
+path into a file and line for the admin.
+
+German is the source language. Beside every German text stands its English translation (`en`)
+and `de_hash`, the short hash of the German text that translation was made from
+(`bot.knowledge.translations`): when the German changes, the checks call the English stale.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
+
+from bot.understanding.normalize import normalize
 
 Protocol = Literal["imap", "pop3", "smtp", "eas"]
 Security = Literal["tls", "starttls"]
@@ -49,14 +57,32 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Localized(Strict):
-    """A text in German, optionally with an English translation.
+def _text_from_scalar(value: object) -> object:
+    # A hash of digits only ("12345678") or an unquoted date reaches us as a number or date.
+    if isinstance(value, int | date) and not isinstance(value, bool):
+        return value.isoformat() if isinstance(value, date) else str(value)
+    return value
 
-    In YAML an admin may write a plain string (German) or a mapping `{de: ..., en: ...}`.
+
+# The short hash of a German text (`bot.knowledge.translations.text_hash`).
+TextHash = Annotated[
+    str,
+    BeforeValidator(_text_from_scalar, json_schema_input_type=str),
+    StringConstraints(pattern=r"^[0-9a-f]{8}$"),
+]
+
+
+class Localized(Strict):
+    """A text in German with its English translation.
+
+    In YAML: `{de: ..., en: ..., de_hash: ...}`; a plain string is German only (the knowledge
+    checks then ask for the translation). `en` is a faithful translation of `de`, and `de_hash`
+    says which German text it translates.
     """
 
     de: NonEmpty
     en: NonEmpty | None = None
+    de_hash: TextHash | None = None
 
     def get(self, locale: str) -> str:
         if locale == "en" and self.en:
@@ -255,21 +281,88 @@ class ServerFile(Strict):
 # --- one file per program family ---------------------------------------------------------
 
 
+SourceKind = Literal["vendor", "provider", "third-party", "program"]
+
+
+class Source(Strict):
+    """Published documentation a text is taken from: where, what, and when it was read."""
+
+    url: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")]
+    title: NonEmpty
+    read: Annotated[
+        str,
+        BeforeValidator(_text_from_scalar, json_schema_input_type=str),
+        StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}$"),
+    ]
+    # vendor: the program's maker; provider: a university or mail provider's guide;
+    # third-party: anyone else; program: the program's own source code or UI strings.
+    kind: SourceKind
+
+
+# A guide or help text either comes from the university's seed page or names its sources.
+Provenance = Literal["seed"] | Annotated[list[Source], Field(min_length=1)]
+
+
+class StepHelp(Strict):
+    """What to say when the user cannot find something at this step ("wo finde ich …",
+    "gibt es bei mir nicht", "sehe ich nicht")."""
+
+    # Words for what the user misses ("Extras", "Menüleiste", "menu bar"); the engine picks the
+    # entry whose keywords the user named, else the first.
+    keywords: list[NonEmpty] = Field(min_length=1)
+    text: LocalizedText
+    source: list[Source] = Field(min_length=1)
+
+
 class StepItem(Strict):
     """A bullet inside a step (the seed nests port tables two levels deep)."""
 
     text: NonEmpty
+    en: NonEmpty | None = None
+    de_hash: TextHash | None = None
     items: list[StepItem] = Field(default_factory=list)
+
+    def localized(self, locale: str) -> StepItem:
+        """This item with its texts in `locale` (German where no translation exists)."""
+        return self.model_copy(
+            update={
+                "text": self.en if locale == "en" and self.en else self.text,
+                "items": [item.localized(locale) for item in self.items],
+            }
+        )
 
 
 class Step(Strict):
     text: NonEmpty
+    en: NonEmpty | None = None
+    de_hash: TextHash | None = None
     items: list[StepItem] = Field(default_factory=list)
     # Shown only to users of these incoming protocols (e.g. the seed's POP3 notes).
     only_for: list[IncomingProtocol] = Field(default_factory=list)
+    help: list[StepHelp] = Field(default_factory=list)
 
     def applies_to(self, protocol: str | None) -> bool:
         return not self.only_for or protocol is None or protocol in self.only_for
+
+    def localized(self, locale: str) -> Step:
+        """This step with its texts in `locale` (German where no translation exists)."""
+        return self.model_copy(
+            update={
+                "text": self.en if locale == "en" and self.en else self.text,
+                "items": [item.localized(locale) for item in self.items],
+            }
+        )
+
+    def help_for(self, said: str) -> StepHelp | None:
+        """The help entry whose keywords occur in `said` (already normalised), else the first.
+
+        Plain word containment only; typo tolerance is the lexicon's job.
+        """
+        padded = f" {said} "
+        for entry in self.help:
+            if any(f" {normalize(keyword)} " in padded for keyword in entry.keywords):
+                return entry
+        return self.help[0] if self.help else None
 
 
 VERSION_PATTERN = re.compile(r"^\d+(\.\d+)*$")
@@ -284,15 +377,45 @@ def _version_to_text(value: object) -> object:
 Version = Annotated[str, StringConstraints(pattern=VERSION_PATTERN.pattern)]
 
 
+class GuideEnglish(Strict):
+    """The English title and button label of a guide, and the hash of the German pair."""
+
+    title: NonEmpty
+    label: NonEmpty
+    de_hash: TextHash | None = None
+
+
 class Guide(Strict):
     id: Slug
     title: NonEmpty  # the seed's heading, e.g. "Microsoft Outlook 2010/13/16"
     label: NonEmpty  # short name for buttons, e.g. "Outlook 2010/2013/2016"
+    en: GuideEnglish | None = None
+    # `seed` for the university's own page (word for word); else the published sources.
+    source: Provenance
     versions: list[Version] = Field(default_factory=list)
     aliases: list[NonEmpty] = Field(default_factory=list)
     # Offer an Apple configuration profile ("Profil installieren") as an alternative.
     offers_profile: bool = False
     steps: list[Step] = Field(min_length=1)
+
+    @property
+    def from_seed(self) -> bool:
+        return self.source == "seed"
+
+    def localized(self, locale: str) -> Guide:
+        """This guide as an English (or German) reader sees it: title, label, steps, items.
+
+        The renderers take the result unchanged: `guide_text(guide.localized("en"), ...)`.
+        """
+        if locale != "en":
+            return self
+        return self.model_copy(
+            update={
+                "title": self.en.title if self.en else self.title,
+                "label": self.en.label if self.en else self.label,
+                "steps": [step.localized(locale) for step in self.steps],
+            }
+        )
 
     @field_validator("versions", mode="before")
     @classmethod
@@ -309,6 +432,8 @@ class Guide(Strict):
 
 
 class Program(Strict):
+    """A program family with guides (one file each, e.g. `thunderbird.yaml`)."""
+
     id: Slug
     name: NonEmpty
     aliases: list[NonEmpty] = Field(min_length=1)
@@ -324,7 +449,164 @@ class ProgramFile(Strict):
     guides: list[Guide] = Field(min_length=1)
 
 
+# --- cards.yaml: programs without a guide -----------------------------------------------
+
+Platform = Literal["windows", "macos", "linux", "ios", "android", "web"]
+# The automatic ways Lotse can offer (bot/profiles): Mozilla autoconfig, Microsoft
+# Autodiscover, an Apple configuration profile.
+SetupWay = Literal["autoconfig", "autodiscover", "apple-profile"]
+
+
+class AutomaticSetup(Strict):
+    """An automatic way the program supports, with the documentation that says so."""
+
+    way: SetupWay
+    source: list[Source] = Field(min_length=1)
+
+
+class CardNote(Strict):
+    """A sentence on the settings card (e.g. "discontinued", where the settings are)."""
+
+    text: LocalizedText
+    source: list[Source] = Field(min_length=1)
+
+
+class CardProgram(Strict):
+    """A program Lotse knows by name but has no sourced guide for: it answers with a settings
+    card (server, ports and security from `server.yaml`, the login name rule, the note that the
+    password stays the same) and the automatic ways listed in `setup`."""
+
+    id: Slug
+    name: LocalizedText
+    aliases: list[NonEmpty] = Field(default_factory=list)
+    # A card for the newer versions of a program that has guides for older ones:
+    # `family: android, from_version: "7"` answers Android 7 and later.
+    family: Slug | None = None
+    from_version: Version | None = None
+    platforms: list[Platform] = Field(min_length=1)
+    setup: list[AutomaticSetup] = Field(default_factory=list)
+    # No longer works at all (Windows "Mail und Kalender"): the card says so first.
+    discontinued: bool = False
+    notes: list[CardNote] = Field(default_factory=list)
+    # Where what the card says about the program comes from (its identity, its end).
+    source: list[Source] = Field(default_factory=list)
+    order: int = 100
+
+    @field_validator("from_version", mode="before")
+    @classmethod
+    def _version_as_text(cls, value: object) -> object:
+        return _version_to_text(value)
+
+    @property
+    def setup_ways(self) -> list[SetupWay]:
+        return [entry.way for entry in self.setup]
+
+
+class CardsFile(Strict):
+    cards: list[CardProgram] = Field(min_length=1)
+
+
+# --- devices.yaml ------------------------------------------------------------------------
+
+MobilePlatform = Literal["ios", "android"]
+
+
+def _compiles(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as error:
+        raise ValueError(f"not a valid regular expression: {error}") from None
+    return pattern
+
+
+# A regular expression matched against the normalised text (lower case, umlauts spelled out
+# as ae/oe/ue/ss, punctuation dropped; see bot.understanding.normalize).
+Pattern = Annotated[str, StringConstraints(min_length=1), BeforeValidator(_compiles)]
+
+
+class Device(Strict):
+    """A family of devices that runs one platform: names and models never mean an OS version."""
+
+    id: Slug
+    name: NonEmpty
+    platform: MobilePlatform
+    patterns: list[Pattern] = Field(min_length=1)
+    # What users write; each must match a pattern (the checks try them).
+    examples: list[NonEmpty] = Field(min_length=1)
+
+    @property
+    def compiled(self) -> list[re.Pattern[str]]:
+        return [re.compile(pattern) for pattern in self.patterns]
+
+
+class GenericDevices(Strict):
+    """Words that name a device but not its platform ("Handy"): the bot asks iPhone/iPad or
+    Android."""
+
+    patterns: list[Pattern] = Field(min_length=1)
+    examples: list[NonEmpty] = Field(min_length=1)
+
+    @property
+    def compiled(self) -> list[re.Pattern[str]]:
+        return [re.compile(pattern) for pattern in self.patterns]
+
+
+class DevicesFile(Strict):
+    # The program whose guides serve each platform's own mail app.
+    platform_programs: dict[MobilePlatform, Slug]
+    devices: list[Device] = Field(min_length=1)
+    generic: GenericDevices
+
+
+# --- troubleshooting.yaml ----------------------------------------------------------------
+
+Cause = Literal[
+    "security-mismatch",  # port and security type do not belong together
+    "server-name",  # server name not exactly the one in server.yaml, or not reachable
+    "certificate",  # the certificate does not fit the name, or is not trusted
+    "timeout",  # no answer on that port (blocked port, or waiting for the wrong handshake)
+    "no-encryption",  # the program connects without encryption
+    "login",  # user name or password rejected: not a TLS problem
+    "tls",  # a TLS handshake that fails for other reasons
+]
+
+
+class Wording(Strict):
+    """An error message exactly as a program shows it, with the source of that wording."""
+
+    lang: Locale
+    text: NonEmpty
+    source: list[Source] = Field(min_length=1)
+
+
+class TroubleshootingEntry(Strict):
+    id: Slug
+    # Program or card ids whose message this is; empty for messages of any program.
+    programs: list[Slug] = Field(default_factory=list)
+    cause: Cause
+    wordings: list[Wording] = Field(default_factory=list)
+    # How users paste or retell it (the issue's variants); each must match a pattern.
+    examples: list[NonEmpty] = Field(default_factory=list)
+    patterns: list[Pattern] = Field(min_length=1)
+    explanation: LocalizedText  # the cause, in the user's words
+    fix: LocalizedText
+    # Offer the connection check after the answer.
+    offer_check: bool = True
+    # Where the cause and fix come from, beyond the wordings' own sources.
+    source: list[Source] = Field(default_factory=list)
+
+    @property
+    def compiled(self) -> list[re.Pattern[str]]:
+        return [re.compile(pattern) for pattern in self.patterns]
+
+
+class TroubleshootingFile(Strict):
+    troubleshooting: list[TroubleshootingEntry] = Field(min_length=1)
+
+
 # --- faq.yaml ----------------------------------------------------------------------------
+
+LoginName = Literal["address", "local_part"]
 
 
 class FaqEntry(Strict):
@@ -332,6 +614,8 @@ class FaqEntry(Strict):
     question: LocalizedText
     keywords: list[NonEmpty] = Field(min_length=1)
     answer: LocalizedText
+    # Only for this login name rule of server.yaml (two entries word it for both rules).
+    for_login_name: LoginName | None = None
 
 
 class FaqFile(Strict):

@@ -14,19 +14,36 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from bot.knowledge.models import FaqFile, ProgramFile, ServerFile
+from bot.knowledge.models import (
+    CardsFile,
+    DevicesFile,
+    FaqFile,
+    ProgramFile,
+    ServerFile,
+    TroubleshootingFile,
+)
 
 SCHEMA_FILE = "schema.json"
 EDITOR_COMMENT = f"# yaml-language-server: $schema={SCHEMA_FILE}"
 
 
 def knowledge_schema() -> dict[str, Any]:
-    files: list[type[BaseModel]] = [ServerFile, ProgramFile, FaqFile]
+    files: list[type[BaseModel]] = [
+        ServerFile,
+        ProgramFile,
+        FaqFile,
+        CardsFile,
+        DevicesFile,
+        TroubleshootingFile,
+    ]
     _, top = models_json_schema([(model, "validation") for model in files])
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "Lotse knowledge file",
-        "description": "server.yaml, faq.yaml, or one program family with its guides",
+        "description": (
+            "server.yaml, faq.yaml, cards.yaml, devices.yaml, troubleshooting.yaml, "
+            "or one program family with its guides"
+        ),
         "anyOf": [{"$ref": f"#/$defs/{model.__name__}"} for model in files],
         "$defs": top["$defs"],
     }
