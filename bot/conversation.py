@@ -224,8 +224,8 @@ class ConversationService:
         notes = _TurnNotes()
         try:
             decision = await self._decide(inbound, cleaned, state_before, start, tr, notes)
-            if inbound.command is not None and cleaned is not None and cleaned.had_secret:
-                decision.outputs.insert(0, Reply(secret_warning(tr)))  # in the argument
+            if inbound.command is not None and cleaned is not None:  # a command's argument
+                _warn_of_secret(decision, cleaned, tr)
             replies, deleted = await self._dispatch(decision, inbound, tr)
         except Exception:
             log.exception("turn failed")
@@ -330,7 +330,7 @@ class ConversationService:
             return engine.decide(state, message, tr)
         assert cleaned is not None  # a text message
         if cleaned.too_long:
-            return engine.reject(state, "too_long", tr)
+            return _warn_of_secret(engine.reject(state, "too_long", tr), cleaned, tr)
         if cleaned.had_secret:
             return engine.reject(state, "secret", tr)
         if cleaned.unreadable:
@@ -375,7 +375,8 @@ class ConversationService:
         if cleaned is None or not self._for_agent(cleaned, state):
             return None
         if cleaned.too_long or cleaned.unreadable:
-            return engine.reject(state, "too_long" if cleaned.too_long else "unreadable", tr)
+            rejected = engine.reject(state, "too_long" if cleaned.too_long else "unreadable", tr)
+            return _warn_of_secret(rejected, cleaned, tr)
         await self.tickets.relay_from_user(ticket, cleaned.text)
         notes.relayed = True
         # Silent (the agent answers); a password was relayed redacted, and gets a warning.
@@ -627,6 +628,13 @@ def _inbound_from_transcript(channel: str, user: str, text: str) -> Inbound:
         if command in COMMANDS or command.isalpha():  # an unknown one is answered as such
             return Inbound(channel, user, command=command, argument=argument or None)
     return Inbound(channel, user, text=text)
+
+
+def _warn_of_secret(decision: Decision, cleaned: CleanedText, tr: Translator) -> Decision:
+    """A password was removed from what the user sent: say so first, whatever else is said."""
+    if cleaned.had_secret:
+        decision.outputs.insert(0, Reply(secret_warning(tr)))
+    return decision
 
 
 def _admit(inbound: Inbound) -> tuple[Inbound, CleanedText | None]:

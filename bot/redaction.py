@@ -56,6 +56,8 @@ _NOT_A_VALUE_TEXT = """
     new saved stored required needed rejected accepted working broken too and or but in on for
     of to what which where how why who when is are was were does doesn't isn't being
     eins zwei drei vier fünf sechs sieben acht neun zehn elf zwölf mehrere viele
+    super total echt ziemlich recht relativ extrem voll ganz etwas bisschen viel eher nur fast
+    genau
 """
 _NOT_A_VALUE = frozenset(_NOT_A_VALUE_TEXT.split())
 _CONJUNCTIONS = frozenset(("und", "aber", "doch", "oder", "and", "but", "or"))
@@ -87,8 +89,10 @@ _VALUE_BEFORE = re.compile(
     r"(?:(?:mein|meine|das|dein|unser|my|the|your)\s+)?(?:(?:neues|neue|altes|alte|new|old)\s+)?$"
 )
 # "Benutzer anna, Passwort …": a user name given just before.
+_USER_WORDS = r"(?:benutzer|benutzername|nutzer|nutzername|user|username|login|kennung)"
+_USER_LABEL = re.compile(rf"(?i){_USER_WORDS}")
 _USER_BEFORE = re.compile(
-    r"(?i)\b(?:benutzer|benutzername|nutzer|nutzername|user|username|login|kennung)\b"
+    rf"(?i)\b{_USER_WORDS}\b"
     r"\s*[:=]?\s*(\S+?)\s*[,/;]?\s*(?:und\s+|and\s+)?$"
 )
 _PARTICIPLE = re.compile(
@@ -100,7 +104,7 @@ _WORD = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*", re.UNICODE)
 _TOKEN = re.compile(r"\S+")
 _SPACES = re.compile(r"[ \t]+")
 _SEPARATORS = re.compile(r"[ \t,:]*")
-_EDGE = "\"'„“”‚‘’»«()[]{}<>.,;:!?"
+_EDGE = "\"'„“”‚‘’»«()[]{}<>.,;:!?#"
 _LONGEST = 64  # longer tokens are data (a hash, a pasted log), not something typed as a password
 _WEAK_SYMBOLS = set("-._/\\'<>|:")  # separators in names, paths, menus and markup
 
@@ -119,7 +123,7 @@ _HARMLESS = re.compile(
 _PRODUCT = re.compile(
     r"(?i)^(?:outlook|office|o365|m365|microsoft|thunderbird|windows|win|ios|ipados|android|"
     r"macos|osx|iphone|ipad|ipod|mac|macbook|imac|galaxy|samsung|pixel|huawei|xiaomi|redmi|"
-    r"port|oneplus|motorola|nokia|sony|xperia|lenovo|thinkpad|surface|imap|pop|smtp|tls|ssl|"
+    r"port|eduroam|oneplus|motorola|nokia|sony|xperia|lenovo|thinkpad|surface|imap|pop|smtp|tls|ssl|"
     r"starttls|http|https|utf|sha|md|aes|rsa|ipv|x86|x64|arm|build|version|kb|em|k)"
 )
 
@@ -135,8 +139,10 @@ def redact(text: str) -> Redaction:
     spans: list[tuple[int, int]] = []
     lines = _lines(text)
     for index, (start, line) in enumerate(lines):
-        spans.extend(_disclosures(lines, index))
-        spans.extend(_shaped_tokens(line, start))
+        disclosed = _disclosures(lines, index)
+        spans.extend(disclosed)
+        mentioned = any(is_password_word(word) for word in _WORD.findall(line))
+        spans.extend(_shaped_tokens(line, start, mentioned=mentioned, disclosed=bool(disclosed)))
     if not spans:
         return Redaction(text, False)
     pieces: list[str] = []
@@ -340,17 +346,24 @@ def _has_password_shape(token: str) -> bool:
     return (lower or upper) and (digit or symbol)
 
 
-def _shaped_tokens(line: str, offset: int) -> list[tuple[int, int]]:
-    """Tokens that look like a password wherever they stand."""
+def _shaped_tokens(
+    line: str, offset: int, *, mentioned: bool, disclosed: bool
+) -> list[tuple[int, int]]:
+    """Tokens that look like a password wherever they stand: of three classes (from six
+    characters on a line that names a password, else from eight), alone on their line, or
+    letters with digits on a line that gave a password already ("… war blumen99 und das neue
+    ist blumen100"), unless a user name label comes just before."""
     tokens = list(_TOKEN.finditer(line))
     spans = []
-    for token in tokens:
+    for index, token in enumerate(tokens):
         core = token.group().strip(_EDGE)
         if len(core) > _LONGEST or _is_harmless(core):
             continue
         lower, upper, digit, symbol = _classes(core)
-        strong = len(core) >= 8 and lower + upper + digit + symbol >= 3
+        strong = lower + upper + digit + symbol >= 3 and len(core) >= (6 if mentioned else 8)
         alone = len(tokens) == 1 and len(core) >= 6 and (lower or upper) and (digit or symbol)
-        if strong or alone:
+        named_user = index > 0 and _USER_LABEL.fullmatch(tokens[index - 1].group().rstrip(":="))
+        another = disclosed and len(core) >= 6 and (lower or upper) and digit and not named_user
+        if strong or alone or another:
             spans.append((offset + token.start(), offset + token.end()))
     return spans

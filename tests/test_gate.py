@@ -191,6 +191,7 @@ async def test_a_password_where_a_long_message_is_cut_leaves_no_piece_behind(
     text = "a" * position + "\nmein Passwort: Sommer Zeit 2024\n" + "b" * 10_000
     await chat.say(text)
     assert "zu lang" in chat.text
+    assert "niemals Ihr Passwort" in chat.text  # and a password was removed
     stored = (await stored_texts(service, chat))[0]
     assert stored.endswith(CUT_MARKER) and len(stored) <= MAX_MESSAGE_LENGTH
     assert not any(piece in stored for piece in ("Somm", "Zeit", "2024"))
