@@ -204,6 +204,7 @@ def throwaway_postgres() -> Iterator[str | None]:
     """A PostgreSQL cluster as the tests start it (tests/servers/postgres.py); None without
     the binaries."""
     from tests.servers import postgres
+    from tests.support import free_port
 
     bin_dir = postgres._find_bin_dir()
     if bin_dir is None:
@@ -213,7 +214,7 @@ def throwaway_postgres() -> Iterator[str | None]:
     base = Path(tempfile.mkdtemp(prefix="lotse-bench-pg-"))
     if as_user:
         os.chown(base, *_ids(as_user[2]))
-    data, port = base / "data", postgres._free_port()
+    data, port = base / "data", free_port()
     pg_ctl = [*as_user, str(bin_dir / "pg_ctl"), "-D", str(data)]
     try:
         postgres._run(

@@ -1,12 +1,20 @@
 """Test helpers: the repo's knowledge base, a conversation service on a temporary SQLite file,
-and `Chat`, which talks to the service the way a channel does."""
+`Chat`, which talks to the service the way a channel does, pinned clocks, free ports, and
+`wait_until` for what nothing signals."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import asyncio
+import inspect
+import random
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, TypeVar, overload
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -26,6 +34,73 @@ from bot.understanding.lexicon import LexiconUnderstander
 
 REPO = Path(__file__).resolve().parents[1]
 KNOWLEDGE_DIR = REPO / "knowledge"
+
+T = TypeVar("T")
+
+
+# --- ports and waiting -------------------------------------------------------------------
+
+_handed_out: set[int] = set()
+_ports_lock = threading.Lock()
+
+
+def free_port() -> int:
+    """A port free on 127.0.0.1 and 127.0.0.2 (the mail servers listen on both), below
+    Linux's ephemeral range (32768+) so no outgoing connection takes it before the server
+    binds it; never the same one twice in this process (servers start in parallel threads)."""
+    with _ports_lock:
+        for _ in range(1000):
+            port = random.randrange(20000, 32000)
+            if port in _handed_out:
+                continue
+            try:
+                for host in ("127.0.0.1", "127.0.0.2"):
+                    with socket.socket() as sock:
+                        sock.bind((host, port))
+            except OSError:
+                continue
+            _handed_out.add(port)
+            return port
+    raise RuntimeError("no free port found")
+
+
+@overload
+async def wait_until(
+    probe: Callable[[], Awaitable[T | None]],
+    what: str | Callable[[], str],
+    *,
+    within: float = ...,
+    every: float = ...,
+) -> T: ...
+@overload
+async def wait_until(
+    probe: Callable[[], T | None],
+    what: str | Callable[[], str],
+    *,
+    within: float = ...,
+    every: float = ...,
+) -> T: ...
+async def wait_until(
+    probe: Callable[[], Any],
+    what: str | Callable[[], str],
+    *,
+    within: float = 15.0,
+    every: float = 0.05,
+) -> Any:
+    """Call `probe` (plain or async) until it returns something true, and return that; fail
+    saying what never came. Only for what nothing signals (a server coming up over HTTP, a
+    row in another process's database, a file Postfix delivers); wait on an event where the
+    code under test offers one."""
+    deadline = time.monotonic() + within
+    while True:
+        result = probe()
+        value = await result if inspect.isawaitable(result) else result
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            described = what() if callable(what) else what
+            raise AssertionError(f"timed out after {within:g} s waiting for {described}")
+        await asyncio.sleep(every)
 
 
 @pytest.fixture(scope="session")

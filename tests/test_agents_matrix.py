@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -22,9 +21,9 @@ from bot.app import build_service
 from bot.channels.matrix import serve
 from bot.config import Settings
 from bot.serve.process import serve as serve_all
+from tests.matrix_user import GREETING, MatrixUser, matrix_user
 from tests.servers.synapse import MatrixAccount, SynapseServer
 from tests.servers.telegram_api import FakeTelegram, FakeUser, TelegramChat, mentions
-from tests.test_matrix import GREETING, MatrixUser
 
 AGENT_CHAT = -1001234567890
 ANNA = FakeUser(1001, "Anna", "de")  # a user on Telegram
@@ -33,19 +32,9 @@ CARLA = FakeUser(2002, "Carla", "de")  # a helpdesk agent in the Telegram group
 pytestmark = pytest.mark.slow
 
 
-def _account(server: SynapseServer, role: str) -> MatrixAccount:
-    return server.register_user(f"{role}-{secrets.token_hex(4)}", secrets.token_urlsafe(12))
-
-
-async def _user(server: SynapseServer, tmp_path: Path, role: str) -> MatrixUser:
-    store = tmp_path / role
-    store.mkdir()
-    return await MatrixUser.log_in(server, _account(server, role), store)
-
-
 @pytest.fixture
 async def anna(synapse_server: SynapseServer, tmp_path: Path) -> AsyncIterator[MatrixUser]:
-    user = await _user(synapse_server, tmp_path, "anna")
+    user = await matrix_user(synapse_server, tmp_path, "anna")
     yield user
     await user.close()
 
@@ -53,7 +42,7 @@ async def anna(synapse_server: SynapseServer, tmp_path: Path) -> AsyncIterator[M
 @pytest.fixture
 async def bert(synapse_server: SynapseServer, tmp_path: Path) -> AsyncIterator[MatrixUser]:
     """A helpdesk agent."""
-    user = await _user(synapse_server, tmp_path, "bert")
+    user = await matrix_user(synapse_server, tmp_path, "bert")
     yield user
     await user.close()
 
@@ -81,7 +70,7 @@ def event_with(user: MatrixUser, room_id: str, text: str) -> Any:
 async def test_an_agent_in_the_agents_room_takes_answers_and_hands_back_a_matrix_user(
     synapse_server: SynapseServer, anna: MatrixUser, bert: MatrixUser, tmp_path: Path
 ) -> None:
-    lotse = _account(synapse_server, "lotse")
+    lotse = synapse_server.new_account("lotse")
     agents_room = (await bert.client.room_create(name="Helpdesk", invite=[lotse.user_id])).room_id
     directory = tmp_path / "bot"
     settings = bot_settings(synapse_server, lotse, agents_room, tmp_path, directory / "store")
@@ -165,7 +154,7 @@ async def test_agents_on_telegram_and_on_matrix_see_each_others_answers_and_one_
     """`lotse serve` with both agents' chats: Carla works in the Telegram group, Bert in the
     Matrix room, Anna writes on Telegram."""
     api = telegram_api
-    lotse = _account(synapse_server, "lotse")
+    lotse = synapse_server.new_account("lotse")
     agents_room = (await bert.client.room_create(name="Helpdesk", invite=[lotse.user_id])).room_id
     settings = bot_settings(synapse_server, lotse, agents_room, tmp_path).model_copy(
         update={
@@ -258,7 +247,7 @@ async def test_a_stopped_matrix_channel_sends_nothing_more_through_its_closed_cl
 ) -> None:
     # As when another instance takes the Matrix lease: pushes to Matrix users and the agents'
     # room must go through the channel outbox again, not to this process's closed client.
-    lotse = _account(synapse_server, "lotse")
+    lotse = synapse_server.new_account("lotse")
     agents_room = (await bert.client.room_create(name="Helpdesk", invite=[lotse.user_id])).room_id
     service = await build_service(bot_settings(synapse_server, lotse, agents_room, tmp_path))
     assert service.tickets is not None
@@ -323,8 +312,8 @@ async def test_replies_to_the_list_reach_no_user_and_members_without_power_are_n
     synapse_server: SynapseServer, anna: MatrixUser, bert: MatrixUser, tmp_path: Path
 ) -> None:
     """Bert made the agents' room (power 100); Mallory was invited into it (power 0)."""
-    lotse = _account(synapse_server, "lotse")
-    mallory = await _user(synapse_server, tmp_path, "mallory")
+    lotse = synapse_server.new_account("lotse")
+    mallory = await matrix_user(synapse_server, tmp_path, "mallory")
     created = await bert.client.room_create(
         name="Helpdesk", invite=[lotse.user_id, mallory.account.user_id]
     )

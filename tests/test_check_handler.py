@@ -38,9 +38,11 @@ class FakeChecker:
         self.runs = 0
         self.findings = findings
         self.release: asyncio.Event | None = None
+        self.started = asyncio.Event()
 
     async def __call__(self, server: Server, seconds: float, ca_file: Path | None) -> CheckReport:
         self.runs += 1
+        self.started.set()
         if self.release is not None:
             await self.release.wait()
         endpoint = EndpointResult(
@@ -143,7 +145,7 @@ async def test_concurrent_requests_share_one_running_check(
 ) -> None:
     checker.release = asyncio.Event()
     waiting = [asyncio.create_task(handler(RunCheck(), context(user))) for user in "abc"]
-    await asyncio.sleep(0.01)
+    await checker.started.wait()  # the check task starts after all three asked (FIFO)
     checker.release.set()
     results = await asyncio.gather(*waiting)
     assert checker.runs == 1

@@ -20,7 +20,8 @@ from bot.check import check_server
 from bot.check.report import CheckReport, EndpointResult
 from bot.check.texts import summary
 from bot.i18n import translator
-from tests.servers.mail import HOST, LOCAL, REMOTE, MailServers, free_port
+from tests.servers.mail import HOST, LOCAL, REMOTE, MailServers
+from tests.support import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -129,7 +129,7 @@ async def test_what_a_user_sent_reaches_the_ticket_and_its_mail_cleaned_cut_and_
     sender = SmtpSender(helpdesk_mailbox.url("smtp"), helpdesk_mailbox.ca)
     report = await deliver_queue(any_service.store, sender, MAIL_FROM)
     assert report.failed == 0 and report.sent >= 2
-    mails = helpdesk_mailbox.wait_for(report.sent)
+    mails = await helpdesk_mailbox.wait_for(report.sent)
     bodies = "\n".join(_body(mail) for mail in mails)
     assert not any(char in bodies for char in UNSAFE)
     assert "Sommer" not in bodies and "Zeit 2024" not in bodies

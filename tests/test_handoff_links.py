@@ -41,7 +41,7 @@ async def test_a_user_who_follows_the_link_lands_in_the_guide_and_the_outcome_is
 
     sender = SmtpSender(helpdesk_mailbox.url("smtp"), helpdesk_mailbox.ca)
     await deliver_queue(service.store, sender, MAIL_FROM)
-    subjects = sorted(str(mail["Subject"]) for mail in helpdesk_mailbox.wait_for(3))
+    subjects = sorted(str(mail["Subject"]) for mail in await helpdesk_mailbox.wait_for(3))
     assert subjects == [
         "[Ticket#4711] [Lotse#1] Neue Anfrage: Nutzer bittet um einen Menschen – thunderbird",
         "[Ticket#4711] [Lotse-Link] thunderbird: Anleitung abgeschlossen",

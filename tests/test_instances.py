@@ -9,7 +9,6 @@ import os
 import re
 import signal
 import sys
-import time
 from asyncio.subprocess import Process
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -22,9 +21,9 @@ from bot.conversation import ConversationService
 from bot.engine.state import ConversationState
 from bot.knowledge.base import KnowledgeBase
 from bot.storage.store import Store, StoredMessage
+from tests.servers.postgres import running_statement, waiting_for_a_lock
 from tests.servers.telegram_api import FakeTelegram, FakeUser, mentions
-from tests.support import REPO, Chat, open_service
-from tests.test_serve import free_port
+from tests.support import REPO, Chat, free_port, open_service, wait_until
 
 pytestmark = pytest.mark.postgres
 
@@ -76,7 +75,7 @@ async def test_a_turn_lock_holds_the_same_user_on_another_instance_and_no_one_el
     async with first.turn("telegram", "anna"):
         same_user = asyncio.create_task(take_turn(second, "anna"))
         await take_turn(second, "bert")  # another user goes ahead at once
-        await asyncio.sleep(0.3)
+        await wait_until(lambda: first.run(waiting_for_a_lock), "anna's turn to wait for her lock")
         assert entered == ["bert"]
         assert first.turns_in_flight == 1
     await asyncio.wait_for(same_user, 5)
@@ -110,7 +109,7 @@ async def test_a_turn_ended_by_an_error_or_a_cancellation_leaves_the_users_lock_
     # the lock must not be granted afterwards and stay with a pooled connection.
     async with second.turn("telegram", "anna"):
         waiting = asyncio.create_task(take_turn_and_wait(first, "anna"))
-        await asyncio.sleep(0.2)
+        await wait_until(lambda: second.run(waiting_for_a_lock), "the turn to wait for the lock")
         waiting.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiting
@@ -118,15 +117,18 @@ async def test_a_turn_ended_by_an_error_or_a_cancellation_leaves_the_users_lock_
 
     # Cancelled in the middle of the turn, while it waits on the database.
     started = asyncio.Event()
+    slow_statement = "SELECT pg_sleep(5)"
 
     async def slow_turn() -> None:
         async with first.turn("telegram", "bert"):
             started.set()
-            await first.run(lambda conn: conn.exec_driver_sql("SELECT pg_sleep(5)"))
+            await first.run(lambda conn: conn.exec_driver_sql(slow_statement))
 
     slow = asyncio.create_task(slow_turn())
     await started.wait()
-    await asyncio.sleep(0.1)
+    await wait_until(
+        lambda: second.run(running_statement, slow_statement), "the turn's slow statement"
+    )
     slow.cancel()
     with pytest.raises(asyncio.CancelledError):
         await slow
@@ -248,16 +250,15 @@ async def lotse_serve(
 
 
 async def wait_healthy(http: aiohttp.ClientSession, port: int, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while True:
+
+    async def healthy() -> bool:
         try:
             async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
-                if response.status == 200:
-                    return
+                return response.status == 200
         except aiohttp.ClientConnectorError:
-            pass
-        assert time.monotonic() < deadline, f"not healthy; see its log {log}"
-        await asyncio.sleep(0.1)
+            return False
+
+    await wait_until(healthy, f"/healthz to say healthy (see the log {log})", within=60, every=0.1)
 
 
 async def post(http: aiohttp.ClientSession, url: str, api: FakeTelegram, text: str) -> None:
@@ -286,23 +287,28 @@ async def test_two_serve_processes_answer_one_users_messages_once_and_in_order(
         stack.push_async_callback(store.close)
 
         async def answered(count: int, within: float = 15) -> list[StoredMessage]:
-            deadline = time.monotonic() + within
-            while True:
-                transcript = await store.transcript("telegram", str(ANNA.id))
+            transcript: list[StoredMessage] = []
+
+            async def stored() -> list[StoredMessage] | None:
+                transcript[:] = await store.transcript("telegram", str(ANNA.id))
                 ins = sum(message.direction == "in" for message in transcript)
-                if ins >= count and transcript[-1].direction == "out":
-                    return transcript
-                assert time.monotonic() < deadline, [m.text[:40] for m in transcript]
-                await asyncio.sleep(0.05)
+                done = ins >= count and transcript[-1].direction == "out"
+                return list(transcript) if done else None
+
+            found: list[StoredMessage] = await wait_until(
+                stored,
+                lambda: f"{count} answered messages: {[m.text[:40] for m in transcript]}",
+                within=within,
+            )
+            return found
 
         for count, text in enumerate(("Thunderbird", "weiter", "weiter"), 1):
             await post(http, first if count % 2 else second, telegram_api, text)
             await answered(count)
         # The reply is saved before it is sent: wait for it at the Bot API too.
-        deadline = time.monotonic() + 10
-        while not mentions("Schritt 3 von 5")(telegram_api.messages_to(ANNA.id)):
-            assert time.monotonic() < deadline, telegram_api.messages_to(ANNA.id)
-            await asyncio.sleep(0.05)
+        await telegram_api.wait_for(
+            lambda: mentions("Schritt 3 von 5")(telegram_api.messages_to(ANNA.id)), "step 3"
+        )
 
         together = ["weiter", "zurück", "zurück", "weiter", "weiter", "zurück"]
         await asyncio.gather(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -20,6 +20,7 @@ from bot.serve.jobs import Job, JobRunner, _take_lease
 from bot.serve.leader import ChannelLease, Leader, LeaseTiming, Stopper
 from bot.storage.store import Store
 from bot.storage.tables import JobLease, utcnow
+from tests.support import wait_until
 
 
 @dataclass
@@ -104,7 +105,7 @@ async def test_the_lease_of_an_instance_that_died_expires_and_another_takes_the_
 
     runner = JobRunner(store, [recorder.job_for("alive", every=3600)], holder="alive", tick=0.01)
     assert await runner.run_due() == []  # the lease still holds
-    await asyncio.sleep(0.6)
+    await asyncio.sleep(0.6)  # the dead instance's lease runs out by the clock: no event
     assert await runner.run_due() == ["purge"]
     await runner.stop()
     assert [who for who, _, _ in recorder.runs] == ["alive"]
@@ -165,13 +166,6 @@ class Channel:
         return self.status.state == "running"
 
 
-async def until(condition: Callable[[], bool], what: str, within: float = 5.0) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
-
-
 async def test_of_two_instances_one_runs_the_channel_and_the_other_takes_over_when_it_stops(
     database_url: str,
 ) -> None:
@@ -183,15 +177,17 @@ async def test_of_two_instances_one_runs_the_channel_and_the_other_takes_over_wh
         for who, store, c in zip(("a", "b"), stores, (a, b), strict=True)
     ]
     leaders[0].begin()
-    await until(a.running, "a running")
+    await wait_until(a.running, "a running")
     leaders[1].begin()
-    await until(lambda: b.status.state == "standby", "b standing by")
-    await asyncio.sleep(FAST.ttl * 2)  # a renews: b never starts meanwhile
+    await wait_until(lambda: b.status.state == "standby", "b standing by")
+    # a renews: b never starts meanwhile. Only time shows it (a lease that is not renewed
+    # runs out by the clock; nothing signals one that is), so this waits out two TTLs.
+    await asyncio.sleep(FAST.ttl * 2)
     assert (a.status.state, b.status.state) == ("running", "standby")
     assert a.status.ok and b.status.ok  # standby is healthy
 
     await leaders[0].stop(1.0)  # gives the lease back: b takes over at its next try
-    await until(b.running, "b running", within=FAST.retry * 10)
+    await wait_until(b.running, "b running", within=FAST.retry * 10)
     assert log == ["a starts", "a stops", "b starts"]
     await leaders[1].stop(1.0)
     for store in stores:
@@ -210,7 +206,7 @@ async def test_the_lease_of_an_instance_that_died_runs_out_and_another_runs_the_
     leader = Leader(lease, alive.status, alive.start, alive.failed)
     started = time.monotonic()
     leader.begin()
-    await until(alive.running, "the takeover")
+    await wait_until(alive.running, "the takeover")
     assert time.monotonic() - started >= FAST.ttl * 0.8
     assert not await dead.take()  # the dead one, back again, stands by
     await leader.stop(1.0)
@@ -223,7 +219,7 @@ async def test_a_holder_that_lost_its_lease_stops_its_channel(sqlite_url: str) -
     a = Channel("a", log)
     leader = Leader(ChannelLease(store, "channel:matrix", "a", FAST), a.status, a.start, a.failed)
     leader.begin()
-    await until(a.running, "a running")
+    await wait_until(a.running, "a running")
     # Another instance holds it now (a's lease ran out while its database was away).
     await store.run(
         lambda conn: conn.execute(
@@ -232,7 +228,7 @@ async def test_a_holder_that_lost_its_lease_stops_its_channel(sqlite_url: str) -
             .values(holder="b", leased_until=utcnow() + timedelta(seconds=60))
         )
     )
-    await until(lambda: a.status.state == "standby", "a standing by")
+    await wait_until(lambda: a.status.state == "standby", "a standing by")
     assert log == ["a starts", "a stops"]
     await leader.stop(1.0)
     await store.close()
@@ -246,11 +242,11 @@ async def test_a_channel_that_failed_gives_its_lease_back_for_another_instance(
     a = Channel("a", log)
     leader = Leader(ChannelLease(store, "channel:matrix", "a", FAST), a.status, a.start, a.failed)
     leader.begin()
-    await until(a.running, "a running")
+    await wait_until(a.running, "a running")
     a.status.state = "failed"  # as ChannelRunner.fail does
     a.failed.set()
     other = ChannelLease(store, "channel:matrix", "b", FAST)
-    await until(lambda: "a stops" in log, "a giving up")
+    await wait_until(lambda: "a stops" in log, "a giving up")
     assert await other.take()  # at once, not after the lease ran out
     assert a.status.state == "failed"  # and a stays failed (its process ends later)
     await leader.stop(1.0)
@@ -261,9 +257,12 @@ class _DriverThatWrapsCancellation:
     """A store whose driver, cancelled mid-statement, raises its own error instead (as asyncpg
     under SQLAlchemy can: "connection was closed in the middle of operation")."""
 
-    wrapped = False
+    def __init__(self) -> None:
+        self.wrapped = False
+        self.entered = asyncio.Event()  # a statement is under way
 
     async def run(self, *_args: object) -> bool:
+        self.entered.set()
         if self.wrapped:  # once is enough to show it (and lets a broken loop still end)
             return False
         try:
@@ -277,14 +276,15 @@ class _DriverThatWrapsCancellation:
 async def test_a_runner_loop_ends_when_cancelled_even_if_the_driver_wraps_the_cancellation() -> (
     None
 ):
+    driver = _DriverThatWrapsCancellation()
     runner = JobRunner(
-        _DriverThatWrapsCancellation(),  # type: ignore[arg-type]
+        driver,  # type: ignore[arg-type]
         [Recorder().job_for("a")],
         holder="a",
         tick=0.01,
     )
     loop = asyncio.create_task(runner.run_forever())
-    await asyncio.sleep(0.05)
+    await driver.entered.wait()  # mid-statement
     loop.cancel()
     await asyncio.wait({loop}, timeout=2)
     assert loop.cancelled(), "the loop went on after its cancellation"

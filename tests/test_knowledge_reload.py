@@ -108,12 +108,17 @@ async def test_a_new_alias_is_understood_right_after_the_reload(
 async def test_the_running_bot_notices_an_edit_by_itself(
     live: ConversationService, kb_dir: Path
 ) -> None:
+    reloaded = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_reload(_outcome: object, current: KnowledgeBase) -> None:  # in a worker thread
+        if current.guides["outlook-2003"].steps[2].text == NEW_STEP:
+            loop.call_soon_threadsafe(reloaded.set)
+
+    live.registry.on_reload(on_reload)
     live.watch_knowledge(interval=0.05)
     _edit(kb_dir / "outlook.yaml", OLD_STEP, NEW_STEP)
-    for _ in range(100):
-        if live.knowledge.guides["outlook-2003"].steps[2].text == NEW_STEP:
-            break
-        await asyncio.sleep(0.05)
+    await asyncio.wait_for(reloaded.wait(), 5)
     assert live.knowledge.guides["outlook-2003"].steps[2].text == NEW_STEP
 
 

@@ -14,29 +14,19 @@ import contextlib
 import logging
 import os
 import plistlib
-import secrets
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from nio import (  # type: ignore[import-untyped]
-    AsyncClient,
-    AsyncClientConfig,
     DownloadResponse,
-    LoginResponse,
     MegolmEvent,
-    RoomCreateResponse,
     RoomEncryptedFile,
-    RoomMessageFile,
-    RoomMessageNotice,
-    RoomMessageText,
-    RoomSendResponse,
 )
 
 # matrix-nio ships no type information; see bot/channels/matrix.py.
@@ -48,18 +38,11 @@ from bot.config import Settings
 from bot.conversation import ConversationService, Inbound
 from bot.engine.decision import Reply
 from bot.storage.store import Store
+from tests.matrix_user import GREETING, MatrixUser, matrix_user
 from tests.servers.synapse import MatrixAccount, SynapseServer
 from tests.support import REPO
 
 pytestmark = pytest.mark.slow
-
-ENCRYPTION = {
-    "type": "m.room.encryption",
-    "state_key": "",
-    "content": {"algorithm": "m.megolm.v1.aes-sha2"},
-}
-GREETING = "Welches Mailprogramm benutzen Sie?"
-WAIT = 30.0  # seconds for one answer; a bot process starts in about 3 s
 
 
 # --- the bot as a process --------------------------------------------------------------------
@@ -166,118 +149,12 @@ class InProcessBot(logging.Handler):
 Bot = BotProcess | InProcessBot
 
 
-# --- a user with a real client ---------------------------------------------------------------
-
-
-@dataclass
-class Received:
-    room_id: str
-    event: Any
-
-    @property
-    def body(self) -> str:
-        return str(getattr(self.event, "body", ""))
-
-
-@dataclass
-class MatrixUser:
-    """A person in Element, reduced to what the tests need: write, wait for answers."""
-
-    client: Any
-    account: MatrixAccount
-    received: list[Received] = field(default_factory=list)
-
-    @classmethod
-    async def log_in(cls, server: SynapseServer, account: MatrixAccount, store: Path) -> MatrixUser:
-        config = AsyncClientConfig(encryption_enabled=True, store_sync_tokens=True)
-        client = AsyncClient(server.url, account.user_id, store_path=str(store), config=config)
-        response = await client.login(account.password, device_name="test")
-        assert isinstance(response, LoginResponse), response
-        user = cls(client, account)
-        client.add_event_callback(
-            user._on_message,
-            (RoomMessageText, RoomMessageNotice, RoomMessageFile, RoomEncryptedFile),
-        )
-        client.add_event_callback(user._on_undecryptable, MegolmEvent)
-        await user.sync()
-        return user
-
-    async def _on_message(self, room: Any, event: Any) -> None:
-        if event.sender != self.account.user_id:
-            self.received.append(Received(room.room_id, event))
-
-    async def _on_undecryptable(self, room: Any, event: Any) -> None:
-        if event.sender != self.account.user_id:
-            self.received.append(Received(room.room_id, event))  # fails the tests' text checks
-
-    async def sync(self, timeout_ms: int = 200) -> None:
-        client = self.client
-        await client.sync(timeout=timeout_ms)
-        if client.outgoing_to_device_messages:
-            await client.send_to_device_messages()
-        if client.should_upload_keys:
-            await client.keys_upload()
-        if client.should_query_keys:
-            await client.keys_query()
-        if client.should_claim_keys:
-            await client.keys_claim(client.get_users_for_key_claiming())
-
-    async def until(self, condition: Callable[[], bool], what: str, within: float = WAIT) -> None:
-        deadline = time.monotonic() + within
-        while not condition():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}; got {self.bodies()}")
-            await self.sync()
-
-    def bodies(self, since: int = 0) -> list[str]:
-        return [item.body for item in self.received[since:]]
-
-    async def open_direct_chat(self, bot: str, *, encrypted: bool) -> str:
-        response = await self.client.room_create(
-            is_direct=True, invite=[bot], initial_state=[ENCRYPTION] if encrypted else []
-        )
-        assert isinstance(response, RoomCreateResponse), response
-        return str(response.room_id)
-
-    async def say(self, room_id: str, text: str) -> str:
-        """Send like Element does (m.text), after trusting the room's devices; the event id."""
-        while room_id not in self.client.rooms:  # created a moment ago
-            await self.sync()
-        room = self.client.rooms[room_id]
-        if room.encrypted:
-            self.trust_devices_in(room_id)
-        response = await self.client.room_send(
-            room_id, "m.room.message", {"msgtype": "m.text", "body": text}
-        )
-        assert isinstance(response, RoomSendResponse), response
-        return str(response.event_id)
-
-    def trust_devices_in(self, room_id: str) -> None:
-        for member in self.client.rooms[room_id].users:
-            for device in self.client.device_store.active_user_devices(member):
-                self.client.verify_device(device)
-
-    async def ask(self, room_id: str, text: str, expected: str) -> list[str]:
-        """Say something and wait for the answer that contains `expected`; all new answers."""
-        start = len(self.received)
-        await self.say(room_id, text)
-        await self.until(lambda: any(expected in body for body in self.bodies(start)), expected)
-        return self.bodies(start)
-
-    async def close(self) -> None:
-        await self.client.close()
-
-
 # --- fixtures ----------------------------------------------------------------------------------
-
-
-def _account(server: SynapseServer, role: str) -> MatrixAccount:
-    return server.register_user(f"{role}-{secrets.token_hex(4)}", secrets.token_urlsafe(12))
 
 
 @pytest.fixture
 def bot(synapse_server: SynapseServer, tmp_path: Path) -> Iterator[BotProcess]:
-    process = BotProcess(_account(synapse_server, "lotse"), synapse_server.url, tmp_path / "bot")
+    process = BotProcess(synapse_server.new_account("lotse"), synapse_server.url, tmp_path / "bot")
     process.directory.mkdir()
     try:
         yield process
@@ -291,7 +168,7 @@ async def bot_in_process(
 ) -> AsyncIterator[InProcessBot]:
     directory = tmp_path / "bot"
     directory.mkdir()
-    bot = InProcessBot(_account(synapse_server, "lotse"), synapse_server.url, directory)
+    bot = InProcessBot(synapse_server.new_account("lotse"), synapse_server.url, directory)
     try:
         yield bot
     finally:
@@ -300,9 +177,7 @@ async def bot_in_process(
 
 @pytest.fixture
 async def anna(synapse_server: SynapseServer, tmp_path: Path) -> AsyncIterator[MatrixUser]:
-    store = tmp_path / "anna"
-    store.mkdir()
-    user = await MatrixUser.log_in(synapse_server, _account(synapse_server, "anna"), store)
+    user = await matrix_user(synapse_server, tmp_path, "anna")
     try:
         yield user
     finally:
@@ -441,7 +316,7 @@ async def test_group_rooms_are_joined_and_answered_only_when_configured(
     synapse_server: SynapseServer, bot_in_process: InProcessBot, anna: MatrixUser
 ) -> None:
     bot = bot_in_process
-    bert = _account(synapse_server, "bert").user_id  # a third member makes it a group
+    bert = synapse_server.new_account("bert").user_id  # a third member makes it a group
     listed = (await anna.client.room_create(invite=[bert])).room_id
     unlisted = (await anna.client.room_create(invite=[bert])).room_id
     bot.start(allowed_rooms=f"#elsewhere:localhost, {listed}")

@@ -22,7 +22,7 @@ from bot.config import Settings
 from bot.serve.process import serve
 from bot.storage.store import Store
 from tests.servers.telegram_api import FakeTelegram, FakeUser, TelegramChat, mentions
-from tests.support import KNOWLEDGE_DIR
+from tests.support import KNOWLEDGE_DIR, free_port, wait_until
 
 ANNA = FakeUser(3001, "Anna", "de")
 OUTLOOK_REQUEST = """<?xml version="1.0" encoding="utf-8"?>
@@ -34,13 +34,6 @@ OUTLOOK_REQUEST = """<?xml version="1.0" encoding="utf-8"?>
 </Autodiscover>
 """
 RESPONSE = "{http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a}"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.fixture
@@ -71,16 +64,17 @@ async def running(settings: Settings) -> AsyncIterator[tuple[aiohttp.ClientSessi
     task = asyncio.create_task(serve(settings, stop=stop))
     base = f"http://127.0.0.1:{settings.http_port}"
     async with aiohttp.ClientSession() as http:
-        deadline = time.monotonic() + 20
-        while True:
+
+        async def answers() -> bool:
             assert not task.done(), f"serve ended early: {task.result()}"
             try:
                 async with http.get(base + "/healthz") as response:
                     await response.read()
-                    break
+                    return True
             except aiohttp.ClientConnectorError:
-                assert time.monotonic() < deadline, "the HTTP server did not come up"
-                await asyncio.sleep(0.05)
+                return False
+
+        await wait_until(answers, "the HTTP server to come up", within=20)
         try:
             yield http, base
         finally:
@@ -96,13 +90,16 @@ async def get_json(http: aiohttp.ClientSession, url: str) -> tuple[int, dict[str
 async def health_until(
     http: aiohttp.ClientSession, base: str, holds: Any, what: str, within: float = 15
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + within
-    while True:
-        status, report = await get_json(http, base + "/healthz")
-        if holds(status, report):
-            return report
-        assert time.monotonic() < deadline, f"/healthz never showed {what}: {status} {report}"
-        await asyncio.sleep(0.1)
+    seen: list[tuple[int, dict[str, Any]]] = []
+
+    async def shows() -> dict[str, Any] | None:
+        seen.append(await get_json(http, base + "/healthz"))
+        return seen[-1][1] if holds(*seen[-1]) else None
+
+    report: dict[str, Any] = await wait_until(
+        shows, lambda: f"/healthz to show {what} (last: {seen[-1]})", within=within, every=0.1
+    )
+    return report
 
 
 # --- health and metrics ------------------------------------------------------------------
@@ -220,6 +217,8 @@ async def test_with_the_exit_switched_off_a_failed_channel_keeps_serve_running(
     )
     async with running(settings) as (http, base):
         await health_until(http, base, lambda status, _r: status == 503, "503")
+        # Longer than the 1 s after which the test above ended; with the exit switched off
+        # there is no timer whose not firing could be waited on, so only time shows it.
         await asyncio.sleep(1.5)
         status, _report = await get_json(http, base + "/healthz")
         assert status == 503  # still serving (autoconfig and /healthz), still reporting it
@@ -366,14 +365,15 @@ async def test_an_admins_edit_of_server_yaml_is_served_at_once(
             "  mail_domains:",
         )
         server_file.write_text(text)
-        deadline = time.monotonic() + 15
-        while True:
+        served: set[tuple[str, str, int, str]] = set()
+
+        async def reloaded() -> bool:
             async with http.get(base + "/mail/config-v1.1.xml") as response:
-                served = thunderbird_endpoints(await response.read())
-            if served == expected_endpoints(knowledge_dir):
-                break
-            assert time.monotonic() < deadline, f"still served: {served}"
-            await asyncio.sleep(0.2)
+                served.clear()
+                served.update(thunderbird_endpoints(await response.read()))
+            return served == expected_endpoints(knowledge_dir)
+
+        await wait_until(reloaded, lambda: f"the edit to be served (still: {served})", every=0.2)
         assert ("imap", "imap.uni-beispiel.de", 993, "SSL") in served
 
 

@@ -8,7 +8,6 @@ import asyncio
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +16,7 @@ import pytest
 import yaml
 
 from tests.servers.telegram_api import FakeTelegram, FakeUser, TelegramChat, mentions
-from tests.support import REPO
-from tests.test_serve import free_port
+from tests.support import REPO, free_port, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -85,17 +83,21 @@ async def test_the_compose_commands_as_processes_migrate_serve_report_healthy_an
     health = f"http://127.0.0.1:{environment['LOTSE_HTTP_PORT']}/healthz"
     try:
         async with aiohttp.ClientSession() as http:
-            deadline = time.monotonic() + 60
             report: dict[str, Any] = {}
-            while report.get("status") != "ok":
+
+            async def healthy() -> bool:
                 assert process.returncode is None, f"lotse serve ended; see {log}"
-                assert time.monotonic() < deadline, f"not healthy: {report}; see {log}"
-                await asyncio.sleep(0.2)
                 try:
                     async with http.get(health) as response:
-                        report = await response.json()
+                        report.clear()
+                        report.update(await response.json())
                 except aiohttp.ClientConnectorError:
-                    continue
+                    return False
+                return report.get("status") == "ok"
+
+            await wait_until(
+                healthy, lambda: f"/healthz to say ok (last: {report}; see {log})", within=60
+            )
             assert report["database"]["ok"] and report["database"]["dialect"] == "postgresql"
             assert report["rasa"]["ok"] is True
             assert report["channels"]["telegram"] == {

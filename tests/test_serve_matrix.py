@@ -5,7 +5,6 @@ by (healthy), and takes over when the first stops. Against a real Synapse."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,10 +17,9 @@ from pydantic import SecretStr
 from bot.config import Settings
 from bot.serve.leader import LeaseTiming
 from bot.serve.process import serve
+from tests.matrix_user import matrix_user
 from tests.servers.synapse import SynapseServer
-from tests.support import KNOWLEDGE_DIR
-from tests.test_matrix import MatrixUser, _account
-from tests.test_serve import free_port
+from tests.support import KNOWLEDGE_DIR, free_port, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -42,35 +40,41 @@ async def instance(settings: Settings) -> AsyncIterator[tuple[asyncio.Event, asy
 async def matrix_state(settings: Settings) -> tuple[int, dict[str, Any]]:
     url = f"http://127.0.0.1:{settings.http_port}/healthz"
     async with aiohttp.ClientSession() as http:
-        for _ in range(100):
+
+        async def answer() -> tuple[int, dict[str, Any]] | None:
             try:
                 async with http.get(url) as response:
                     report = await response.json()
                     return response.status, report["channels"]["matrix"]
             except aiohttp.ClientConnectorError:
-                await asyncio.sleep(0.1)
-    raise AssertionError("the HTTP server did not come up")
+                return None
+
+        state: tuple[int, dict[str, Any]] = await wait_until(answer, "the HTTP server", every=0.1)
+        return state
 
 
 async def until_state(settings: Settings, state: str, within: float = 30) -> dict[str, Any]:
-    deadline = time.monotonic() + within
-    while True:
-        status, channel = await matrix_state(settings)
-        if channel["state"] == state:
-            assert status == 200
-            return channel
-        assert time.monotonic() < deadline, f"Matrix never became {state}: {channel}"
-        await asyncio.sleep(0.1)
+    seen: list[tuple[int, dict[str, Any]]] = []
+
+    async def became() -> dict[str, Any] | None:
+        seen.append(await matrix_state(settings))
+        status, channel = seen[-1]
+        if channel["state"] != state:
+            return None
+        assert status == 200
+        return channel
+
+    channel: dict[str, Any] = await wait_until(
+        became, lambda: f"Matrix to become {state} (last: {seen[-1]})", within=within, every=0.1
+    )
+    return channel
 
 
 async def test_two_instances_answer_each_matrix_message_once_and_the_standby_takes_over(
     synapse_server: SynapseServer, postgres_url: str, tmp_path: Path
 ) -> None:
-    bot = _account(synapse_server, "lotse")
-    (tmp_path / "anna").mkdir()
-    anna = await MatrixUser.log_in(
-        synapse_server, _account(synapse_server, "anna"), tmp_path / "anna"
-    )
+    bot = synapse_server.new_account("lotse")
+    anna = await matrix_user(synapse_server, tmp_path, "anna")
 
     def settings() -> Settings:  # the same for both, but their own HTTP port
         return Settings(
@@ -94,7 +98,9 @@ async def test_two_instances_answer_each_matrix_message_once_and_the_standby_tak
                 room = await anna.open_direct_chat(bot.user_id, encrypted=False)
                 await anna.until(lambda: bool(anna.bodies()), "the greeting")
                 await anna.ask(room, "Thunderbird", "Schritt 1 von 5")
-                await asyncio.sleep(2)  # time for a second answer, if a second sync stream ran
+                # Time for a second answer, had the standby a sync stream of its own: an
+                # answer that must never be sent has no event to wait on.
+                await asyncio.sleep(2)
                 await anna.sync()
                 answers = [body for body in anna.bodies() if "Schritt 1 von 5" in body]
                 assert len(answers) == 1, anna.bodies()

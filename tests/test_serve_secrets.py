@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +19,7 @@ import aiohttp
 import pytest
 
 from tests.servers.telegram_api import FakeTelegram
-from tests.support import KNOWLEDGE_DIR
-from tests.test_serve import free_port
+from tests.support import KNOWLEDGE_DIR, free_port, wait_until
 
 TOKEN = "123456:SECRET-TOKEN-abcdef"
 RASA_PASSWORD = "rasa-pass-7b1f"
@@ -39,11 +37,10 @@ async def rejecting_telegram() -> Any:
 
 async def wait_for_report(port: int, process: asyncio.subprocess.Process) -> tuple[int, str]:
     """The first /healthz answer that shows the Telegram channel failed: (status, raw body)."""
-    deadline = time.monotonic() + 30
     async with aiohttp.ClientSession() as http:
-        while True:
+
+        async def failed() -> tuple[int, str] | None:
             assert process.returncode is None, "lotse serve ended early"
-            assert time.monotonic() < deadline, "the Telegram channel never failed"
             try:
                 async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
                     body = await response.text()
@@ -51,7 +48,12 @@ async def wait_for_report(port: int, process: asyncio.subprocess.Process) -> tup
                         return response.status, body
             except aiohttp.ClientConnectorError:
                 pass
-            await asyncio.sleep(0.1)
+            return None
+
+        report: tuple[int, str] = await wait_until(
+            failed, "the Telegram channel to fail", within=30, every=0.1
+        )
+        return report
 
 
 @pytest.mark.parametrize("log_format", ["text", "json"])

@@ -6,7 +6,6 @@ PostgreSQL cluster (`tests/servers/postgres.py`).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -22,6 +21,7 @@ from sqlalchemy.orm import DeclarativeBase
 from bot.storage.migrate import alembic_config
 from bot.storage.store import ConcurrentUpdate, SavedConversation, Store
 from bot.storage.tables import Base, Conversation, Message, User, utcnow
+from tests.support import wait_until
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -246,8 +246,12 @@ async def test_sqlite_checkpoints_in_the_background_and_leaves_no_wal_behind(
         start = await store.begin_turn("console", "wal", "de", f"Nachricht {step}")
         await store.finish_turn(start, {"step": step}, None, ["Antwort"])
     size_before = database.stat().st_size
-    await asyncio.sleep(Store.CHECKPOINT_INTERVAL * 1.5)
-    assert database.stat().st_size > size_before  # the WAL was copied into the database file
+    # The WAL is copied into the database file in the background (nothing to wait on but that).
+    await wait_until(
+        lambda: database.stat().st_size > size_before,
+        "a checkpoint",
+        within=Store.CHECKPOINT_INTERVAL * 1.5,
+    )
     await store.close()
     assert not store_wal.exists() or store_wal.stat().st_size == 0
 

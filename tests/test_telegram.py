@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import plistlib
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -26,6 +25,7 @@ from bot.engine.decision import Reply
 from bot.engine.state import Option
 from bot.storage.store import Store
 from tests.servers.telegram_api import FakeTelegram, FakeUser, TelegramChat, mentions
+from tests.support import wait_until
 
 ANNA = FakeUser(1001, "Anna", "de")
 BERT = FakeUser(1002, "Bert", "de")
@@ -78,13 +78,6 @@ async def bot(
 
 def chat(api: FakeTelegram, user: FakeUser = ANNA) -> TelegramChat:
     return TelegramChat(api, user)
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str, within: float = 10) -> None:
-    deadline = time.monotonic() + within
-    while not await check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
 
 
 async def test_a_whole_guide_by_buttons_removes_each_answered_keyboard(
@@ -363,7 +356,7 @@ async def test_a_user_who_blocked_the_bot_is_marked_and_not_messaged_until_they_
     await anna.say("Thunderbird")
     telegram_api.blocked_chats.add(ANNA.id)
     anna.send("weiter")
-    await eventually(lambda: bot.store.is_blocked(CHANNEL, str(ANNA.id)), "the user marked")
+    await wait_until(lambda: bot.store.is_blocked(CHANNEL, str(ANNA.id)), "the user marked")
     refused = len(telegram_api.calls_to("sendMessage"))
     assert telegram_api.messages_to(ANNA.id)[-1].text.startswith("Mozilla Thunderbird")
 

@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
-import time
 from asyncio.subprocess import Process
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,7 +19,7 @@ import pytest
 from bot.channels.telegram import run_telegram
 from bot.config import Settings
 from tests.servers.telegram_api import FakeTelegram, FakeUser, TelegramChat, mentions
-from tests.support import REPO
+from tests.support import REPO, free_port, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -89,21 +87,16 @@ async def post_update(
 ) -> int:
     """POST an update as Telegram does; the HTTP status. PTB calls setWebhook before its
     listener is up, so (like Telegram) try again while the connection is refused."""
-    deadline = time.monotonic() + 15
-    while True:
+
+    async def post() -> int | None:
         try:
             async with http.post(url, json=update, headers=headers) as response:
                 return response.status
         except aiohttp.ClientConnectorError:
-            assert time.monotonic() < deadline, f"nothing listens on {url}"
-            await asyncio.sleep(0.05)
+            return None
 
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+    status: int = await wait_until(post, f"something to listen on {url}")
+    return status
 
 
 async def test_a_restarted_bot_process_continues_the_guide_and_answers_what_came_meanwhile(
@@ -140,7 +133,7 @@ async def test_a_restarted_bot_process_continues_the_guide_and_answers_what_came
 async def test_webhook_mode_accepts_updates_with_the_secret_token_and_refuses_others(
     telegram_api: FakeTelegram, tmp_path: Path
 ) -> None:
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/telegram-hook"
     env = _environment(
         telegram_api,

@@ -130,7 +130,7 @@ async def test_a_user_who_sends_45_messages_within_seconds_to_a_taken_ticket_mak
     clock.advance(records.MERGE_WINDOW.total_seconds())
     report = await deliver_queue(service.store, sender, MAIL_FROM, now=clock)
     assert (report.sent, report.waiting) == (1, 0)
-    mails = helpdesk_mailbox.wait_for(3)
+    mails = await helpdesk_mailbox.wait_for(3)
     relayed = [m for m in mails if "Nachricht des Nutzers" in str(m["Subject"])]
     assert len(relayed) == 1
     text = relayed[0].get_body(("plain",))

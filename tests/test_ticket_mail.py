@@ -23,8 +23,8 @@ from bot.tickets.outbox import deliver_queue
 from bot.tickets.records import MailSettings, queued_mails
 from bot.tickets.service import TicketService
 from bot.tickets.smtp import SmtpSender, SmtpUrlError, parse_smtp_url
-from tests.servers.mail import Mailbox, MailServers, free_port
-from tests.support import HELPDESK_QUEUE, MAIL_FROM, Chat, UserInbox
+from tests.servers.mail import Mailbox, MailServers
+from tests.support import HELPDESK_QUEUE, MAIL_FROM, Chat, UserInbox, free_port
 
 
 async def queued_subjects(service: ConversationService) -> list[str]:
@@ -66,7 +66,7 @@ async def test_a_new_ticket_and_its_updates_arrive_in_the_helpdesk_queue_as_one_
     report = await deliver_queue(service.store, sender, MAIL_FROM)
     assert (report.sent, report.failed, report.waiting) == (4, 0, 0)
     # ... but Postfix delivers in parallel: the ticket system threads them by their headers.
-    mails = {str(mail["Subject"]): mail for mail in helpdesk_mailbox.wait_for(4)}
+    mails = {str(mail["Subject"]): mail for mail in await helpdesk_mailbox.wait_for(4)}
     assert sorted(mails) == sorted(queued)
     first = mails["[Lotse#1] Neue Anfrage: Nutzer bittet um einen Menschen – thunderbird"]
     assert first["To"] == helpdesk_mailbox.address and first["From"] == MAIL_FROM
@@ -96,7 +96,7 @@ async def test_implicit_tls_on_the_smtps_port_delivers_too(
     sender = SmtpSender(helpdesk_mailbox.url("smtps"), helpdesk_mailbox.ca)
     report = await deliver_queue(service.store, sender, MAIL_FROM)
     assert report.sent == 1
-    assert "[Lotse#1]" in str(helpdesk_mailbox.wait_for(1)[0]["Subject"])
+    assert "[Lotse#1]" in str((await helpdesk_mailbox.wait_for(1))[0]["Subject"])
 
 
 async def test_a_mail_server_that_is_down_delays_the_ticket_mail_but_does_not_lose_it(
@@ -118,7 +118,7 @@ async def test_a_mail_server_that_is_down_delays_the_ticket_mail_but_does_not_lo
     later = utcnow() + timedelta(seconds=31)
     report = await deliver_queue(service.store, up, MAIL_FROM, now=lambda: later)
     assert (report.sent, report.failed, report.waiting) == (1, 0, 0)
-    assert "[Lotse#1]" in str(helpdesk_mailbox.wait_for(1)[0]["Subject"])
+    assert "[Lotse#1]" in str((await helpdesk_mailbox.wait_for(1))[0]["Subject"])
     assert await service.store.run(queued_mails) == 0
     assert metrics.REGISTRY.get_sample_value("lotse_mail_queue") == 0
 
@@ -164,7 +164,7 @@ async def test_the_serve_jobs_deliver_the_queue_every_30_s_and_purge_daily(
     }
     await Chat(service).command("mensch")
     await jobs["ticket-mail"].run()
-    assert "[Lotse#1]" in str(helpdesk_mailbox.wait_for(1)[0]["Subject"])
+    assert "[Lotse#1]" in str((await helpdesk_mailbox.wait_for(1))[0]["Subject"])
     await jobs["retention"].run()
     assert await tickets.get(1) is not None
 
@@ -211,7 +211,7 @@ async def test_a_batch_of_ticket_mail_goes_over_one_connection(
         assert relay.server is not None
         relay.server.close()
     assert (report.sent, report.failed, report.waiting) == (3, 0, 0)
-    assert len(helpdesk_mailbox.wait_for(3)) == 3
+    assert len(await helpdesk_mailbox.wait_for(3)) == 3
     assert relay.connections == 1
 
 

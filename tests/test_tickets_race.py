@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from bot.knowledge.base import KnowledgeBase
 from bot.tickets import records
 from bot.tickets.models import TicketError
-from tests.support import Chat, attach_tickets, open_service
+from tests.servers.postgres import waiting_for_a_lock
+from tests.support import Chat, attach_tickets, open_service, wait_until
 
 
 async def test_of_two_agents_taking_one_ticket_at_once_the_second_is_told_who_has_it(
@@ -32,7 +33,9 @@ async def test_of_two_agents_taking_one_ticket_at_once_the_second_is_told_who_ha
                     await jonas.run_sync(records.take, 1, "Jonas", None)
 
             second = asyncio.create_task(jonas_takes())
-            await asyncio.sleep(0.5)  # Jonas's statement waits for Petra's row
+            await wait_until(
+                lambda: service.store.run(waiting_for_a_lock), "Jonas to wait for Petra's row"
+            )
             await petra.commit()
             with pytest.raises(TicketError, match="hat bereits Petra übernommen"):
                 await second

@@ -25,13 +25,11 @@ import email
 import email.message
 import email.policy
 import os
-import random
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -46,6 +44,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from bot.knowledge.models import Endpoint, Server
+from tests.support import free_port, wait_until
 
 HOST = "mail.lotse.test"  # the name every good certificate is for (SNI and hostname check)
 REMOTE = "127.0.0.2"  # where Dovecot behaves as for a remote client
@@ -81,30 +80,6 @@ def _sbin(binary: str) -> str:
     found = shutil.which(binary, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
     assert found is not None
     return found
-
-
-_handed_out: set[int] = set()
-_ports_lock = threading.Lock()
-
-
-def free_port() -> int:
-    """A port free on 127.0.0.1 and 127.0.0.2, below Linux's ephemeral range (32768+) so no
-    outgoing connection takes it before the server binds it; never the same one twice in this
-    process (the servers start in parallel threads)."""
-    with _ports_lock:
-        for _ in range(1000):
-            port = random.randrange(20000, 32000)
-            if port in _handed_out:
-                continue
-            try:
-                for host in (LOCAL, REMOTE):
-                    with socket.socket() as sock:
-                        sock.bind((host, port))
-            except OSError:
-                continue
-            _handed_out.add(port)
-            return port
-    raise RuntimeError("no free port found")
 
 
 # --- certificates ------------------------------------------------------------------------
@@ -730,15 +705,18 @@ class Mailbox:
             found.append(message)
         return found
 
-    def wait_for(self, count: int, timeout: float = 15.0) -> list[email.message.EmailMessage]:
-        """At least `count` delivered mails (Postfix delivers within a second or so)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+    async def wait_for(self, count: int) -> list[email.message.EmailMessage]:
+        """At least `count` delivered mails (Postfix delivers within a second or so; nothing
+        tells when a file lands in the maildir, so this looks every 0.1 s)."""
+
+        def delivered() -> list[email.message.EmailMessage] | None:
             found = self.messages()
-            if len(found) >= count:
-                return found
-            time.sleep(0.1)
-        raise AssertionError(f"expected {count} mails, found {len(self.messages())}")
+            return found if len(found) >= count else None
+
+        mails: list[email.message.EmailMessage] = await wait_until(
+            delivered, lambda: f"{count} mails (found {len(self.messages())})", every=0.1
+        )
+        return mails
 
 
 def start_mailbox(directory: Path, pki: Pki, sasl_port: int) -> tuple[Process, Mailbox]:

@@ -11,7 +11,6 @@ import os
 import pwd
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -22,6 +21,9 @@ from pathlib import Path
 from typing import NoReturn
 
 import pytest
+from sqlalchemy import Connection, text
+
+from tests.support import free_port
 
 # Tuning for a cluster that is thrown away: durability buys nothing here, only time.
 _SETTINGS = """
@@ -81,13 +83,6 @@ def _find_bin_dir() -> Path | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _run_as() -> list[str]:
     """initdb and postgres refuse to run as root, so as root use an unprivileged user."""
     if os.geteuid() != 0:
@@ -115,7 +110,7 @@ def postgres_server() -> Iterator[PostgresServer]:
         user = pwd.getpwnam(as_user[2])
         os.chown(base, user.pw_uid, user.pw_gid)
     data, log = base / "data", base / "server.log"
-    port = _free_port()
+    port = free_port()
     started = time.monotonic()
     pg_ctl = [*as_user, str(bin_dir / "pg_ctl"), "-D", str(data)]
     try:
@@ -149,3 +144,21 @@ def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
     finally:
         # --force: a test that forgot to close its engine must not make the drop hang or fail.
         postgres_server.run("dropdb", "--force", "--if-exists", name)
+
+
+# --- what other sessions are doing (tests wait on it instead of sleeping) ------------------
+
+
+def waiting_for_a_lock(conn: Connection) -> bool:
+    """Whether another session's statement waits for a lock (a row, an advisory lock)."""
+    query = text("SELECT count(*) FROM pg_locks WHERE NOT granted AND pid <> pg_backend_pid()")
+    return bool(conn.execute(query).scalar_one())
+
+
+def running_statement(conn: Connection, statement: str) -> bool:
+    """Whether another session is running `statement` right now."""
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query = :statement "
+        "AND pid <> pg_backend_pid()"
+    )
+    return bool(conn.execute(query, {"statement": statement}).scalar_one())

@@ -22,7 +22,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
+
+from tests.support import free_port
 
 SERVER_NAME = "localhost"
 _START_TIMEOUT = 60.0
@@ -186,6 +187,10 @@ class SynapseServer:
         self.request("POST", "/_matrix/client/v3/logout", {}, token=response["access_token"])
         return MatrixAccount(response["user_id"], password)
 
+    def new_account(self, role: str) -> MatrixAccount:
+        """A fresh account named after its role ("anna-1a2b3c4d"): tests share one server."""
+        return self.register_user(f"{role}-{secrets.token_hex(4)}", secrets.token_urlsafe(12))
+
     def _register(self, localpart: str, password: str, *, admin: bool) -> dict[str, Any]:
         nonce = self.request("GET", "/_synapse/admin/v1/register")["nonce"]
         message = b"\x00".join(
@@ -252,13 +257,6 @@ def _missing(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="session")
 def synapse_server() -> Iterator[SynapseServer]:
     try:
@@ -266,7 +264,7 @@ def synapse_server() -> Iterator[SynapseServer]:
     except ImportError:
         _missing("Synapse is not installed; pip install matrix-synapse")
     base = Path(tempfile.mkdtemp(prefix="lotse-synapse-"))
-    server = SynapseServer(base, _free_port())
+    server = SynapseServer(base, free_port())
     server.write_config()
     try:
         server.start()

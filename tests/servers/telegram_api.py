@@ -137,6 +137,7 @@ class FakeTelegram:
         self._failures: dict[str, list[_Failure]] = {}
         self.documents: list[tuple[int, str, bytes]] = []  # (chat id, file name, content)
         self._arrived = asyncio.Event()
+        self._changed = asyncio.Event()  # set, and replaced, whenever a call came or ended
         self._runner: web.AppRunner | None = None
         self.port = 0
         self._methods: dict[str, Callable[[dict[str, Any]], Awaitable[Any]]] = {
@@ -193,6 +194,15 @@ class FakeTelegram:
             }
         )
         self.calls.append(ApiCall(method, params))
+        self._note_change()
+        try:
+            return await self._answer(request, method, params)
+        finally:
+            self._note_change()
+
+    async def _answer(
+        self, request: web.Request, method: str, params: dict[str, Any]
+    ) -> web.StreamResponse:
         await asyncio.sleep(self.delays.get(method, 0))  # a slow network or Bot API
         failure = self._take_failure(method)
         if failure is not None and failure.disconnect:
@@ -319,6 +329,11 @@ class FakeTelegram:
         self._arrived.set()  # wakes every waiting getUpdates
         self._arrived = asyncio.Event()
 
+    def _note_change(self) -> None:
+        """Wake every `wait_for`: what the API saw or holds may have changed."""
+        self._changed.set()
+        self._changed = asyncio.Event()
+
     # --- what the bot did --------------------------------------------------------------
 
     def calls_to(self, method: str) -> list[ApiCall]:
@@ -333,13 +348,15 @@ class FakeTelegram:
     async def wait_for(
         self, condition: Callable[[], bool], what: str, within: float = 15.0
     ) -> None:
-        """Poll until `condition()` holds; fail with `what` after `within` seconds."""
-        deadline = time.monotonic() + within
-        while not condition():
-            if time.monotonic() > deadline:
-                recent = [(m.chat_id, m.text[:60]) for m in self.sent[-5:]]
-                pytest.fail(f"timed out waiting for {what}; last messages sent: {recent}")
-            await asyncio.sleep(0.02)
+        """Wait until `condition()` (on what the API saw) holds, looking again after each
+        call; fail with `what` after `within` seconds."""
+        try:
+            async with asyncio.timeout(within):
+                while not condition():
+                    await self._changed.wait()
+        except TimeoutError:
+            recent = [(m.chat_id, m.text[:60]) for m in self.sent[-5:]]
+            pytest.fail(f"timed out waiting for {what}; last messages sent: {recent}")
 
     # --- the API methods ---------------------------------------------------------------
 
@@ -356,6 +373,7 @@ class FakeTelegram:
         limit = int(params.get("limit", 100))
         if offset > 0:  # confirms every update before it
             self._updates = [u for u in self._updates if u["update_id"] >= offset]
+            self._note_change()
         wait = min(float(params.get("timeout", 0)), self.max_poll_wait)
         deadline = time.monotonic() + wait
         while True:
