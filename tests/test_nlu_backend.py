@@ -119,6 +119,18 @@ async def test_a_program_named_with_a_greeting_is_an_answer_not_a_greeting(
     await nlu.aclose()
 
 
+async def test_a_user_who_says_who_they_are_is_not_handed_to_a_person_on_rasas_word(
+    knowledge: KnowledgeBase, fake_rasa: FakeRasa
+) -> None:
+    fake_rasa.ranking = [("request_human", 0.96), ("greet", 0.02)]
+    nlu = understander(knowledge, fake_rasa.url)
+    result = await nlu.understand("Hallo, ich bin Mitarbeiterin am Institut")
+    assert result.intent == "greet"
+    result = await nlu.understand("Hallo, ich möchte eine Mitarbeiterin sprechen")
+    assert result.intent == "request_human"
+    await nlu.aclose()
+
+
 async def test_rasas_entities_fill_what_the_lexicon_missed(
     knowledge: KnowledgeBase, fake_rasa: FakeRasa
 ) -> None:

@@ -251,7 +251,7 @@ class _Turn:
             self._set_protocol(entities["protocol"])
         elif self.state.stage is Stage.PROTOCOL and _incoming_protocol(self.kb, entities):
             self._set_protocol(_incoming_protocol(self.kb, entities) or "imap")
-        elif "version" in entities and self.state.program:
+        elif "version" in entities and self.state.program and self._may_be_version(message):
             self._set_version(entities["version"])
         elif intent == "greet":
             self._greet()
@@ -524,6 +524,16 @@ class _Turn:
                 self._choose_guide(guides[0], version=None, note=None)
             else:
                 self._ask_version()
+
+    def _may_be_version(self, message: Understanding) -> bool:
+        """A bare number answers the version question; inside a guide it only switches the
+        guide when it names a version exactly ("ne, doch 2013"), not "ich habe 2 Konten"."""
+        if self.state.stage not in _IN_GUIDE:
+            return True
+        assert self.state.program is not None
+        guides = self.kb.guides_of_program[self.state.program]
+        choice = guide_for_version(guides, message.entities["version"])
+        return choice is not None and choice.exact
 
     def _pending_version(self, program_id: str) -> str | None:
         """A version said before the program, if one of the program's guides covers it."""
@@ -1159,6 +1169,7 @@ _ON_TOPIC = ("affirm", "deny", "next_step", "previous_step", "repeat_step", "ste
 # With an error or "weiß nicht" in it, these are a complaint about the step.
 _MAY_BE_A_COMPLAINT = (
     "inform",
+    "deny",
     "out_of_scope",
     "request_check",
     "ask_explanation",

@@ -28,23 +28,38 @@ _IDENTITY = re.compile(
 _STEP = re.compile(
     r"\b(?:schritt|step|punkt)(?: nr| nummer| number| no)? ([0-9]{1,2})\b"
     r"|\b([0-9]{1,2}) (?:schritt|step)\b"
+    r"|\b(erste|zweite|dritte|vierte|fuenfte|sechste|first|second|third|fourth|fifth|sixth)"
+    r"[nrsm]? (?:schritt|step)\b"
 )
+_ORDINALS = {
+    "erste": 1,
+    "zweite": 2,
+    "dritte": 3,
+    "vierte": 4,
+    "fuenfte": 5,
+    "sechste": 6,
+    "first": 1,
+    "second": 2,
+    "third": 3,
+    "fourth": 4,
+    "fifth": 5,
+    "sixth": 6,
+}
 
-# "Weiß ich nicht", "keine Ahnung", "ka", "woaß i ned", "hab ich nicht gefunden",
-# "wo find i des", "no idea", "dunno": the user cannot answer the question.
+# "Weiß ich nicht", "keine Ahnung", "ka", "woaß i ned", "wo find i des", "no idea", "dunno":
+# the user cannot answer the question. ("Hab ich nicht gefunden" is a complaint, `step_problem`,
+# which the engine treats alike at a question.)
 _UNKNOWN = re.compile(
     r"\b(?:weiss|weis|wees|woass|woas|waas|wiss|know|knowing)\w* (?:ich |i |ick )?"
     r"(?:doch |leider |echt |wirklich |gar |halt |eben |auch )*(?:nicht|nich|net|ned|nit|nix)\b"
     r"|\b(?:ich |i )?(?:weiss|weis|woass|woas) (?:es |des |das )?(?:doch |leider |echt |wirklich "
     r"|gar |halt |auch )*(?:nicht|nich|net|ned|nit|nix)\b"
-    r"|\bkeine? ahnung\b|\bka ahnung\b|^ka$|\bkein plan\b|\bkeinen plan\b"
-    r"|\b(?:hab|habe) (?:ich |i )?(?:es |das |des |sie |ihn )?(?:nicht|nich|net|ned|nirgends) "
-    r"(?:gefunden|finden koennen)\b|\b(?:finde|find) (?:ich |i )?(?:es |das |des |sie |ihn |die "
-    r"version |sie )?(?:nicht|nich|net|ned|nirgends)\b"
+    r"|\b(?:keine?|ka|koa|kei|null|nicht die geringste) ahnung\b|^(?:ka|kp|idk|k a)$"
+    r"|\bkein(?:en)? (?:plan|schimmer|blassen)\b|\bno clue\b|\bidk\b"
     r"|\bwo (?:finde|find|seh|sehe|steht|stehen|schau|schaue|guck|gucke) (?:ich |i |man )?"
     r"(?:das|des|die|den|sowas|so was|es)?\b"
     r"|\b(?:no|not an?) idea\b|\bdunno\b|\bdon'?t know\b|\bdo not know\b|\bnot sure\b"
-    r"|\bunsicher\b|\bkeine idee\b|\bkein schimmer\b|\bnicht sicher\b"
+    r"|\bunsicher\b|\bkeine idee\b|\bnicht sicher\b"
     r"|\bwie finde ich (?:das|es) raus\b"
 )
 
@@ -98,7 +113,7 @@ _ERROR_WORDS = re.compile(
 # A negative statement ("ist bei mir kein Mehr", "das Häkchen gibts nicht", "lässt sich nicht
 # setzen", "grau"): with no other meaning, a complaint about the current step.
 NEGATION = re.compile(
-    r"\b(?:nicht|nich|net|ned|nit|kein\w*|nix|nirgends|nirgendwo|fehlt|fehlen|grau|ausgegraut|"
+    r"\b(?:nicht|nich|net|ned|nit|nichts|kein\w*|nix|nirgends|nirgendwo|fehlt|fehlen|grau|ausgegraut|"
     r"not|no|nothing|missing|greyed|grayed|can'?t|cannot|isn'?t|doesn'?t|don'?t|won'?t)\b"
 )
 
@@ -115,8 +130,9 @@ def step_asked(normalized: str) -> tuple[str | None, str]:
     if match is None:
         return None, normalized
     number = match.group(1) or match.group(2)
+    value = int(number) if number else _ORDINALS[match.group(3)]
     rest = normalized[: match.start()] + " " + normalized[match.end() :]
-    return str(int(number)), " ".join(rest.split())
+    return str(value), " ".join(rest.split())
 
 
 def answer_kind(normalized: str) -> str | None:

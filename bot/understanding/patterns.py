@@ -63,7 +63,8 @@ _PATTERNS: list[tuple[Intent, str]] = [
     ),
     (
         "step_problem",
-        r"\b(geht|klappt|funktioniert|passt|tut)( es| das)?( leider| immer| noch| mehr| trotzdem)* "
+        r"\b(geht|klappt|funktioniert|passt|tut)( es| das)?"
+        r"( leider| immer| noch| mehr| trotzdem| jetzt| wieder| aber| halt| bei mir| hier)* "
         r"(nicht|nich|net|ned|nit)\b|\bkeine (mails?|e-mails?|nachrichten)\b"
         r"|\b(antwortet|reagiert|angenommen)\w* nicht\b|\bnicht angenommen\b|\b(ausgegraut|grau)\b"
         r"|^wo ist (das|der|die) (menue|feld|knopf|button|reiter|punkt|haken|option)\b"
@@ -91,7 +92,9 @@ _PATTERNS: list[tuple[Intent, str]] = [
     (
         "next_step",
         r"\b(weiter\w*|next|naechste\w*|erledigt|fertig|gemacht|done|geschafft|continue|"
-        r"hab ich|habe ich|und jetzt|und dann)\b|^(klappt|geht|funktioniert)$",
+        r"hab ich|habe ich|habs|hab's|und jetzt|und dann|und nun|was nun|wie weiter)\b"
+        r"|^(klappt|geht|funktioniert)$|\b(hat|hats|es hat) (geklappt|funktioniert)\b"
+        r"|\b(klappt|geht|funktioniert) (jetzt|wieder)\b",
     ),
     (
         "goodbye",

@@ -26,6 +26,7 @@ from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.models import VERSION_PATTERN
 from bot.knowledge.versions import guide_for_version
 from bot.numbers import ascii_number
+from bot.understanding.acts import without_identity
 from bot.understanding.lexicon import LexiconUnderstander
 from bot.understanding.normalize import normalize
 from bot.understanding.patterns import match_intent
@@ -248,6 +249,11 @@ class RasaUnderstander:
                 intent = backed
             else:
                 alternative = second
+        if intent == "request_human" and lexical.intent != "request_human":
+            said = normalize(text)
+            if without_identity(said) != said:
+                # "Ich bin Mitarbeiterin am Institut": who the user is, not a request.
+                intent, alternative = lexical.intent, None
         entities = dict(lexical.entities)
         guide = lexical.guide
         for name, value in self._entities(parse).items():
