@@ -3,14 +3,18 @@ already said, ordinary dialogue acts and complaints at a step (issue 16)."""
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 
 from bot.conversation import ConversationService
 from bot.engine.state import Stage
 from bot.knowledge.base import KnowledgeBase
+from bot.knowledge.loader import load_knowledge
 from bot.tickets.service import TicketService
 from bot.understanding.lexicon import LexiconUnderstander
-from tests.support import Chat
+from tests.support import KNOWLEDGE_DIR, Chat, open_service
 
 PERSON = "Mit einem Menschen sprechen"
 
@@ -295,6 +299,36 @@ async def test_a_complaint_at_a_step_shows_that_step_again_and_offers_the_check_
     assert (await chat.state()).step == 2
 
 
+STEP_HELP = """
+        help:
+          - keywords: [Extras, Menüleiste]
+            text: 'Die Menüleiste ist ausgeblendet: Drücken Sie kurz die Alt-Taste.'
+            source:
+              - {url: 'https://support.mozilla.org/', title: 'Menüleiste', read: 2026-12-01,
+                 kind: vendor}
+"""
+
+
+async def test_a_complaint_at_a_step_with_help_in_the_knowledge_gets_that_help(
+    tmp_path: Path,
+) -> None:
+    knowledge_dir = tmp_path / "knowledge"
+    shutil.copytree(KNOWLEDGE_DIR, knowledge_dir)
+    guide = knowledge_dir / "thunderbird.yaml"
+    first_step = "        de_hash: '1da06c9b'\n"
+    guide.write_text(guide.read_text().replace(first_step, first_step + STEP_HELP.lstrip("\n")))
+    service = await open_service(
+        f"sqlite:///{tmp_path / 'lotse.sqlite3'}", load_knowledge(knowledge_dir)
+    )
+    chat = Chat(service)
+    await chat.say("Thunderbird 60")
+    await chat.say("bei mir gibts kein Extras")
+    assert "Drücken Sie kurz die Alt-Taste." in chat.text
+    assert "Über Thunderbird" not in chat.text  # the version is known: no version hint
+    assert "Verbindung testen" in chat.options
+    await service.store.close()
+
+
 async def test_an_error_pasted_mid_guide_gets_the_settings_not_a_check_or_a_restart(
     service: ConversationService,
 ) -> None:
@@ -302,9 +336,14 @@ async def test_an_error_pasted_mid_guide_gets_the_settings_not_a_check_or_a_rest
     await chat.say("iPhone iOS 12")
     await chat.say("schritt 5")
     await chat.say("jetzt steht da Identität des Servers kann nicht überprüft werden")
-    assert "Port 993 mit SSL/TLS" in chat.text
+    assert "Sicherheitszertifikat" in chat.text  # knowledge/troubleshooting.yaml
     assert "Verbindungstest" not in chat.text
     assert (await chat.state()).step == 4
+
+    other = Chat(service, user="bert")
+    await other.say("Outlook 2016 IMAP")
+    await other.say("da kommt jetzt eine Fehlermeldung")
+    assert "Port 993 mit SSL/TLS" in other.text  # no known error: the settings to compare
 
 
 # --- understanding ---------------------------------------------------------------------------

@@ -504,7 +504,7 @@ class _Turn:
         advice = self._advice(message)
         if advice:
             self.say(advice)
-        if "error" in message.entities:
+        if "error" in message.entities and not self._troubleshoot(message.text, program_id):
             self.say(
                 _(
                     "Eine solche Fehlermeldung bedeutet meist, dass Port oder Verschlüsselung "
@@ -865,7 +865,9 @@ class _Turn:
         steps = guide.steps_for(self.state.protocol)
         step = steps[min(self.state.step, len(steps) - 1)]
         help_text = _step_help(step, normalize(message.text), self.tr.locale)
-        if help_text and not finished:
+        if "error" in message.entities and self._troubleshoot(message.text):
+            pass
+        elif help_text and not finished:
             self.say(help_text)
         elif "error" in message.entities or finished:
             self.say(
@@ -905,6 +907,15 @@ class _Turn:
             ),
             options,
         )
+
+    def _troubleshoot(self, text: str, program: str | None = None) -> bool:
+        """An error message the knowledge knows (troubleshooting.yaml): its cause and fix."""
+        entries = self.kb.troubleshooting.match(text, program or self.state.program)
+        if not entries:
+            return False
+        locale = self.tr.locale
+        self.say(entries[0].explanation.get(locale) + "\n\n" + entries[0].fix.get(locale))
+        return True
 
     def _stuck(self) -> None:
         _ = self._
@@ -1208,8 +1219,7 @@ def _looks_like_a_name(message: Understanding) -> bool:
 
 def _step_help(step: Step, said: str, locale: str) -> str | None:
     """The step's help entry for what the user said, when the knowledge has one (`help:`)."""
-    help_for = getattr(step, "help_for", None)  # knowledge without step help has none
-    entry = help_for(said) if help_for is not None else None
+    entry = step.help_for(said)
     return entry.text.get(locale) if entry is not None else None
 
 
