@@ -8,6 +8,7 @@ tests/test_agents_matrix.py).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -122,6 +123,18 @@ def test_a_new_tickets_card_says_everything_an_agent_needs_in_short_lines() -> N
         ("An Lotse zurückgeben", "desk:back:12", "/anleitung 12"),
         ("Schließen", "desk:close:12", "/schliessen 12"),
     ]
+
+
+def test_an_incident_card_says_how_many_users_the_server_error_affects() -> None:
+    report = {
+        "overall": "error",
+        "endpoints": [{"protocol": "imap", "port": 993, "status": "error"}],
+    }
+    incident = dataclasses.replace(a_ticket(last_check=report), reason="server_error", affected=37)
+    lines = card(incident, NOW, DE).text.split("\n")
+    assert lines[2] == "Betrifft 37 Nutzer (gleicher Fehler beim Verbindungstest)."
+    alone = dataclasses.replace(incident, affected=1)  # only the user who opened it
+    assert not any("Betrifft" in line for line in card(alone, NOW, DE).text.split("\n"))
 
 
 def test_a_taken_card_names_the_agent_and_a_closed_one_offers_nothing() -> None:

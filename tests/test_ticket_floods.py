@@ -4,6 +4,7 @@ the same server error (real loopback mail servers, the real Postfix helpdesk mai
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 
@@ -227,3 +228,31 @@ async def test_an_incident_ends_when_nobody_reported_it_for_a_while_or_the_serve
     await broken_again.command("pruefen")
     assert "ich habe den Helpdesk informiert (Anfrage Nr. 3)" in broken_again.text
     assert [t.number for t in await tickets.list()] == [1, 2, 3]
+
+
+async def test_users_checking_at_once_on_two_instances_during_an_outage_open_one_incident(
+    postgres_url: str, knowledge: KnowledgeBase, mail_servers: MailServers
+) -> None:
+    server = mail_servers.server(("imap", mail_servers.postfix.expired, "tls", LOCAL))
+    ours = dataclasses.replace(knowledge, server=server)
+    clock = StepClock()
+    services = []
+    for migrate in (True, False):  # two `lotse serve` instances on one PostgreSQL
+        store = await Store.open(postgres_url, migrate=migrate)
+        service = ConversationService(store, ours, LexiconUnderstander(ours))
+        check = CheckActionHandler(ours, timeout=5.0, ca_file=mail_servers.pki.ca)
+        service.register(RunCheck, check)
+        with_tickets(service, clock)
+        services.append(service)
+    try:
+        chats = [Chat(services[n % 2], user=f"user-{n}") for n in range(20)]
+        await asyncio.gather(*(chat.command("pruefen") for chat in chats))
+        tickets = services[0].tickets
+        assert tickets is not None
+        assert [t.number for t in await tickets.list()] == [1]
+        incident = await tickets.get(1)
+        assert incident is not None and incident.affected == 20
+        assert all("Anfrage Nr. 1)" in chat.text for chat in chats)
+    finally:
+        for service in services:
+            await service.close()
