@@ -231,7 +231,7 @@ class Desk:
         if self.tickets is None:
             return
         source = _acting_in.get() if event.kind == "agent_message" else None
-        queued = await self.tickets.store.run(
+        due_now = await self.tickets.store.run(
             channel_outbox.queue_event,
             event,
             source,
@@ -239,7 +239,7 @@ class Desk:
             self.clock(),
             self.relay_window,
         )
-        for name in queued:
+        for name in due_now:
             running = self._deliverers.get(name)
             if running is not None:
                 running[0].wake()

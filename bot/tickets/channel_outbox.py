@@ -232,16 +232,18 @@ def queue_event(
     window: timedelta,
 ) -> list[str]:
     """A ticket event for every agents' chat: those of this instance (`here`) and those of a
-    channel another instance runs; the channels it was queued for. `source`: the agents' chat
-    an agent's answer was written in (its agents saw it already)."""
-    queued = []
+    channel another instance runs; the channels with something due now (a held relay is not:
+    the deliverer's poll finds it when its time comes). `source`: the agents' chat an agent's
+    answer was written in (its agents saw it already)."""
+    due_now = []
     number = event.ticket.number
     for name in sorted(here | set(LEASED_CHANNELS)):
         local = name in here
         if event.kind == "agent_message" and source == name:
             continue
         if event.kind == "user_message" and event.text is not None:
-            done = queue_relay(conn, name, number, event.text, now, window, here=local)
+            queue_relay(conn, name, number, event.text, now, window, here=local)
+            done = window <= timedelta(0)
         elif event.kind == "reported":
             done = queue_refresh(conn, name, number, now, here=local)
         else:
@@ -251,8 +253,8 @@ def queue_event(
                 conn, name, AGENTS, payload, now, ticket=number, new_ticket=new, here=local
             )
         if done:
-            queued.append(name)
-    return queued
+            due_now.append(name)
+    return due_now
 
 
 def claim(conn: Connection, channel: str, token: str, now: datetime, limit: int) -> list[Pending]:
@@ -397,13 +399,14 @@ class Deliverer:
     async def _round_of_deliveries(self) -> int:
         token = uuid.uuid4().hex
         rows = await self.store.run(claim, self.channel, token, self.clock(), BATCH)
-        done = 0
+        done = failures = 0
         for row in rows:
             if self.stopping:
                 break
             try:
                 await self._deliver(row)
             except Exception as error:
+                failures += 1
                 attempts = await self.store.run(failed, row.id, self.clock())
                 log.warning(
                     "%s outbox row %d failed (attempt %d of %d): %s",
@@ -417,7 +420,8 @@ class Deliverer:
                 continue
             await self.store.run(delivered, row.id, self.clock())
             done += 1
-        await self.store.run(release, token)
+        if self.stopping and done + failures < len(rows):
+            await self.store.run(release, token)  # the rows not tried, for the next start
         return done
 
     async def deliver_all(self) -> None:
