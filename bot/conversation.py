@@ -477,18 +477,21 @@ class ConversationService:
         )
         return replies
 
-    async def answer_stranded(self, channel: str, user: str, now: datetime) -> list[Reply]:
+    async def answer_stranded(
+        self, channel: str, user: str, now: datetime, *, min_age: timedelta = timedelta(0)
+    ) -> list[Reply]:
         """Answer the user's last message that no saved turn followed (its instance was
         stopped or killed mid-turn, see bot/serve/stranded.py); the replies to send, [] when
         there is nothing (left) to answer. A message up to `STRANDED_ANSWER_WITHIN` old is
         answered as if it had just come; one up to `STRANDED_NOTICE_WITHIN` old gets a short
         apology naming its time and the current question (an answer to a question asked an
         hour ago would make no sense without it); an older one nothing, since the user has
-        long moved on. Saved like a turn under the user's locks, so of several instances
-        only the first answers (the others find it answered, or lose the version check)."""
+        long moved on; one younger than `min_age` is left alone (its turn may still be under
+        way). Saved like a turn under the user's locks, so of several instances only the
+        first answers (the others find it answered, or lose the version check)."""
         async with self._lock(channel, user), self.store.turn(channel, user):
             stranded = await self.store.stranded(channel, user)
-            if stranded is None:
+            if stranded is None or now - stranded.created_at < min_age:
                 return []
             age = now - stranded.created_at
             try:

@@ -25,7 +25,8 @@ from bot.conversation import ConversationService, Inbound
 from bot.engine.decision import RunCheck
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.loader import load_knowledge
-from bot.serve.stranded import answer_stranded
+from bot.serve.jobs import JobRunner
+from bot.serve.stranded import answer_stranded, sweep_job
 from bot.storage.store import Store
 from bot.understanding.lexicon import LexiconUnderstander
 from tests.servers.telegram_api import FakeTelegram, FakeUser, TelegramChat, mentions
@@ -241,6 +242,27 @@ async def test_a_user_talking_to_an_agent_gets_the_apology_but_no_question_from_
     assert "bei einem Neustart liegen geblieben" in reply.text
     assert reply.options == ()
     assert "Mailprogramm" not in reply.text
+    await service.close()
+
+
+async def test_the_sweep_answers_a_message_an_instance_that_never_came_back_left_not_a_new_one(
+    sqlite_url: str, knowledge: KnowledgeBase
+) -> None:
+    service = await checking_service(sqlite_url, knowledge)
+    inbox = UserInbox()
+    assert service.tickets is not None
+    service.tickets.register_user_sender("telegram", inbox.send)  # Telegram runs here
+    await service.store.begin_turn("telegram", "anna", "de", "Thunderbird")  # cut off elsewhere
+    written = (await service.store.transcript("telegram", "anna"))[-1].created_at
+    clock = written + timedelta(seconds=30)
+    runner = JobRunner(service.store, [sweep_job(service, "telegram", now=lambda: clock)])
+    assert await runner.run_due() == ["stranded:telegram"]
+    await runner.stop()
+    assert inbox.sent == {}  # her turn may still be under way on that instance
+
+    clock = written + timedelta(minutes=3)
+    await sweep_job(service, "telegram", now=lambda: clock).run()
+    assert "Schritt 1 von 5" in inbox.text("anna")
     await service.close()
 
 

@@ -43,7 +43,7 @@ from bot.serve.health import ChannelStatus, Health
 from bot.serve.http import build_http_app
 from bot.serve.jobs import Job, JobRunner, instance_id
 from bot.serve.leader import ChannelLease, Leader, LeaseTiming, Stopper
-from bot.serve.stranded import start_answering_stranded
+from bot.serve.stranded import start_answering_stranded, sweep_job
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,10 @@ def periodic_jobs(settings: Settings, service: ConversationService) -> list[Job]
     """The jobs every instance offers to run (leases decide which instance does)."""
     from bot.tickets.jobs import ticket_jobs
 
-    return ticket_jobs(settings, service)
+    jobs = ticket_jobs(settings, service)
+    if "telegram" in configured_channels(settings):
+        jobs.append(sweep_job(service, "telegram"))
+    return jobs
 
 
 class ChannelRunner:

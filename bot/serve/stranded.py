@@ -8,7 +8,9 @@ turn after it. Telegram has already confirmed the update (the next `getUpdates` 
 message get their answer (see `ConversationService.answer_stranded` for what they get, by the
 message's age), sent through the sender the channel registered for agents' answers. Several
 instances may do this at once: each user's answer is saved under the user's turn lock and
-version check, so one of them answers and the others find it answered.
+version check, so one of them answers and the others find it answered. A periodic job does the
+same for messages at least two minutes old, for cut-off turns of an instance that does not
+start again.
 
 Matrix needs none of this: its sync token is saved only once every message up to it has been
 answered, so the homeserver delivers a cut-off message again after the restart (see
@@ -22,11 +24,11 @@ import asyncio
 import logging
 from collections.abc import Callable
 from contextlib import suppress
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot import metrics
 from bot.conversation import STRANDED_NOTICE_WITHIN, ConversationService
-from bot.serve.jobs import raise_if_cancelling
+from bot.serve.jobs import Job, raise_if_cancelling
 from bot.serve.leader import Stopper
 from bot.storage.tables import utcnow
 from bot.tickets.service import UserSender
@@ -34,6 +36,10 @@ from bot.tickets.service import UserSender
 log = logging.getLogger(__name__)
 
 CONCURRENCY = 4  # users answered at once (each holds a turn connection on PostgreSQL)
+SWEEP_EVERY = 60.0  # seconds
+# The sweep leaves younger messages alone: their turn may still be under way on an instance
+# that runs it without the user's lock (all turn connections busy, see Store.turn).
+SWEEP_MIN_AGE = timedelta(minutes=2)
 
 
 async def answer_stranded(
@@ -42,8 +48,10 @@ async def answer_stranded(
     send: UserSender,
     *,
     now: Callable[[], datetime] = utcnow,
+    min_age: timedelta = timedelta(0),
 ) -> int:
-    """Answer `channel`'s users whose last message no saved turn followed; how many got one."""
+    """Answer `channel`'s users whose last message no saved turn followed (and is at least
+    `min_age` old); how many got an answer."""
     users = await service.store.stranded_users(channel, now() - STRANDED_NOTICE_WITHIN)
     if users:
         log.info("%d %s users have a message without an answer; answering", len(users), channel)
@@ -52,7 +60,7 @@ async def answer_stranded(
     async def answer(user: str) -> bool:
         async with gate:
             try:
-                replies = await service.answer_stranded(channel, user, now())
+                replies = await service.answer_stranded(channel, user, now(), min_age=min_age)
                 if replies:
                     await send(user, replies)
                 return bool(replies)
@@ -64,6 +72,22 @@ async def answer_stranded(
 
     answered = await asyncio.gather(*(answer(user) for user in users))
     return sum(answered)
+
+
+def sweep_job(
+    service: ConversationService, channel: str, *, now: Callable[[], datetime] = utcnow
+) -> Job:
+    """`answer_stranded` every minute, on whichever instance takes the job's lease: a turn cut
+    off on an instance that does not come back (scaled down, a SIGTERM past the drain time, a
+    turn that could not be saved) gets its answer within minutes, not at the next start."""
+
+    async def sweep() -> None:
+        tickets = service.tickets
+        send = tickets.sender_for(channel) if tickets is not None else None
+        if send is not None:  # the channel does not run here (it failed, or `lotse matrix`)
+            await answer_stranded(service, channel, send, now=now, min_age=SWEEP_MIN_AGE)
+
+    return Job(f"stranded:{channel}", SWEEP_EVERY, sweep, timeout=300.0)
 
 
 def start_answering_stranded(service: ConversationService, channel: str) -> Stopper | None:
