@@ -84,6 +84,7 @@ guides:
   - id: testprogramm
     title: Testprogramm
     label: Testprogramm
+    source: seed
     steps:
       - text: Schalten Sie die Verschlüsselung ein.
 """
