@@ -16,6 +16,7 @@ as 0x800CCC0E, ports, program names like "Outlook2016") are never passwords.
 from __future__ import annotations
 
 import re
+import string
 from dataclasses import dataclass
 
 from rapidfuzz.distance import OSA
@@ -71,7 +72,7 @@ _FILLER = re.compile(
 # "für anna@…" or "(falls nötig)" before it).
 _CONNECTOR = re.compile(
     r"(?i)(?:\s*\([^)\n]{0,60}\))?"
-    r"(?:\s+(?:für|fürs|von|vom|bei|beim|of|for)\s+\S+(?:\s+\S+){0,2}?(?=\s+(?:ist|lautet|is)\b))?"
+    r"(?:\s+(?:für|fürs|von|vom|bei|beim|of|for)\s+\S+(?:\s+\S+){0,2}?(?=\s+(?:ist|lautet|is)\b|\s*:))?"
     r"(?:\s*[:=]\s*|\s+(?:ist|sind|lautet|lauten|lautete|heißt|heisst|hieß|wäre|war|is|was|"
     r"are)\b[ \t]*:?[ \t]*)"
 )
@@ -104,9 +105,14 @@ _WORD = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*", re.UNICODE)
 _TOKEN = re.compile(r"\S+")
 _SPACES = re.compile(r"[ \t]+")
 _SEPARATORS = re.compile(r"[ \t,:]*")
-_EDGE = "\"'„“”‚‘’»«()[]{}<>.,;:!?#"
+_EDGES = re.compile(r"^[\W_]+|[\W_]+$")  # quotes, brackets, punctuation, emoji around a word
 _LONGEST = 64  # longer tokens are data (a hash, a pasted log), not something typed as a password
-_WEAK_SYMBOLS = set("-._/\\'<>|:")  # separators in names, paths, menus and markup
+# Symbols that make a password: ASCII punctuation and what German keyboards add. Separators in
+# names, paths, menus and markup ("E-Mail", "C:\\Users", "Datei>Optionen", "Fehler:0x…") and
+# symbols such as ® or emoji do not count.
+_SEPARATORS_IN_TOKEN = "/\\<>|:()[]{}+&="
+_SPLIT = re.compile(r"[/\\<>|:()\[\]{}+&=]+")
+_STRONG_SYMBOLS = frozenset(string.punctuation + "§€£") - frozenset("/\\<>|:()[]{}-_.'")
 
 # Tokens users type that have a password's shape but are something else.
 _HARMLESS = re.compile(
@@ -116,15 +122,19 @@ _HARMLESS = re.compile(
     r"|[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}(?:/\S*)?"  # a host name (mbox1.belwue.de)
     r"|v?\d+(?:[.,:]\d+)*"  # a version, number, time
     r"|0x[0-9a-f]+"  # an error code
+    r"|%\w+%"  # a Windows variable (%APPDATA%)
     r"|\d+(?:x|mal|er|gb|mb|kb|tb|ghz|min|h|s|bit|%)"  # 3x, 2mal, 10GB
     r")$"
 )
+_LOWER_HEX = re.compile(r"[0-9a-f]{6,}")  # hashes and fingerprints: 3f2a9c01
 # Program, device and protocol names that users glue to a version: "Outlook2016", "iOS16".
 _PRODUCT = re.compile(
     r"(?i)^(?:outlook|office|o365|m365|microsoft|thunderbird|windows|win|ios|ipados|android|"
     r"macos|osx|iphone|ipad|ipod|mac|macbook|imac|galaxy|samsung|pixel|huawei|xiaomi|redmi|"
-    r"port|eduroam|oneplus|motorola|nokia|sony|xperia|lenovo|thinkpad|surface|imap|pop|smtp|tls|ssl|"
-    r"starttls|http|https|utf|sha|md|aes|rsa|ipv|x86|x64|arm|build|version|kb|em|k)"
+    r"oneplus|motorola|nokia|xperia|lenovo|thinkpad|surface|port|eduroam|imap|pop|smtp|tls|"
+    r"ssl|starttls|http|https|utf|sha|md|aes|rsa|ipv|x|build|version|kb)"
+    # the name alone, or with its version: "Outlook2016", "Win10Pro", "IMAP4rev1", "TLSv1.2"
+    r"[-_]?(?:v?\d+(?:[.,]\d+)*(?:[a-z]{1,4}\d*)?)?(?:pro|plus|max|ultra|mini|air|se|esr)?$"
 )
 
 
@@ -283,7 +293,7 @@ def _value_end(line: str, value: int) -> int:
             word = tokens[index + 1].group().lower()
         elif previous[-1] not in ",;.!?":
             continue
-        if word.strip(_EDGE) in _NOT_A_VALUE:
+        if _core(word) in _NOT_A_VALUE:
             return tokens[index - 1].end()
     return len(line.rstrip())
 
@@ -307,7 +317,7 @@ def _next_lines(
 
 def _is_value(token: str) -> bool:
     """Could this first word after "ist"/":" be a password (not "falsch", "das", "?")?"""
-    core = token.strip(_EDGE).lower()
+    core = _core(token).lower()
     if len(core) < 3 or not any(char.isalnum() for char in core):  # ":D", "?", "******"
         return False
     if core in _NOT_A_VALUE:
@@ -321,25 +331,54 @@ def _is_question_word(token: str) -> bool:
     return token.endswith("?") and token.rstrip("?").isalpha()
 
 
+def _core(token: str) -> str:
+    return _EDGES.sub("", token)
+
+
 def _classes(core: str) -> tuple[bool, bool, bool, bool]:
     lower = any(char.islower() for char in core)
     upper = any(char.isupper() for char in core)
     digit = any(char.isdigit() for char in core)
-    symbol = any(not char.isalnum() and char not in _WEAK_SYMBOLS for char in core)
+    symbol = any(char in _STRONG_SYMBOLS for char in core)
     return lower, upper, digit, symbol
 
 
-def _is_harmless(core: str) -> bool:
-    if _HARMLESS.match(core) or _PRODUCT.match(core):
+def _is_known(part: str) -> bool:
+    """An address, host, version, error code, product name or code in capitals."""
+    if _HARMLESS.match(part) or _PRODUCT.match(part) or _LOWER_HEX.fullmatch(part):
         return True
-    lower, upper, _digit, symbol = _classes(core)
+    lower, upper, _digit, symbol = _classes(part)
     # Codes in capitals: AES256, KB5034441, S21, B-204.
     return upper and not lower and not symbol
 
 
+def _parts(core: str) -> list[str]:
+    """ "Fehler:0x800CCC0E" -> ["Fehler", "0x800CCC0E"]; "Sommer2024!" stays whole."""
+    return [_core(part) for part in _SPLIT.split(core) if _core(part)]
+
+
+def _is_plain(part: str) -> bool:
+    """Words and numbers joined by hyphens: "E-Mail", "B-204", "Cisco-AnyConnect-4.10"."""
+    return all(
+        piece.isalpha() or piece.isdigit() or _is_known(piece)
+        for piece in re.split(r"[-_]+", part)
+        if piece
+    )
+
+
+def _is_harmless(core: str) -> bool:
+    """Known as a whole, or made of plain words, numbers and known parts."""
+    return _is_known(core) or all(_is_known(part) or _is_plain(part) for part in _parts(core))
+
+
+def _strong_part(core: str) -> bool:
+    """A part of three classes (lower, upper, digits, symbols) that is nothing known."""
+    return any(sum(_classes(part)) >= 3 and not _is_known(part) for part in _parts(core))
+
+
 def _has_password_shape(token: str) -> bool:
     """After a password word: letters with digits or symbols ("Sommer2024", "Xk9$mP2q")."""
-    core = token.strip(_EDGE)
+    core = _core(token)
     if len(core) < 4 or _is_harmless(core):
         return False
     lower, upper, digit, symbol = _classes(core)
@@ -356,11 +395,11 @@ def _shaped_tokens(
     tokens = list(_TOKEN.finditer(line))
     spans = []
     for index, token in enumerate(tokens):
-        core = token.group().strip(_EDGE)
+        core = _core(token.group())
         if len(core) > _LONGEST or _is_harmless(core):
             continue
         lower, upper, digit, symbol = _classes(core)
-        strong = lower + upper + digit + symbol >= 3 and len(core) >= (6 if mentioned else 8)
+        strong = len(core) >= (6 if mentioned else 8) and _strong_part(core)
         alone = len(tokens) == 1 and len(core) >= 6 and (lower or upper) and (digit or symbol)
         named_user = index > 0 and _USER_LABEL.fullmatch(tokens[index - 1].group().rstrip(":="))
         another = disclosed and len(core) >= 6 and (lower or upper) and digit and not named_user
