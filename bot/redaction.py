@@ -111,7 +111,7 @@ _LONGEST = 64  # longer tokens are data (a hash, a pasted log), not something ty
 # names, paths, menus and markup ("E-Mail", "C:\\Users", "Datei>Optionen", "Fehler:0x…") and
 # symbols such as ® or emoji do not count.
 _SEPARATORS_IN_TOKEN = "/\\<>|:()[]{}+&="
-_SPLIT = re.compile(r"[/\\<>|:()\[\]{}+&=]+")
+_SPLIT = re.compile(r"[/\\<>|:()\[\]{}+&=\ufffd]+")  # U+FFFD: a control character removed
 _STRONG_SYMBOLS = frozenset(string.punctuation + "§€£") - frozenset("/\\<>|:()[]{}-_.'")
 
 # Tokens users type that have a password's shape but are something else.
