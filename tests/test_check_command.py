@@ -35,6 +35,7 @@ guides:
   - id: testprogramm
     title: Testprogramm
     label: Testprogramm
+    source: seed
     steps:
       - text: Schalten Sie die Verschlüsselung ein.
 """
