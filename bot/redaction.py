@@ -3,14 +3,17 @@
 Lotse never asks for a password, but users paste them anyway. Three kinds of message carry one:
 - a disclosure around a password word: "mein Passwort ist …", "Kennwort: …", "PW …",
   "… ist mein Passwort", "Zugangsdaten: anna / …" (typos such as "passwrot" included). Everything
-  after the phrase up to the end of the line goes (a quoted value: up to the closing quote), so
+  after the phrase goes, up to the end of the line or to where a new clause starts with a word
+  that is no password ("…, hab ich schon probiert"; a quoted value: up to the closing quote), so
   a password of several words is never half kept. A phrase about the password ("ist falsch",
   "vergessen?", "nach dem Passwort") is no disclosure: the first word after it decides;
 - a line that is one token shaped like a password ("Sommer2024!" alone);
-- a token in running text with a strong password shape (eight or more characters of three
-  classes: lower, upper, digits, symbols).
-Things users legitimately type in that shape (addresses, host names, versions, error codes such
-as 0x800CCC0E, ports, program names like "Outlook2016") are never passwords.
+- a token in running text with a part of three classes (lower, upper, digits, symbols inside),
+  eight or more characters long (six on a line that names a password).
+Things users legitimately type in that shape are never passwords: addresses, host names,
+versions, error codes such as 0x800CCC0E, ports, program names with their version
+("Outlook2016"), codes in capitals, and tokens that separators (paths, menus, "Fehler:0x…",
+"Strg+Alt+Entf") split into such known parts and plain words.
 """
 
 from __future__ import annotations
