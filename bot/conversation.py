@@ -400,13 +400,10 @@ class ConversationService:
         a user who types /hilfe or taps "Ja, alles löschen" expects Lotse's answer, and must be
         able to delete their data while the ticket is open. So is a typed answer to the
         question such a command just asked (a typed "Ja" to "alles löschen?", a language)."""
+        if state.stage is Stage.CONFIRM_DELETE:  # "Ja" or "nein" answer Lotse's question
+            return False
         option = match_option(state.options, cleaned.text)
-        if option is None:
-            return True
-        answers_lotse = state.stage is Stage.CONFIRM_DELETE or option.payload.startswith(
-            LANGUAGE_PAYLOAD
-        )
-        return not answers_lotse
+        return option is None or not option.payload.startswith(LANGUAGE_PAYLOAD)
 
     async def _follow_link(
         self,

@@ -594,3 +594,22 @@ async def test_a_new_tickets_card_is_posted_before_another_users_backlog_of_40_r
         )
         assert len(relays_in_group(api, 1)) < 40
         await running.desk.stop_delivery(CHANNEL, 5.0)  # the rest waits for the next start
+
+
+async def test_a_user_who_deletes_their_data_takes_the_relays_still_waiting_with_them(
+    telegram_api: FakeTelegram, sqlite_url: str, knowledge: KnowledgeBase
+) -> None:
+    api, clock = telegram_api, StepClock()
+    async with instance(api, sqlite_url, knowledge, clock=clock) as running:
+        service = await taken_ticket(api, running)
+        await user_writes(service, ANNA, "Ich wohne in der Musterstraße 5")
+        await service.handle(Inbound(CHANNEL, str(ANNA.id), command="loeschen"))
+        await user_writes(service, ANNA, "Ja")
+        clock.advance(MERGE_WINDOW.total_seconds())
+        running.desk.wake()
+        await api.wait_for(
+            lambda: any(m.text.startswith("Ticket #1 · geschlossen") for m in api.sent),
+            "the card to say the ticket is closed",
+        )
+        await running.desk.drain()
+    assert not any("Musterstraße" in m.text for m in bot_messages_in_group(api))

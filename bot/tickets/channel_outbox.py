@@ -49,6 +49,7 @@ USER = "user"
 AGENTS = "agents"
 RELAY = "relay"
 REFRESH = "refresh"
+assert set(records.OUTBOX_WORDS) == {USER, RELAY}  # deleted with the user's data
 LEASED_CHANNELS = ("matrix",)  # channels one instance runs, under the lease "channel:<name>"
 MAX_ATTEMPTS = 5
 CLAIM_SECONDS = 60.0  # a deliverer that dies lets its claimed rows go after this

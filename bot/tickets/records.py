@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, delete, func, insert, or_, select, text, update
 
 from bot.storage.tables import (
+    ChannelOutboxRow,
     Conversation,
     HandoffLink,
     IncidentReport,
@@ -49,6 +50,8 @@ MERGE_WINDOW = timedelta(seconds=3)
 # An incident (one ticket for a server error many users see) takes reports until a check finds
 # the server healthy again, or until nobody reported it for this long.
 INCIDENT_QUIET = timedelta(hours=1)
+# The channel outbox's kinds that carry what a user wrote or was sent (channel_outbox.py).
+OUTBOX_WORDS = ("relay", "user")
 
 TranscriptLine = tuple[str, str | None, str, datetime]  # direction, author, text, created_at
 
@@ -580,6 +583,12 @@ def forget_user(
     closed: list[Ticket] = []
     reporter = user_key(channel, user)
     conn.execute(delete(IncidentReport).where(IncidentReport.user_key == reporter))
+    # Their words waiting in the channel outbox (relays to the agents, pushes to them) go too.
+    conn.execute(
+        delete(ChannelOutboxRow).where(
+            ChannelOutboxRow.ticket_id.in_(numbers), ChannelOutboxRow.kind.in_(OUTBOX_WORDS)
+        )
+    )
     for number in numbers:
         conn.execute(delete(TicketMessage).where(TicketMessage.ticket_id == number))
         before = require(conn, number)
