@@ -214,12 +214,13 @@ def _kb(settings: Settings, args: argparse.Namespace) -> int:
 
         return run_translations(args.directory or settings.knowledge_dir, accept=args.accept)
     knowledge = load_knowledge(args.knowledge or settings.knowledge_dir)
-    guide = knowledge.guides.get(args.guide)
+    every = {**knowledge.guides, **knowledge.unpublished}
+    guide = every.get(args.guide)
     if guide is None:
-        print(
-            f"unknown guide '{args.guide}'; known: {', '.join(knowledge.guides)}", file=sys.stderr
-        )
+        print(f"unknown guide '{args.guide}'; known: {', '.join(every)}", file=sys.stderr)
         return 1
+    if not guide.published:
+        print(f"({args.guide}: published: false – Nutzern noch nicht angeboten)")
     print(guide_text(guide.localized(args.locale), args.protocol, translator(args.locale)))
     return 0
 

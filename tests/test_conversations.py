@@ -25,6 +25,7 @@ WAYS_IN = {
     "thunderbird": ["Thunderbird"],
     "apple-mail-el-capitan": ["Mail auf meinem Mac mit El Capitan"],
     "apple-mail-high-sierra": ["Apple Mail", "High Sierra"],
+    "apple-mail-ventura": ["Apple Mail", "Sonoma"],
     "ios": ["iPhone"],
     "android": ["ich hab ein Samsung Handy"],
 }
@@ -118,8 +119,8 @@ async def test_a_version_no_guide_covers_gets_the_nearest_guide_with_a_note(
     assert "Für Mozilla Thunderbird 128 habe ich keine eigene Anleitung" in chat.text
     assert "Mozilla Thunderbird (60.3.1) – Schritt 1" in chat.text
     chat = Chat(service, user="ben")
-    await chat.say("Mac mit Sonoma")
-    assert "Apple Mail (High Sierra)" in chat.text
+    await chat.say("Mac mit Tahoe")
+    assert "Apple Mail (macOS Ventura und neuer)" in chat.text
     assert "etwas anders aussehen" in chat.text
 
 

@@ -14,6 +14,7 @@ from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.diff import describe_changes
 from bot.knowledge.loader import KnowledgeError, load_knowledge
 from bot.knowledge.translations import text_hash
+from bot.knowledge.versions import guide_for_version
 from bot.understanding.lexicon import ProgramLexicon
 from bot.understanding.normalize import normalize
 from tests.support import KNOWLEDGE_DIR, REPO
@@ -222,3 +223,91 @@ def test_a_device_example_that_leaves_a_version_behind_is_reported(kb_copy: Path
         load_knowledge(kb_copy)
     (problem,) = caught.value.problems
     assert "would be read as a version" in problem.message
+
+
+@pytest.mark.parametrize(
+    ("program", "version", "guide"),
+    [
+        ("thunderbird", "128", "thunderbird-115"),
+        ("thunderbird", "140", "thunderbird-115"),
+        ("thunderbird", "102", "thunderbird-115"),
+        ("thunderbird", "60", "thunderbird"),
+        ("ios", "17", "ios-14"),
+        ("ios", "15", "ios-14"),
+        ("ios", "13", "ios"),
+        ("apple-mail", "14", "apple-mail-ventura"),
+        ("apple-mail", "26", "apple-mail-ventura"),
+    ],
+)
+def test_versions_resolve_to_the_nearest_guide_published_or_not(
+    knowledge: KnowledgeBase, program: str, version: str, guide: str
+) -> None:
+    choice = guide_for_version(knowledge.every_guide_of_program(program), version)
+    assert choice is not None and choice.guide.id == guide
+
+
+def test_every_guide_not_from_the_seed_names_published_sources(knowledge: KnowledgeBase) -> None:
+    newer = [g for g in [*knowledge.guides.values(), *knowledge.unpublished.values()]]
+    newer = [g for g in newer if not g.from_seed]
+    assert {g.id for g in newer} == {"thunderbird-115", "ios-14", "apple-mail-ventura"}
+    for guide in newer:
+        assert isinstance(guide.source, list)
+        assert all(s.url.startswith("https://") and s.read == "2026-12-03" for s in guide.source)
+
+
+def test_a_guide_without_source_is_reported_with_its_line(kb_copy: Path) -> None:
+    path = kb_copy / "apple-mail.yaml"
+    text = path.read_text(encoding="utf-8")
+    start = text.index("    source:\n", text.index("id: apple-mail-ventura"))
+    end = text.index("    versions:", start)
+    path.write_text(text[:start] + text[end:], encoding="utf-8")
+    with pytest.raises(KnowledgeError) as caught:
+        load_knowledge(kb_copy)
+    assert [p.field for p in caught.value.problems] == ["guides.2.source"]
+
+
+def test_unpublished_guides_are_checked_and_shown_but_not_offered(
+    knowledge: KnowledgeBase,
+) -> None:
+    assert set(knowledge.unpublished) == {"thunderbird-115", "ios-14"}
+    assert "thunderbird-115" not in knowledge.guides
+    assert [g.id for g in knowledge.guides_of_program["thunderbird"]] == ["thunderbird"]
+    shown = _lotse("kb", "show", "thunderbird-115", "--locale", "en")
+    assert "published: false" in shown.stdout
+    assert "Mozilla Thunderbird (115 and later) – Step 1 of 5" in shown.stdout
+
+
+@pytest.mark.parametrize(
+    ("guide_id", "step", "said", "expected"),
+    [
+        ("thunderbird-115", 0, "wo finde ich extras", "Alt-Taste"),
+        ("thunderbird-115", 0, "das menue gibt es bei mir nicht", "rechten Maustaste"),
+        ("ios-14", 0, "passwoerter accounts sehe ich nicht", '"Mail" > "Accounts"'),
+        ("apple-mail-ventura", 2, "das haekchen sehe ich nicht", "immer automatisch"),
+        ("apple-mail-ventura", 3, "verbindung pruefen", '"Fenster" > "Verbindung prüfen"'),
+    ],
+)
+def test_step_help_answers_where_is_it_at_that_step(
+    knowledge: KnowledgeBase, guide_id: str, step: int, said: str, expected: str
+) -> None:
+    guide = {**knowledge.guides, **knowledge.unpublished}[guide_id]
+    found = guide.steps[step].help_for(said)
+    assert found is not None and expected in found.text.de
+    assert found.text.en and found.source
+
+
+def test_faq_answers_the_login_name_from_server_yaml(
+    knowledge: KnowledgeBase, kb_copy: Path
+) -> None:
+    (entry,) = [e for e in knowledge.faq if e.id == "login-name"]
+    assert "vollständige E-Mail-Adresse, zum Beispiel name@uni-beispiel.de" in entry.answer.de
+    _edit(kb_copy / "server.yaml", "login_name: address", "login_name: local_part")
+    (local,) = [e for e in load_knowledge(kb_copy).faq if e.id == "login-name"]
+    assert "der Teil Ihrer E-Mail-Adresse vor dem @" in local.answer.de
+    assert local.answer.en and "{" not in local.answer.en
+
+
+def test_faq_says_the_password_stays_and_why_a_warning_appears(knowledge: KnowledgeBase) -> None:
+    answers = {e.id: e.answer for e in knowledge.faq}
+    assert "Ihr Passwort bleibt dasselbe" in answers["password-unchanged"].de
+    assert "genau mbox1.belwue.de" in answers["warning-after-change"].de

@@ -66,7 +66,11 @@ def test_the_export_maps_aliases_to_program_ids_and_version_names_to_numbers(
     assert "- Samsung Galaxy" in synonyms["android"]
     assert "- El Capitan" in synonyms["10.11"]
     lookups = {block["lookup"] for block in document["nlu"] if "lookup" in block}
-    assert lookups == {"client", "version", "port", "protocol", "security"}
+    assert lookups == {"client", "version", "port", "protocol", "security", "device", "error"}
+    assert "- Outlook für Mac" in synonyms["outlook-mac"]
+    assert "- iPhone 15 Pro Max" in synonyms["ios"]
+    errors = next(block["examples"] for block in document["nlu"] if block.get("lookup") == "error")
+    assert "- Zertifikat ungültig" in errors
 
 
 def test_every_intent_has_at_least_25_training_examples(knowledge: KnowledgeBase) -> None:

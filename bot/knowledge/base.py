@@ -2,7 +2,9 @@
 
 What the engine can ask (all data, no fuzzy matching — typo tolerance is the lexicon's job):
 
-- `guides`, `programs`, `guides_of_program`, `program_for(guide_id)`: the guides, as before.
+- `guides`, `programs`, `guides_of_program`, `program_for(guide_id)`: the published guides,
+  as before. `unpublished` holds guides written and checked but not yet offered
+  (`published: false`); `every_guide_of_program(id)` lists both, newest data first in file order.
   `guide.localized("en")` is the guide in English; `guide.steps[i].help` and
   `step.help_for(normalized_text)` answer "wo finde ich …" at a step.
 - `cards`, `card_for_version(program_id, version)`, `settings_card(id, protocol)`: programs
@@ -179,6 +181,8 @@ class KnowledgeBase:
     troubleshooting: Troubleshooting = field(default_factory=Troubleshooting)
     # normalised name -> who claims it (programs, guides, cards; ids, names and aliases)
     names: dict[str, NameOwner] = field(default_factory=dict)
+    # guides with `published: false`: checked, shown by `lotse kb show`, not offered to users
+    unpublished: dict[str, Guide] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -204,7 +208,7 @@ class KnowledgeBase:
             server=server,
             helpdesk=helpdesk,
             programs={file.program.id: file.program for file in programs},
-            guides={guide.id: guide for file in programs for guide in file.guides},
+            guides={g.id: g for file in programs for g in file.guides if g.published},
             faq=[
                 entry.model_copy(
                     update={"answer": placeholders.fill_localized(entry.answer, known)}
@@ -214,7 +218,10 @@ class KnowledgeBase:
             ],
             revision=revision,
             program_of_guide={g.id: file.program.id for file in programs for g in file.guides},
-            guides_of_program={file.program.id: list(file.guides) for file in programs},
+            guides_of_program={
+                file.program.id: [g for g in file.guides if g.published] for file in programs
+            },
+            unpublished={g.id: g for file in programs for g in file.guides if not g.published},
             cards={card.id: _filled_card(card, known) for card in cards},
             devices=Devices(
                 tuple(devices.devices),
@@ -239,6 +246,15 @@ class KnowledgeBase:
 
     def program_for(self, guide_id: str) -> Program:
         return self.programs[self.program_of_guide[guide_id]]
+
+    def every_guide_of_program(self, program_id: str) -> list[Guide]:
+        """Published and unpublished guides of a program, in file order."""
+        every = {**self.guides, **self.unpublished}
+        return [
+            every[guide_id]
+            for guide_id, owner in self.program_of_guide.items()
+            if owner == program_id
+        ]
 
     def name_owner(self, text: str) -> NameOwner | None:
         """Who claims exactly this name (after normalisation): "Outlook für Mac" -> the card

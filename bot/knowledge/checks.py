@@ -28,12 +28,14 @@ from bot.knowledge.models import (
     CardsFile,
     DevicesFile,
     FaqFile,
+    Guide,
     ProgramFile,
     Server,
     StepItem,
     TroubleshootingFile,
 )
 from bot.knowledge.translations import open_translations
+from bot.knowledge.versions import guide_for_version
 from bot.understanding.normalize import normalize
 
 YamlPath = tuple[str | int, ...]
@@ -85,6 +87,9 @@ def check_reachability(
                     f"not {number}",
                 )
         for g, guide in enumerate(file.guides):
+            if not guide.published:
+                yield from _unpublished_reachability(name, g, guide, knowledge)
+                continue
             for i, alias in enumerate(guide.aliases):
                 found = lexicon.find(normalize(alias)).guide
                 if found != guide.id:
@@ -102,6 +107,19 @@ def check_reachability(
                         f"'{program.aliases[0]} {version}' leads to {found or 'no guide'}, "
                         f"not to {guide.id}",
                     )
+
+
+def _unpublished_reachability(
+    name: str, g: int, guide: Guide, knowledge: KnowledgeBase
+) -> Iterator[Finding]:
+    """An unpublished guide is not in the lexicon yet: its versions must still resolve to it
+    among all guides of its program, so publishing it makes them reach it."""
+    every = knowledge.every_guide_of_program(knowledge.program_of_guide[guide.id])
+    for i, version in enumerate(guide.versions):
+        choice = guide_for_version(every, version)
+        if choice is None or choice.guide.id != guide.id:
+            found = choice.guide.id if choice else "no guide"
+            yield Finding(name, ("guides", g, "versions", i), f"version {version} leads to {found}")
 
 
 def check_ports(server: Server, files: dict[str, ProgramFile]) -> Iterator[Finding]:

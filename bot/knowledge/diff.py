@@ -68,13 +68,17 @@ def describe_changes(before: KnowledgeBase, after: KnowledgeBase) -> Iterator[st
             changed += [f"+{a}" for a in sorted(new_names - old_names)]
             yield f"== program {program_id}"
             yield "aliases: " + ", ".join(changed)
-    for guide_id in sorted(before.guides.keys() - after.guides.keys()):
+    old_guides = {**before.guides, **before.unpublished}
+    new_guides = {**after.guides, **after.unpublished}
+    for guide_id in sorted(old_guides.keys() - new_guides.keys()):
         yield f"== {guide_id}: removed"
-    for guide_id in sorted(after.guides.keys() - before.guides.keys()):
-        yield f"== {guide_id}: new guide '{after.guides[guide_id].title}'"
-    for guide_id in sorted(before.guides.keys() & after.guides.keys()):
-        old, new = before.guides[guide_id], after.guides[guide_id]
+    for guide_id in sorted(new_guides.keys() - old_guides.keys()):
+        yield f"== {guide_id}: new guide '{new_guides[guide_id].title}'"
+    for guide_id in sorted(old_guides.keys() & new_guides.keys()):
+        old, new = old_guides[guide_id], new_guides[guide_id]
         changes: list[str] = []
+        if old.published != new.published:
+            changes.append(f"published: {old.published} -> {new.published}")
         for field in ("aliases", "versions"):
             gone = sorted(set(getattr(old, field)) - set(getattr(new, field)))
             added = sorted(set(getattr(new, field)) - set(getattr(old, field)))
@@ -130,7 +134,7 @@ def _answers(knowledge: KnowledgeBase) -> dict[str, str]:
             texts[f"troubleshooting {item.id}{suffix}"] = "\n".join(
                 [item.explanation.get(locale), item.fix.get(locale)]
             )
-        for guide in knowledge.guides.values():
+        for guide in [*knowledge.guides.values(), *knowledge.unpublished.values()]:
             for number, step in enumerate(guide.steps, 1):
                 for help_entry in step.help:
                     key = f"help {guide.id} step {number} {help_entry.keywords[0]}{suffix}"

@@ -396,6 +396,8 @@ class Guide(Strict):
     aliases: list[NonEmpty] = Field(default_factory=list)
     # Offer an Apple configuration profile ("Profil installieren") as an alternative.
     offers_profile: bool = False
+    # false: checked and shown by `lotse kb show`, but not offered to users yet.
+    published: bool = True
     steps: list[Step] = Field(min_length=1)
 
     @property

@@ -3,7 +3,9 @@
 `lotse nlu export` writes `nlu/data/knowledge.yml` so that a program alias or version an admin
 adds to `knowledge/` reaches Rasa at the next training. The file is committed; a test fails when
 it differs from a fresh export. Entity values are the ones the bot uses everywhere else: program
-ids for `client` ("outlook"), version numbers for `version` ("10.11" for "El Capitan").
+and card ids for `client` ("outlook", "em-client"), version numbers for `version` ("10.11" for
+"El Capitan"), the platform for `device` ("ios" for "iPhone 15"). The `error` lookup holds the
+error messages of `troubleshooting.yaml` as users paste them.
 """
 
 from __future__ import annotations
@@ -81,12 +83,40 @@ def _block(kind: str, name: str, values: list[str]) -> list[str]:
 
 
 def client_synonyms(knowledge: KnowledgeBase) -> dict[str, list[str]]:
-    """program id -> the names users give it (its name and aliases)."""
+    """program or card id -> the names users give it (its name and aliases)."""
     result: dict[str, list[str]] = {}
     for program in knowledge.programs.values():
         names = [name for name in (program.name, *program.aliases) if _PLAIN.match(name)]
         result[program.id] = _unique(names)
+    for card in knowledge.cards.values():
+        said = (card.name.de, card.name.en or card.name.de, *card.aliases)
+        names = [name for name in said if _PLAIN.match(name)]
+        if names:
+            result[card.id] = _unique(names)
     return result
+
+
+def device_synonyms(knowledge: KnowledgeBase) -> dict[str, list[str]]:
+    """platform -> device names and models users write ("iPhone 15" -> ios)."""
+    result: dict[str, list[str]] = {}
+    for device in knowledge.devices.entries:
+        names = [n for n in (device.name, *device.examples) if _PLAIN.match(n)]
+        result.setdefault(device.platform, []).extend(names)
+    return {platform: _unique(names) for platform, names in sorted(result.items())}
+
+
+# Error messages: one line each, without what would need quoting in Rasa's reader.
+_MESSAGE = re.compile(r"^[\w(][^:#\n]*$")
+
+
+def error_messages(knowledge: KnowledgeBase) -> list[str]:
+    """The troubleshooting wordings and examples, as users paste or retell them."""
+    said = [
+        text
+        for entry in knowledge.troubleshooting.entries
+        for text in (*(w.text for w in entry.wordings), *entry.examples)
+    ]
+    return _unique([text for text in said if _MESSAGE.match(text)])
 
 
 def version_synonyms(knowledge: KnowledgeBase) -> dict[str, list[str]]:
@@ -113,12 +143,20 @@ def render(knowledge: KnowledgeBase) -> str:
     lines += _block("lookup", "port", [str(port) for port in ports])
     lines += _block("lookup", "protocol", [n for ns in PROTOCOL_SYNONYMS.values() for n in ns])
     lines += _block("lookup", "security", [n for ns in SECURITY_SYNONYMS.values() for n in ns])
+    devices = device_synonyms(knowledge)
+    if devices:
+        lines += _block("lookup", "device", [n for names in devices.values() for n in names])
+    errors = error_messages(knowledge)
+    if errors:
+        lines += _block("lookup", "error", errors)
     for program_id, names in clients.items():
         others = [n for n in names if n.casefold() != program_id]
         if others:
             lines += _block("synonym", program_id, others)
     for version, names in version_synonyms(knowledge).items():
         lines += _block("synonym", f'"{version}"', names)
+    for platform, names in devices.items():
+        lines += _block("synonym", platform, [n for n in names if n.casefold() != platform])
     for table in (PROTOCOL_SYNONYMS, SECURITY_SYNONYMS):
         for value, words in table.items():
             lines += _block("synonym", value, [w for w in words if w.casefold() != value])
