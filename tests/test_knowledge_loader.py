@@ -70,7 +70,7 @@ def test_broken_yaml_syntax_is_reported_with_its_line(kb_copy: Path) -> None:
 
 def test_versions_stay_text_so_1_10_is_not_read_as_the_float_1_1(kb_copy: Path) -> None:
     ios = kb_copy / "ios.yaml"
-    _replace(ios, 'versions: ["12"]', "versions: [12, 1.10]")
+    _replace(ios, 'versions: ["12", "13"]', "versions: [12, 1.10]")
     assert load_knowledge(kb_copy).guides["ios"].versions == ["12", "1.10"]
 
 

@@ -112,5 +112,7 @@ class KnowledgeRegistry:
 
 
 def _changed_guides(before: KnowledgeBase, after: KnowledgeBase) -> tuple[str, ...]:
+    guides = {*before.guides, *before.unpublished, *after.guides, *after.unpublished}
     headers = (line[3:] for line in describe_changes(before, after) if line.startswith("== "))
-    return tuple(sorted({header.split(":")[0] for header in headers}))
+    # Other headers name FAQ entries, cards, help texts and the server settings.
+    return tuple(sorted({h.split(":")[0] for h in headers} & guides))
