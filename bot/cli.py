@@ -14,8 +14,9 @@ from pathlib import Path
 from bot.app import ConfigurationError, build_service
 from bot.channels.console import ConsoleChannel
 from bot.config import Settings
-from bot.engine.render import guide_text
+from bot.engine.render import guide_text, settings_text
 from bot.i18n import translator
+from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.loader import KnowledgeError, load_knowledge
 from bot.knowledge.schema import SCHEMA_FILE, schema_text
 from bot.profiles.export import export as export_autoconfig
@@ -55,7 +56,9 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="after reviewing the English texts: store the new hashes of the stale ones",
     )
-    show = kb_commands.add_parser("show", help="print a guide as the bot shows it")
+    show = kb_commands.add_parser(
+        "show", help="print a guide as the bot shows it, or what a settings card holds"
+    )
     show.add_argument("guide")
     show.add_argument("--locale", choices=["de", "en"], default="de")
     show.add_argument("--protocol", choices=["imap", "pop3"], default=None)
@@ -216,13 +219,30 @@ def _kb(settings: Settings, args: argparse.Namespace) -> int:
     knowledge = load_knowledge(args.knowledge or settings.knowledge_dir)
     every = {**knowledge.guides, **knowledge.unpublished}
     guide = every.get(args.guide)
+    if guide is None and args.guide in knowledge.cards:
+        print(_card_preview(knowledge, args.guide, args.protocol, args.locale))
+        return 0
     if guide is None:
-        print(f"unknown guide '{args.guide}'; known: {', '.join(every)}", file=sys.stderr)
+        known = ", ".join([*every, *knowledge.cards])
+        print(f"unknown guide or card '{args.guide}'; known: {known}", file=sys.stderr)
         return 1
     if not guide.published:
         print(f"({args.guide}: published: false – Nutzern noch nicht angeboten)")
     print(guide_text(guide.localized(args.locale), args.protocol, translator(args.locale)))
     return 0
+
+
+def _card_preview(knowledge: KnowledgeBase, card_id: str, protocol: str | None, locale: str) -> str:
+    """What a settings card holds, for admins (the engine words it for users)."""
+    card = knowledge.settings_card(card_id, protocol)
+    lines = [f"== {card.name.get(locale)} (card {card_id})"]
+    if card.discontinued:
+        lines.append("discontinued: true")
+    lines += [f"note: {note.get(locale)}" for note in card.notes]
+    lines.append(f"setup: {', '.join(card.setup) or '–'}")
+    lines.append(f"login name: {card.login_name} (e.g. {card.login_example})")
+    lines.append(settings_text(knowledge, protocol, translator(locale)))
+    return "\n".join(lines)
 
 
 def _kb_schema(directory: Path, *, check: bool) -> int:

@@ -311,3 +311,12 @@ def test_faq_says_the_password_stays_and_why_a_warning_appears(knowledge: Knowle
     answers = {e.id: e.answer for e in knowledge.faq}
     assert "Ihr Passwort bleibt dasselbe" in answers["password-unchanged"].de
     assert "genau mbox1.belwue.de" in answers["warning-after-change"].de
+
+
+def test_kb_show_previews_a_settings_card_for_admins() -> None:
+    shown = _lotse("kb", "show", "em-client", "--protocol", "pop3")
+    assert shown.returncode == 0
+    assert "== eM Client (card em-client)" in shown.stdout
+    assert "setup: autodiscover" in shown.stdout
+    assert "Posteingangsserver (POP3): mbox1.belwue.de" in shown.stdout
+    assert "(IMAP)" not in shown.stdout
