@@ -13,11 +13,13 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from sqlalchemy import insert
 
 from bot.conversation import ConversationService
 from bot.gate import CUT_MARKER, MAX_MESSAGE_LENGTH
 from bot.knowledge.base import KnowledgeBase
 from bot.storage.store import Store
+from bot.storage.tables import TicketMessage
 from bot.tickets.outbox import deliver_queue
 from bot.tickets.smtp import SmtpSender
 from tests.servers.mail import Mailbox
@@ -144,13 +146,12 @@ def _body(message: EmailMessage) -> str:
     return str(part.get_content())
 
 
-def _chat(database: Path, lines: list[str]) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, LOTSE_DATABASE_URL=f"sqlite:///{database}")
+def _lotse(url: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "bot.cli", "chat", "--user", "anna"],
-        input="".join(line + "\n" for line in lines),
+        [sys.executable, "-m", "bot.cli", *args],
+        input=stdin,
         cwd=REPO,
-        env=env,
+        env=dict(os.environ, LOTSE_DATABASE_URL=url),
         capture_output=True,
         text=True,
         timeout=60,
@@ -162,9 +163,13 @@ async def test_lotse_chat_answers_an_unknown_command_and_stores_only_cleaned_tex
     tmp_path: Path,
 ) -> None:
     database = tmp_path / "db.sqlite3"
-    result = _chat(
-        database,
-        ["/foo", "Thunderbird", "/mensch mein Passwort lautet: Kaffee#7", "\x1b[31mrot\x1b[0m"],
+    lines = ["/foo", "Thunderbird", "/mensch mein Passwort lautet: Kaffee#7", "\x1b[31mrot\x1b[0m"]
+    result = _lotse(
+        f"sqlite:///{database}",
+        "chat",
+        "--user",
+        "anna",
+        stdin="".join(f"{line}\n" for line in lines),
     )
     assert "Diesen Befehl kenne ich nicht. Ich verstehe diese Befehle: /start, /neu" in (
         result.stdout
@@ -195,3 +200,22 @@ async def test_a_password_where_a_long_message_is_cut_leaves_no_piece_behind(
     stored = (await stored_texts(service, chat))[0]
     assert stored.endswith(CUT_MARKER) and len(stored) <= MAX_MESSAGE_LENGTH
     assert not any(piece in stored for piece in ("Somm", "Zeit", "2024"))
+
+
+async def test_lotse_tickets_show_prints_rows_from_before_the_gate_and_agent_names_harmless(
+    sqlite_url: str, knowledge: KnowledgeBase
+) -> None:
+    service = await open_service(sqlite_url, knowledge)
+    tickets = attach_tickets(service)
+    tickets.register_user_sender("test", UserInbox().send)
+    await Chat(service).command("mensch")
+    await tickets.take(1, "Petra\x1b]0;root\x07")  # a display name is the agent's choice
+    old_row = insert(TicketMessage).values(
+        ticket_id=1, direction="in", text="alt \x1b[2J\x1b[31mrot\x00"
+    )
+    await service.store.run(lambda conn: conn.execute(old_row))
+    await service.store.close()
+
+    shown = _lotse(sqlite_url, "tickets", "show", "1").stdout
+    assert "alt rot\ufffd" in shown
+    assert not any(char in shown for char in UNSAFE)

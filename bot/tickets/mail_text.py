@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.gate import sanitize
 from bot.i18n import translator
 from bot.tickets import labels
 from bot.tickets.models import LinkOutcome, Ticket
@@ -65,20 +66,21 @@ def ticket_fields(ticket: Ticket, zone: ZoneInfo) -> list[str]:
     ]
     if ticket.affected > 1:  # an incident: counted, not mailed per user
         fields.append(f"Betroffene:      {ticket.affected} Nutzer (gleicher Fehler)")
-    return fields
+    return [sanitize(field) for field in fields]  # names and references come from outside
 
 
 def transcript_lines(
     messages: Sequence[tuple[str, str | None, str, datetime]], zone: ZoneInfo
 ) -> list[str]:
-    """(direction, author, text, created_at) -> readable lines, oldest first."""
+    """(direction, author, text, created_at) -> readable lines, oldest first. Sanitized again
+    for the terminal and the mail: rows stored before the gate, and agents' display names."""
     lines: list[str] = []
     for direction, author, text, created_at in messages:
         who = DIRECTIONS.get(direction, direction)
         if author:
-            who = f"{who} ({author})"
+            who = f"{who} ({sanitize(author)})"
         lines.append(f"[{local_time(created_at, zone)}] {who}:")
-        lines.extend("    " + line for line in text.splitlines() or [""])
+        lines.extend("    " + line for line in sanitize(text).splitlines() or [""])
     return lines
 
 
