@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -30,6 +30,7 @@ class Recorder:
     seconds: float = 0.05
     runs: list[tuple[str, float, float]] = field(default_factory=list)
     failures_left: int = 0
+    failed_at: list[float] = field(default_factory=list)  # when each failed run ended
 
     def job_for(self, who: str, name: str = "purge", every: float = 0.3) -> Job:
         async def run() -> None:
@@ -37,6 +38,7 @@ class Recorder:
             await asyncio.sleep(self.seconds)
             if self.failures_left > 0:
                 self.failures_left -= 1
+                self.failed_at.append(time.monotonic())
                 raise RuntimeError("the mail server said no")
             self.runs.append((who, started, time.monotonic()))
 
@@ -51,15 +53,17 @@ async def database_url(request: pytest.FixtureRequest, sqlite_url: str) -> Async
         yield request.getfixturevalue("postgres_url")
 
 
-async def _two_instances(url: str, recorder: Recorder, seconds: float, **options: float) -> None:
-    """Two runners, each with its own store (as two processes have), for `seconds`."""
+async def _two_instances(
+    url: str, recorder: Recorder, until: Callable[[], Awaitable[object]], **options: float
+) -> None:
+    """Two runners, each with its own store (as two processes have), until `until()` ends."""
     stores = [await Store.open(url), await Store.open(url)]
     runners = [
         JobRunner(store, [recorder.job_for(who)], holder=who, tick=0.01, **options)
         for who, store in zip(("a", "b"), stores, strict=True)
     ]
     loops = [asyncio.create_task(runner.run_forever()) for runner in runners]
-    await asyncio.sleep(seconds)
+    await until()
     for loop in loops:
         loop.cancel()
     for loop in loops:
@@ -75,7 +79,7 @@ async def test_two_instances_never_run_a_job_twice_at_once_and_run_it_once_per_i
     database_url: str,
 ) -> None:
     recorder = Recorder()
-    await _two_instances(database_url, recorder, 1.6)
+    await _two_instances(database_url, recorder, lambda: asyncio.sleep(1.6))  # the window
 
     runs = sorted(recorder.runs, key=lambda run: run[1])
     # 0.05 s run + 0.3 s pause: a run at 0 s, ~0.35, ~0.7, ~1.05, ~1.4 -> 4 or 5 in 1.6 s.
@@ -89,9 +93,15 @@ async def test_a_failed_run_is_tried_again_after_the_retry_delay_not_at_once(
     database_url: str,
 ) -> None:
     recorder = Recorder(failures_left=1)
-    await _two_instances(database_url, recorder, 0.5, retry_after=0.3)
-    # Failed at ~0.05 s; retried at ~0.35 s (by either instance), not on the next 0.01 s tick.
-    assert len(recorder.runs) == 1
+
+    async def retried() -> None:
+        await wait_until(lambda: recorder.runs, "the run after the failed one")
+
+    await _two_instances(database_url, recorder, retried, retry_after=0.3)
+    # Retried after the 0.3 s delay (by either instance), not on the next 0.01 s tick.
+    (failed_at,) = recorder.failed_at
+    _who, retried_at, _ended = recorder.runs[0]
+    assert retried_at - failed_at >= 0.29, "retried before the delay was over"
     assert recorder.failures_left == 0
 
 

@@ -17,7 +17,7 @@ import hmac
 import secrets
 import struct
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import Connection, insert, select, update
@@ -209,7 +209,7 @@ class HandoffLinks:
         self, token: str, channel: str, user: str, now: datetime | None = None
     ) -> tuple[str, str]:
         """(link id, guide) for a user following a link; LinkRefused when it cannot be used."""
-        link_id = read_token(self._secret, token, now or datetime.now(UTC))
+        link_id = read_token(self._secret, token, now or utcnow())
         guide = await self.store.run(_redeem, link_id, channel, user)
         return link_id, guide
 
