@@ -9,11 +9,14 @@ from pathlib import Path
 import pytest
 
 from bot.conversation import ConversationService
-from bot.engine.state import Stage
+from bot.engine.engine import Engine
+from bot.engine.state import ConversationState, Stage
+from bot.i18n import translator
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.loader import load_knowledge
 from bot.tickets.service import TicketService
 from bot.understanding.lexicon import LexiconUnderstander
+from bot.understanding.types import Understanding
 from tests.support import KNOWLEDGE_DIR, Chat, open_service
 
 PERSON = "Mit einem Menschen sprechen"
@@ -82,6 +85,23 @@ async def test_a_user_who_does_not_know_the_version_is_told_how_to_find_it(
     assert "Outlook 2003" in chat.options
 
 
+async def test_a_user_who_names_the_program_but_not_the_version_learns_where_to_find_it(
+    service: ConversationService,
+) -> None:
+    chat = Chat(service)
+    await chat.say("Ich habe Outlook, weiß aber nicht welche Version")
+    assert "Info zu Outlook" in chat.text
+    assert "Outlook 2003" in chat.options
+
+
+async def test_a_protocol_said_with_doubt_is_still_taken(service: ConversationService) -> None:
+    chat = Chat(service)
+    await chat.say("Outlook 2016")
+    await chat.say("POP3 glaube ich, bin nicht sicher")
+    assert (await chat.state()).protocol == "pop3"
+    assert "Schritt 1 von 5" in chat.text
+
+
 async def test_the_version_question_never_says_the_same_twice_and_offers_a_person(
     service: ConversationService,
 ) -> None:
@@ -97,6 +117,19 @@ async def test_the_version_question_never_says_the_same_twice_and_offers_a_perso
     assert "Helpdesk" in texts[1] and PERSON in chat.options
     await chat.say("2016")
     assert "Microsoft Outlook 2010/13/16" in chat.text
+
+
+def test_an_answer_at_a_question_wins_over_the_intent_that_came_with_it(
+    knowledge: KnowledgeBase,
+) -> None:
+    """Rasa may call "wo find i des" ask_settings: at the version question it is still
+    "I don't know", and the user learns where the version is shown."""
+    state = ConversationState(stage=Stage.VERSION, program="outlook")
+    said = Understanding("wo find i des", "ask_settings", 0.99, {"answer": "unknown"})
+    decision = Engine(knowledge).decide(state, said, translator("de"))
+    text = "\n".join(reply.text for reply in decision.replies)
+    assert "Info zu Outlook" in text
+    assert decision.state.stage is Stage.VERSION
 
 
 async def test_short_acknowledgements_inside_a_guide_go_on(service: ConversationService) -> None:
@@ -173,6 +206,20 @@ async def test_a_long_first_message_with_program_and_error_keeps_the_program(
 
 
 # --- dialogue acts ---------------------------------------------------------------------------
+
+
+async def test_a_user_who_needs_a_moment_is_given_time_and_keeps_the_offered_answers(
+    service: ConversationService,
+) -> None:
+    chat = Chat(service)
+    await chat.say("Thunderbird 60")
+    await chat.say("moment")
+    assert "Lassen Sie sich Zeit" in chat.text
+    assert "Schritt" not in chat.text
+    await chat.say("1")  # still the first option offered with the step: "Erledigt – weiter"
+    assert "Schritt 2 von 5" in chat.text
+    await chat.say("?")
+    assert "Schritt 2 von 5" in chat.text
 
 
 async def test_a_step_asked_for_by_number_is_shown_without_switching_the_guide(

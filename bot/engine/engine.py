@@ -230,10 +230,15 @@ class _Turn:
             self._contact()
         elif topic == "help":
             self.help()
+        elif topic == "wait":
+            self.say(self._("Lassen Sie sich Zeit – schreiben Sie einfach, wenn Sie so weit sind."))
         elif topic == "username" and intent in ("ask_explanation", "out_of_scope", "inform"):
             self._username()
         elif self._names_a_program(message):
             self._inform(message)
+        elif self._answers_the_question(message):
+            # "keine Ahnung", "egal" answer the open question whatever intent came with them.
+            self._answer_question(message)
         elif asked_step is not None and self.guide and self.state.stage in _IN_GUIDE:
             self._go_to_step(asked_step)
         elif self._is_complaint(message):
@@ -255,12 +260,8 @@ class _Turn:
             self._set_version(entities["version"])
         elif intent == "greet":
             self._greet()
-        elif self.state.stage in (Stage.START, Stage.PROGRAM):
-            self._at_program(message)
-        elif self.state.stage is Stage.VERSION:
-            self._at_version(message)
-        elif self.state.stage is Stage.PROTOCOL:
-            self._at_protocol(message)
+        elif self.state.stage in _QUESTIONS:
+            self._answer_question(message)
         elif self.state.stage is Stage.GUIDE:
             self._in_guide(message)
         else:
@@ -522,6 +523,8 @@ class _Turn:
             guides = self.kb.guides_of_program[program_id]
             if len(guides) == 1:
                 self._choose_guide(guides[0], version=None, note=None)
+            elif message.entities.get("answer") == "unknown":
+                self._at_version(message)  # "Outlook, weiß aber nicht welche Version"
             else:
                 self._ask_version()
 
@@ -597,6 +600,24 @@ class _Turn:
             self._show_step()
 
     # --- answers at the program, version and protocol questions -------------------------
+
+    def _answers_the_question(self, message: Understanding) -> bool:
+        """An answer without a fact ("egal", "keine Ahnung"; not "POP3, glaub ich")."""
+        entities = message.entities
+        return (
+            "answer" in entities
+            and self.state.stage in _QUESTIONS
+            and message.intent not in _REQUESTS
+            and not {"protocol", "port", "version"} & entities.keys()
+        )
+
+    def _answer_question(self, message: Understanding) -> None:
+        if self.state.stage is Stage.VERSION:
+            self._at_version(message)
+        elif self.state.stage is Stage.PROTOCOL:
+            self._at_protocol(message)
+        else:
+            self._at_program(message)
 
     def _at_program(self, message: Understanding) -> None:
         """Which program? Anything but a program name: help to answer it, never a dead end."""
@@ -822,6 +843,8 @@ class _Turn:
         elif intent == "deny":
             self.say(_("Dann habe ich wohl das falsche Programm erwischt."))
             self._ask_program()
+        elif not words(message.text):  # "?", "…": the user is lost here
+            self._show_step()
         elif not self._answer_from_faq(message):
             self._off_topic()
             self.say(_("Weiter mit der Anleitung:"))
@@ -1175,6 +1198,11 @@ class _Turn:
 
 
 _IN_GUIDE = (Stage.GUIDE, Stage.FINISHED)
+_QUESTIONS = (Stage.START, Stage.PROGRAM, Stage.VERSION, Stage.PROTOCOL)
+# What the user asks for explicitly wins over an answer in the same message.
+_REQUESTS = ("request_check", "request_human", "delete_data", "restart", "goodbye", "thank")
+
+
 # Intents that show the user is talking about their mail, even without a program named.
 _ON_TOPIC = ("affirm", "deny", "next_step", "previous_step", "repeat_step", "step_problem")
 # With an error or "weiß nicht" in it, these are a complaint about the step.

@@ -51,7 +51,8 @@ _ORDINALS = {
 # which the engine treats alike at a question.)
 _UNKNOWN = re.compile(
     r"\b(?:weiss|weis|wees|woass|woas|waas|wiss|know|knowing)\w* (?:ich |i |ick )?"
-    r"(?:doch |leider |echt |wirklich |gar |halt |eben |auch )*(?:nicht|nich|net|ned|nit|nix)\b"
+    r"(?:doch |leider |echt |wirklich |gar |halt |eben |auch |aber |so |grad |gerade |jetzt )*"
+    r"(?:nicht|nich|net|ned|nit|nix)\b"
     r"|\b(?:ich |i )?(?:weiss|weis|woass|woas) (?:es |des |das )?(?:doch |leider |echt |wirklich "
     r"|gar |halt |auch )*(?:nicht|nich|net|ned|nit|nix)\b"
     r"|\b(?:keine?|ka|koa|kei|null|nicht die geringste) ahnung\b|^(?:ka|kp|idk|k a)$"
@@ -93,6 +94,13 @@ _CONTACT = re.compile(
 _USERNAME = re.compile(
     r"\b(?:benutzername\w*|username|user name|login ?name|loginname|anmeldename\w*|"
     r"kennung|benutzerkennung|nutzername|login)\b"
+)
+# "Moment", "warte kurz": the user needs time; nothing to answer yet.
+_WAIT = re.compile(
+    r"^(?:(?:einen|ein|nen|n) )?(?:moment|momentchen|augenblick|sekunde|sek|sec|mom)"
+    r"(?: mal| bitte)?$|^(?:warte?|wart|wait)(?: mal| kurz| bitte| a (?:moment|sec|second))*$"
+    r"|^(?:gleich|kurz|one moment|hold on|just a (?:moment|sec|second))$"
+    r"|^(?:bin )?(?:gleich wieder da|brb)$"
 )
 _HELP = re.compile(
     r"^(?:hilfe|help|huelfe|hilfe bitte|bitte hilfe|help me|help please|ich brauche hilfe|"
@@ -147,9 +155,11 @@ def answer_kind(normalized: str) -> str | None:
 def topic(normalized: str) -> str | None:
     """What the user asks for besides the guide: "password" (change or reset it, which Lotse
     does not do), "contact" (the helpdesk's hours or address), "username" (what to log in
-    with) or "help" (what Lotse can do)."""
+    with), "help" (what Lotse can do) or "wait" (the user needs a moment)."""
     if _HELP.match(normalized):
         return "help"
+    if _WAIT.match(normalized):
+        return "wait"
     if _PASSWORD_CHANGE.search(normalized):
         return "password"
     if _CONTACT.search(normalized):

@@ -237,6 +237,8 @@ class LexiconUnderstander:
             entities["version"] = match.version
         informative = match.program or (match.version and intent is None) or entities
         acts = self.acts(normalized, step)
+        if intent is None and acts.get("answer") == "unknown":
+            intent, confidence = "step_problem", 0.7  # "keine Ahnung": cannot go on alone
         if intent is None and not acts and NEGATION.search(normalized):
             # "das Häkchen gibts bei mir nicht": a negative statement is a complaint.
             intent, confidence = "step_problem", 0.6
