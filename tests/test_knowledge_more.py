@@ -281,6 +281,8 @@ def test_unpublished_guides_are_checked_and_shown_but_not_offered(
     ("guide_id", "step", "said", "expected"),
     [
         ("thunderbird-115", 0, "wo finde ich extras", "Alt-Taste"),
+        ("thunderbird", 0, "extras gibt es bei mir nicht", "Alt-Taste"),
+        ("ios", 0, "passwoerter accounts gibt es nicht", '"Mail" > "Accounts"'),
         ("thunderbird-115", 0, "das menue gibt es bei mir nicht", "rechten Maustaste"),
         ("ios-14", 0, "passwoerter accounts sehe ich nicht", '"Mail" > "Accounts"'),
         ("apple-mail-ventura", 2, "das haekchen sehe ich nicht", "immer automatisch"),
