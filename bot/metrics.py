@@ -34,3 +34,8 @@ ERRORS = Counter(
 MAIL_QUEUE = Gauge(
     "lotse_mail_queue", "Ticket mails waiting to be sent (as last seen)", registry=REGISTRY
 )
+MAIL_PARKED = Gauge(
+    "lotse_mail_parked",
+    "Ticket mails set aside because they cannot be sent as they are (as last seen)",
+    registry=REGISTRY,
+)

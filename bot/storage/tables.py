@@ -173,6 +173,9 @@ class OutgoingMail(Base):
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_error: Mapped[str | None] = mapped_column(String(500))
+    # Set when the mail cannot be sent as it is (it cannot be built, or the server refused it
+    # for good, 5xx): it waits aside with its error until `lotse tickets mail --retry`.
+    parked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class HandoffLink(Base):

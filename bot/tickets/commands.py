@@ -12,9 +12,17 @@ from bot.app import ConfigurationError, mail_settings
 from bot.config import Settings
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.loader import load_knowledge
+from bot.numbers import ascii_number
 from bot.storage.store import Store
-from bot.tickets import mail_text
-from bot.tickets.links import HandoffLinks, Link, secret_problem
+from bot.storage.tables import utcnow
+from bot.tickets import mail_text, outbox
+from bot.tickets.links import (
+    MAX_REFERENCE_LENGTH,
+    HandoffLinks,
+    Link,
+    reference_problem,
+    secret_problem,
+)
 from bot.tickets.models import (
     STATUSES,
     Ticket,
@@ -23,6 +31,7 @@ from bot.tickets.models import (
     no_such_ticket,
     unknown_guide,
 )
+from bot.tickets.records import parked_mails
 from bot.tickets.retention import run_purge
 from bot.tickets.service import TicketService
 
@@ -39,14 +48,34 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     close = ticket_commands.add_parser("close", help="close a ticket")
     close.add_argument("number", type=int)
     close.add_argument("--agent", default="cli", help="who closes it (default: cli)")
+    mail = ticket_commands.add_parser(
+        "mail", help="ticket mail set aside because it cannot be sent as it is (parked)"
+    )
+    mail.add_argument(
+        "--retry", metavar="ID", help="queue parked mail ID again (or all), once the cause is fixed"
+    )
 
     link = commands.add_parser(
         "handoff-link", help="a link that sends a user into a guide (LOTSE_HANDOFF_SECRET)"
     )
     link.add_argument("--guide", required=True, help="guide id, e.g. thunderbird")
-    link.add_argument("--ref", default=None, help="your ticket's reference, e.g. Ticket#123")
+    link.add_argument(
+        "--ref",
+        default=None,
+        type=_reference,
+        help=f"your ticket's reference, e.g. Ticket#123 (one line, at most "
+        f"{MAX_REFERENCE_LENGTH} characters)",
+    )
 
     commands.add_parser("purge", help="delete what retention allows (LOTSE_RETENTION_DAYS ...)")
+
+
+def _reference(value: str) -> str:
+    """`--ref`, refused by argparse (exit 2, with the reason) before anything is stored."""
+    problem = reference_problem(value)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return value
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
@@ -81,7 +110,15 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _tickets(tickets: TicketService, args: argparse.Namespace) -> int:
+    if args.tickets_command == "mail":
+        return await _parked_mail(tickets, args.retry)
     if args.tickets_command == "list":
+        parked = await tickets.store.run(parked_mails)
+        if parked:
+            print(
+                f"Hinweis: {parked} Ticket-Mail(s) geparkt, nicht zustellbar (lotse tickets mail).",
+                file=sys.stderr,
+            )
         found = await tickets.list(args.status)
         for ticket in found:
             print(
@@ -117,6 +154,26 @@ async def _tickets(tickets: TicketService, args: argparse.Namespace) -> int:
         ticket = warning.ticket
         print(warning, file=sys.stderr)
     print(f"Ticket Nr. {ticket.number} ist geschlossen.")
+    return 0
+
+
+async def _parked_mail(tickets: TicketService, retry: str | None) -> int:
+    store = tickets.store
+    if retry is not None:
+        mail_id = None if retry == "all" else ascii_number(retry)
+        if mail_id is None and retry != "all":
+            print("--retry: eine Mail-Nummer oder all.", file=sys.stderr)
+            return 2
+        count = await store.run(outbox.unpark, mail_id, utcnow())
+        print(f"{count} Ticket-Mail(s) wieder in der Warteschlange.")
+        return 0 if count else 1
+    found = await store.run(outbox.parked)
+    for mail in found:
+        created = mail_text.local_time(mail.created_at, _zone(tickets))
+        print(f"Mail {mail.id}  {created}  {outbox.header_text(mail.subject)}")
+        print(f"    {outbox.header_text(mail.error)}")
+    if not found:
+        print("Keine geparkten Ticket-Mails.")
     return 0
 
 

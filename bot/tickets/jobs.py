@@ -26,11 +26,12 @@ def ticket_jobs(settings: Settings, service: ConversationService) -> list[Job]:
 
         async def deliver_mail() -> None:
             report = await deliver_queue(store, sender, settings.mail_from)
-            if report.sent or report.failed:
+            if report.sent or report.failed or report.parked:
                 log.info(
-                    "ticket mail: %d sent, %d failed, %d waiting",
+                    "ticket mail: %d sent, %d failed, %d parked, %d waiting",
                     report.sent,
                     report.failed,
+                    report.parked,
                     report.waiting,
                 )
 

@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import secrets
 import struct
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -53,6 +54,32 @@ def secret_problem(settings: Settings) -> str | None:
             "guessed from one hand-back link."
         )
     return None
+
+
+# The reference goes into the subject of the outcome mail: one short line of printable text.
+MAX_REFERENCE_LENGTH = 100
+_NOT_IN_REFERENCES = {"Cc", "Cf", "Zl", "Zp", "Cs"}  # line breaks, controls, bidi overrides
+
+
+def reference_problem(ref: str) -> str | None:
+    """Why `--ref` cannot be a reference (German, for the agent); None when it can."""
+    if not ref.strip():
+        return "Die Referenz (--ref) ist leer."
+    if len(ref) > MAX_REFERENCE_LENGTH:
+        return (
+            f"Die Referenz (--ref) ist zu lang ({len(ref)} Zeichen, höchstens "
+            f"{MAX_REFERENCE_LENGTH})."
+        )
+    if any(unicodedata.category(character) in _NOT_IN_REFERENCES for character in ref):
+        return (
+            "Die Referenz (--ref) darf keine Zeilenumbrüche oder Steuerzeichen enthalten: "
+            "sie steht im Betreff der Ticket-Mail."
+        )
+    return None
+
+
+class InvalidReference(ValueError):
+    """A reference `reference_problem` refuses; str() says why."""
 
 
 class LinkRefused(Exception):
@@ -199,6 +226,10 @@ class HandoffLinks:
         self.mail = mail
 
     async def create(self, guide: str, external_ref: str | None) -> Link:
+        """Record a new link; InvalidReference for a reference that cannot go into a subject."""
+        problem = reference_problem(external_ref) if external_ref is not None else None
+        if problem is not None:
+            raise InvalidReference(problem)
         link_id = secrets.token_bytes(_ID_BYTES)
         expires_at = (utcnow() + timedelta(days=self.days)).replace(microsecond=0)
         thread = new_message_id(self.mail, "lotse-link")

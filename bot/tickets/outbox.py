@@ -1,7 +1,14 @@
 """Delivering the ticket mail queue (`mail_queue`): oldest first, retried with backoff.
 
-A mail leaves the queue only when the mail server accepted it. While the server is down each
-mail waits 30 s, 1 min, 2 min, ... up to an hour between attempts; nothing is dropped.
+A mail leaves the queue only when the mail server accepted it. While the server is down (or
+answers 4xx) each mail waits 30 s, 1 min, 2 min, ... up to an hour between attempts; nothing is
+dropped. One mail that cannot be sent as it is, because it cannot be built or the server
+refuses it for good (5xx for its recipient or content), is parked with its error
+(`parked_at`, `last_error`; `lotse tickets mail` lists them) and the others go out: one bad mail
+must not hold up the queue.
+
+Headers are built from stored data (subjects carry agents' references): every header value is
+cut to one line without control characters, so nothing stored can add a header.
 """
 
 from __future__ import annotations
@@ -9,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import email.policy
 import logging
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,7 +30,7 @@ from bot import metrics
 from bot.storage.store import Store
 from bot.storage.tables import OutgoingMail, utcnow
 from bot.tickets.models import utc
-from bot.tickets.records import queued_mails
+from bot.tickets.records import parked_mails, queued_mails
 from bot.tickets.smtp import BatchResult
 
 log = logging.getLogger(__name__)
@@ -32,6 +40,18 @@ BATCH = 50
 _POLICY = email.policy.SMTP.clone(max_line_length=998)
 FIRST_RETRY = 30.0  # seconds
 LONGEST_RETRY = 3600.0
+
+
+def header_text(value: str) -> str:
+    """A header value that stays one header: line breaks (also U+2028/9, NEL) and other
+    control characters become spaces."""
+    return "".join(
+        " " if unicodedata.category(character) in _NOT_IN_HEADERS else character
+        for character in value
+    )
+
+
+_NOT_IN_HEADERS = {"Cc", "Cf", "Zl", "Zp", "Cs"}
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -53,25 +73,27 @@ class QueuedMail:
 
     def message(self) -> EmailMessage:
         message = EmailMessage(policy=_POLICY)
-        message["From"] = self.sender
-        message["To"] = self.recipient
-        message["Subject"] = self.subject
+        message["From"] = header_text(self.sender)
+        message["To"] = header_text(self.recipient)
+        message["Subject"] = header_text(self.subject)
         message["Date"] = format_datetime(self.created_at)
-        message["Message-ID"] = self.message_id
+        message["Message-ID"] = header_text(self.message_id)
         if self.in_reply_to:
             # Both, so mail clients and ticket systems (References) thread the follow-ups.
-            message["In-Reply-To"] = self.in_reply_to
-            message["References"] = self.in_reply_to
+            message["In-Reply-To"] = header_text(self.in_reply_to)
+            message["References"] = header_text(self.in_reply_to)
         message["Auto-Submitted"] = "auto-generated"
         message.set_content(self.body)  # UTF-8, quoted-printable or base64 as needed
+        message.as_bytes()  # raises here, for this mail, what would fail in the sender
         return message
 
 
 @dataclass(frozen=True)
 class DeliveryReport:
     sent: int
-    failed: int
-    waiting: int  # still queued afterwards
+    failed: int  # not sent this time, to be retried
+    waiting: int  # still queued afterwards (parked ones not counted)
+    parked: int = 0  # set aside this time: cannot be sent as they are
 
 
 def _due(conn: Connection, now: datetime, sender: str) -> list[QueuedMail]:
@@ -86,7 +108,7 @@ def _due(conn: Connection, now: datetime, sender: str) -> list[QueuedMail]:
             OutgoingMail.created_at,
             OutgoingMail.attempts,
         )
-        .where(OutgoingMail.next_attempt_at <= now)
+        .where(OutgoingMail.next_attempt_at <= now, OutgoingMail.parked_at.is_(None))
         .order_by(OutgoingMail.id)
         .limit(BATCH)
     ).all()
@@ -115,6 +137,47 @@ def _failed(conn: Connection, mail_id: int, attempts: int, error: str, now: date
     )
 
 
+def _park(conn: Connection, mail_id: int, attempts: int, error: str, now: datetime) -> None:
+    conn.execute(
+        update(OutgoingMail)
+        .where(OutgoingMail.id == mail_id)
+        .values(attempts=attempts, parked_at=now, last_error=error[:500])
+    )
+
+
+@dataclass(frozen=True)
+class ParkedMail:
+    id: int
+    created_at: datetime
+    subject: str
+    error: str
+
+
+def parked(conn: Connection) -> list[ParkedMail]:
+    """The parked mails, oldest first (`lotse tickets mail`)."""
+    rows = conn.execute(
+        select(
+            OutgoingMail.id, OutgoingMail.created_at, OutgoingMail.subject, OutgoingMail.last_error
+        )
+        .where(OutgoingMail.parked_at.is_not(None))
+        .order_by(OutgoingMail.id)
+    ).all()
+    return [ParkedMail(i, utc(c) or c, s, e or "") for i, c, s, e in rows]
+
+
+def unpark(conn: Connection, mail_id: int | None, now: datetime) -> int:
+    """Queue parked mail again (one, or all with None) once its cause is fixed; how many."""
+    query = update(OutgoingMail).where(OutgoingMail.parked_at.is_not(None))
+    if mail_id is not None:
+        query = query.where(OutgoingMail.id == mail_id)
+    return int(conn.execute(query.values(parked_at=None, next_attempt_at=now)).rowcount)
+
+
+def _counts(conn: Connection) -> tuple[int, int]:
+    """(waiting, parked) mails in the queue."""
+    return queued_mails(conn), parked_mails(conn)
+
+
 async def deliver_queue(
     store: Store,
     sender: MailSender,
@@ -122,17 +185,27 @@ async def deliver_queue(
     *,
     now: Callable[[], datetime] = utcnow,
 ) -> DeliveryReport:
-    """Send what is due over one connection; stop at the first failure (the server is likely
-    down for all)."""
+    """Send what is due over one connection; mails that cannot be sent as they are are parked,
+    and the batch stops at the first other failure (the server is likely down for all)."""
     due = await store.run(_due, now(), sender_address)
+    built: list[tuple[QueuedMail, EmailMessage]] = []
+    parked: list[tuple[QueuedMail, str]] = []
+    for mail in due:
+        try:
+            built.append((mail, mail.message()))
+        except Exception as error:  # whatever stored data breaks it, it breaks only this mail
+            parked.append((mail, f"cannot be built: {type(error).__name__}: {error}"))
     sent = failed = 0
-    if due:
-        result = await asyncio.to_thread(sender.send_batch, [mail.message() for mail in due])
-        sent = result.sent
-        if result.sent:
-            await store.run(_sent, [mail.id for mail in due[: result.sent]])
+    if built:
+        result = await asyncio.to_thread(sender.send_batch, [message for _, message in built])
+        tried = list(zip(built, result.refusals, strict=False))
+        accepted = [mail.id for (mail, _), refusal in tried if refusal is None]
+        parked += [(mail, refusal) for (mail, _), refusal in tried if refusal is not None]
+        sent = len(accepted)
+        if accepted:
+            await store.run(_sent, accepted)
         if result.error is not None:
-            mail = due[result.sent]
+            mail = built[len(result.refusals)][0]
             failed = 1
             log.warning(
                 "ticket mail %d not sent (attempt %d): %s",
@@ -142,6 +215,11 @@ async def deliver_queue(
             )
             metrics.ERRORS.labels("ticket_mail").inc()
             await store.run(_failed, mail.id, mail.attempts + 1, str(result.error), now())
-    waiting = await store.run(queued_mails)
+    for mail, why in parked:
+        log.error("ticket mail %d parked, it cannot be sent as it is: %s", mail.id, why)
+        metrics.ERRORS.labels("ticket_mail_parked").inc()
+        await store.run(_park, mail.id, mail.attempts + 1, why, now())
+    waiting, parked_now = await store.run(_counts)
     metrics.MAIL_QUEUE.set(waiting)
-    return DeliveryReport(sent, failed, waiting)
+    metrics.MAIL_PARKED.set(parked_now)
+    return DeliveryReport(sent, failed, waiting, len(parked))

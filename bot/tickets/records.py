@@ -205,7 +205,15 @@ def mail_thread(conn: Connection, number: int) -> str:
 
 
 def queued_mails(conn: Connection) -> int:
-    return int(conn.execute(select(func.count()).select_from(OutgoingMail)).scalar_one())
+    """Mails waiting to be sent (not the parked ones)."""
+    waiting = select(func.count()).where(OutgoingMail.parked_at.is_(None))
+    return int(conn.execute(waiting).scalar_one())
+
+
+def parked_mails(conn: Connection) -> int:
+    """Mails set aside because they cannot be sent as they are (see `outbox`)."""
+    parked = select(func.count()).where(OutgoingMail.parked_at.is_not(None))
+    return int(conn.execute(parked).scalar_one())
 
 
 # --- writing -----------------------------------------------------------------------------

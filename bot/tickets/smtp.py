@@ -88,29 +88,56 @@ class SmtpSender:
         return client
 
     def send_batch(self, messages: Sequence[EmailMessage]) -> BatchResult:
-        """Deliver in order over one connection, up to the first failure."""
+        """Deliver in order over one connection. A message the server refuses for good is
+        noted and the next one sent; anything else (the server down, busy or refusing the
+        login) stops the batch there."""
         if not messages:
-            return BatchResult(0, None)
-        sent = 0
+            return BatchResult([], None)
+        refusals: list[str | None] = []
         try:
             with self._connect() as client:
                 for message in messages:
-                    client.send_message(message)
-                    sent += 1
+                    try:
+                        client.send_message(message)
+                        refusals.append(None)
+                    except (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError) as error:
+                        refusal = permanent_refusal(error)
+                        if refusal is None:
+                            raise
+                        refusals.append(refusal)  # smtplib has reset the transaction
         except (OSError, smtplib.SMTPException) as error:
-            if sent < len(messages):
-                return BatchResult(sent, error)
-            # All accepted; only saying goodbye failed.
-        return BatchResult(sent, None)
+            if len(refusals) < len(messages):
+                return BatchResult(refusals, error)
+            # All handed over; only saying goodbye failed.
+        return BatchResult(refusals, None)
 
-    def send(self, message: EmailMessage) -> None:
-        """Deliver one message; raises OSError or smtplib.SMTPException when it was not."""
-        result = self.send_batch([message])
-        if result.error is not None:
-            raise result.error
+
+def permanent_refusal(error: smtplib.SMTPException) -> str | None:
+    """Why the server refused this one message for good (5xx for its recipient or content),
+    as "550 5.1.1 ..."; None for a temporary refusal (4xx), to be retried."""
+    answers: list[tuple[int, bytes | str]]
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        answers = list(error.recipients.values())
+    elif isinstance(error, smtplib.SMTPDataError):
+        answers = [(error.smtp_code, error.smtp_error)]
+    else:
+        return None
+    if not answers or not all(500 <= code < 600 for code, _text in answers):
+        return None
+    code, text = answers[0]
+    reason = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+    return f"{code} {reason}"
 
 
 @dataclass(frozen=True)
 class BatchResult:
-    sent: int  # the first this many were accepted by the server
-    error: OSError | smtplib.SMTPException | None  # why the next one was not
+    # One per message tried, in order: None when the server accepted it, else why it refused
+    # it for good.
+    refusals: list[str | None]
+    # Why the message after those was not sent (the server, not that message); the rest
+    # were not tried.
+    error: OSError | smtplib.SMTPException | None
+
+    @property
+    def sent(self) -> int:
+        return sum(1 for refusal in self.refusals if refusal is None)

@@ -628,6 +628,9 @@ def mail_servers() -> Iterator[MailServers]:
 
 HELPDESK_DOMAIN = "helpdesk.lotse.test"
 HELPDESK_ADDRESS = f"servicedesk@{HELPDESK_DOMAIN}"
+# Addresses the mailbox refuses at RCPT: for good (550), and for now (450).
+REFUSED_ADDRESS = f"gibt-es-nicht@{HELPDESK_DOMAIN}"
+BUSY_ADDRESS = f"voll@{HELPDESK_DOMAIN}"
 
 _MAILBOX_MAIN_CF = (
     _COMMON_MAIN_CF
@@ -635,7 +638,9 @@ _MAILBOX_MAIN_CF = (
 smtpd_tls_security_level = encrypt
 # Only a logged-in client may send, as at a university's submission server.
 smtpd_relay_restrictions = permit_sasl_authenticated, reject
-smtpd_recipient_restrictions = permit_sasl_authenticated, reject
+smtpd_recipient_restrictions = check_recipient_access inline:{{
+    {{ {refused} = 550 5.1.1 Mailbox unavailable }}, {{ {busy} = 450 4.2.1 Mailbox busy }} }},
+    permit_sasl_authenticated, reject
 virtual_mailbox_domains = {domain}
 virtual_mailbox_base = {dir}/mailboxes
 virtual_mailbox_maps = static:inbox/
@@ -733,6 +738,8 @@ def start_mailbox(directory: Path, pki: Pki, sasl_port: int) -> tuple[Process, M
             cert=pki.localhost,
             auth=sasl_port,
             domain=HELPDESK_DOMAIN,
+            refused=REFUSED_ADDRESS,
+            busy=BUSY_ADDRESS,
             uid=nobody.pw_uid,
             gid=nobody.pw_gid,
         )
