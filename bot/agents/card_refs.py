@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, delete, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -98,3 +98,30 @@ def ticket_of_message(conn: Connection, place: ChatPlace, message_ref: str) -> i
             DeskMessage.message_ref == message_ref,
         )
     ).scalar_one_or_none()
+
+
+def messages_of(conn: Connection, number: int, place: ChatPlace) -> list[str]:
+    """The messages about the ticket in this chat other than its card, oldest first."""
+    return list(
+        conn.execute(
+            select(DeskMessage.message_ref)
+            .where(
+                DeskMessage.ticket_number == number,
+                DeskMessage.chat_kind == place.kind,
+                DeskMessage.chat_id == place.chat_id,
+            )
+            .order_by(DeskMessage.posted_at)
+        ).scalars()
+    )
+
+
+def forget_messages(conn: Connection, number: int, place: ChatPlace, refs: list[str]) -> None:
+    """The messages are gone from the chat (deleted, or past the platform's time limit)."""
+    conn.execute(
+        delete(DeskMessage).where(
+            DeskMessage.ticket_number == number,
+            DeskMessage.chat_kind == place.kind,
+            DeskMessage.chat_id == place.chat_id,
+            DeskMessage.message_ref.in_(refs),
+        )
+    )

@@ -87,6 +87,9 @@ class AgentChat(Protocol):
 
     async def edit(self, ref: str, notice: Notice) -> None: ...
 
+    async def delete(self, ref: str) -> bool:
+        """Remove a message of the bot; False when the platform refuses (too old, gone)."""
+
 
 @dataclass(frozen=True)
 class RepliedTo:
@@ -278,6 +281,8 @@ class Desk:
             ref = await self._card_of(chat, ticket.number)
             notice = cards.user_message(ticket.number, event.text, self.tr)
             await self._post(chat, ticket.number, notice, reply_to=ref)
+        elif event.kind == "forgotten":
+            await self._remove_messages(chat, ticket.number)
         elif event.kind == "agent_message" and event.text is not None:
             if source == chat.name:
                 return  # the agents here saw it being written
@@ -285,6 +290,23 @@ class Desk:
             agent = event.agent or "?"  # the service always names who answered
             notice = cards.agent_answer(ticket.number, agent, source, event.text, self.tr)
             await self._post(chat, ticket.number, notice, reply_to=ref)
+
+    async def _remove_messages(self, chat: AgentChat, number: int) -> None:
+        """The user had their data deleted: the messages posted about the ticket (their relayed
+        words, answers shown from the other chat, status lines) go, as its transcript went from
+        the database; the card stays, closed, and a line says why."""
+        if self.tickets is None:
+            return
+        refs = await self.tickets.store.run(card_refs.messages_of, number, place(chat))
+        kept = [ref for ref in refs if not await chat.delete(ref)]
+        if kept:  # Telegram lets bots delete only for 48 hours
+            log.warning("%d messages about ticket %d stay in %s", len(kept), number, chat.name)
+        await self.tickets.store.run(card_refs.forget_messages, number, place(chat), refs)
+        line = self.tr.gettext(
+            "#{number}: Der Nutzer hat seine Daten löschen lassen; seine Nachrichten hier sind "
+            "entfernt, soweit der Chat das erlaubt."
+        ).format(number=number)
+        await self._post(chat, number, Notice(line), reply_to=await self._card_of(chat, number))
 
     async def _post_card(
         self, chat: AgentChat, ticket: Ticket, closed_by: str | None = None

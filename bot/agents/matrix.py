@@ -32,6 +32,7 @@ from nio import (  # type: ignore[import-untyped]
     MegolmEvent,
     RoomGetEventError,
     RoomGetStateResponse,
+    RoomRedactResponse,
 )
 
 from bot.agents.cards import Notice
@@ -160,6 +161,15 @@ class MatrixAgentRoom:
             "m.relates_to": {"rel_type": "m.replace", "event_id": ref},
         }
         await self.channel.send_content(self.room_id, content, uuid.uuid4().hex)
+
+    async def delete(self, ref: str) -> bool:
+        """Redact the event: its content is gone for every member and the server."""
+        reason = self.desk.tr.gettext("Der Nutzer hat seine Daten löschen lassen.")
+        response = await self.channel.client.room_redact(self.room_id, ref, reason=reason)
+        if not isinstance(response, RoomRedactResponse):
+            log.info("could not redact %s in the agents' room: %s", ref, response)
+            return False
+        return True
 
     # --- the agents' side ------------------------------------------------------------------
 

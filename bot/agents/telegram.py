@@ -130,6 +130,15 @@ class TelegramAgentChat:
                 )
             )
 
+    async def delete(self, ref: str) -> bool:
+        try:
+            return bool(
+                await _with_retries(partial(self.bot.delete_message, self.chat_id, int(ref)))
+            )
+        except (BadRequest, Forbidden) as error:  # older than 48 hours, or already gone
+            log.info("could not delete message %s in the agents' group: %s", ref, error)
+            return False
+
     # --- the agents' side ------------------------------------------------------------------
 
     async def _route(self, update: Update, _context: Context) -> None:

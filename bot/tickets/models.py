@@ -10,9 +10,17 @@ from typing import Any, Literal
 Status = Literal["new", "open", "waiting", "closed"]
 STATUSES: tuple[Status, ...] = ("new", "open", "waiting", "closed")
 ACTIVE: tuple[Status, ...] = ("new", "open", "waiting")  # one of these per user at a time
-# "reported": another user's check found the incident's server error (the card shows how many).
+# "reported": another user's check found the incident's server error (the card shows how many);
+# "forgotten": a user had their data deleted (their messages leave the agents' chats).
 EventKind = Literal[
-    "created", "taken", "user_message", "agent_message", "handed_back", "closed", "reported"
+    "created",
+    "taken",
+    "user_message",
+    "agent_message",
+    "handed_back",
+    "closed",
+    "reported",
+    "forgotten",
 ]
 
 

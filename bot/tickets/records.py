@@ -575,39 +575,63 @@ def close(conn: Connection, number: int, agent: str | None, mail: MailSettings |
     return ticket
 
 
-def forget_user(
-    conn: Connection, channel: str, user: str, mail: MailSettings | None
-) -> list[Ticket]:
-    """The user had their data deleted: close their tickets, drop the transcripts and unlink
-    the hand-back links they used. The tickets closed now (for the agents' cards)."""
-    numbers = list(
-        conn.execute(
-            select(TicketRow.id).where(
-                TicketRow.channel == channel, TicketRow.user_external_id == user
-            )
-        ).scalars()
-    )
+# The "closed" mail of a ticket whose user had their data deleted (German, for the helpdesk).
+DELETED_NOTE = (
+    "Der Nutzer hat seine Daten löschen lassen. Der Verlauf und die noch nicht versandten "
+    "Mails zu diesem Ticket sind gelöscht."
+)
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    closed: list[Ticket]  # closed now: the agents' cards must stop offering to answer
+    numbers: list[int]  # all the user's tickets: their messages in the agents' chats go too
+
+
+def forget_user(conn: Connection, channel: str, user: str, mail: MailSettings | None) -> Forgotten:
+    """The user had their data deleted: close their tickets, drop the transcripts, the unsent
+    mail about them and the pending deliveries with their words, and unlink the hand-back
+    links they used.
+
+    Unsent ticket mail quotes the user (their messages, the transcript), so it is deleted, not
+    sent later. Emptying each instead would mail the helpdesk a row of blank updates; one
+    "closed" mail per ticket that was active or had mail waiting says what the helpdesk needs:
+    the ticket exists and ended with the deletion, without a word the user wrote.
+    """
+    rows = conn.execute(
+        select(TicketRow.id, TicketRow.mail_thread_id).where(
+            TicketRow.channel == channel, TicketRow.user_external_id == user
+        )
+    ).all()
     now = utcnow()
     closed: list[Ticket] = []
-    reporter = user_key(channel, user)
-    conn.execute(delete(IncidentReport).where(IncidentReport.user_key == reporter))
+    numbers = [number for number, _thread in rows]
+    conn.execute(delete(IncidentReport).where(IncidentReport.user_key == user_key(channel, user)))
     # Their words waiting in the channel outbox (relays to the agents, pushes to them) go too.
     conn.execute(
         delete(ChannelOutboxRow).where(
             ChannelOutboxRow.ticket_id.in_(numbers), ChannelOutboxRow.kind.in_(OUTBOX_WORDS)
         )
     )
-    for number in numbers:
+    for number, thread in rows:
         conn.execute(delete(TicketMessage).where(TicketMessage.ticket_id == number))
+        unsent = set(
+            conn.execute(
+                delete(OutgoingMail)
+                .where(or_(OutgoingMail.message_id == thread, OutgoingMail.in_reply_to == thread))
+                .returning(OutgoingMail.message_id)
+            ).scalars()
+        )
         before = require(conn, number)
         # An incident others reported too stays open for them; only this user leaves it.
         was_active = before.active and before.affected == 0
         if was_active:
-            ticket = _set(conn, number, status="closed", closed_at=now)
-            queue_ticket_mail(
-                conn, mail, ticket, "closed", text="Der Nutzer hat seine Daten löschen lassen."
-            )
+            _set(conn, number, status="closed", closed_at=now)
         ticket = _set(conn, number, user_external_id=None, purged_at=now)
+        if not ticket.active and (was_active or unsent):
+            queue_ticket_mail(conn, mail, ticket, "closed", text=DELETED_NOTE)
+        elif thread in unsent:  # an incident's first mail, again without this user's words
+            queue_ticket_mail(conn, mail, ticket, "created", with_transcript=True)
         if was_active:
             closed.append(ticket)
     conn.execute(
@@ -615,7 +639,7 @@ def forget_user(
         .where(HandoffLink.channel == channel, HandoffLink.user_external_id == user)
         .values(channel=None, user_external_id=None)
     )
-    return closed
+    return Forgotten(closed, numbers)
 
 
 # The ticket mail that says so (German, for the helpdesk); no agent closed these.

@@ -303,9 +303,11 @@ class TicketService:
         await self.store.run(records.add_turn, number, inbound, replies)
 
     async def forget_user(self, channel: str, user: str) -> None:
-        closed = await self.store.run(records.forget_user, channel, user, self.mail)
-        for ticket in closed:  # the agents' cards must not offer to answer a deleted user
+        forgotten = await self.store.run(records.forget_user, channel, user, self.mail)
+        for ticket in forgotten.closed:  # the cards must not offer to answer a deleted user
             await self._emit("closed", ticket)
+        for number in forgotten.numbers:  # their messages in the agents' chats go too
+            await self._emit("forgotten", await self._require(number))
 
     async def _link_reference(self, link_id: str | None) -> str | None:
         if link_id is None:

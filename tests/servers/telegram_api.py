@@ -104,6 +104,7 @@ class SentMessage:
     text: str
     html: str | None
     data: dict[str, Any]  # the Message object as returned to the bot
+    deleted: bool = False  # the bot deleted it (deleteMessage): gone from the chat
 
     @property
     def buttons(self) -> list[tuple[str, str]]:
@@ -151,6 +152,7 @@ class FakeTelegram:
             "editMessageText": self._edit_message_text,
             "editMessageReplyMarkup": self._edit_message_reply_markup,
             "answerCallbackQuery": self._answer_callback_query,
+            "deleteMessage": self._delete_message,
             "setMyCommands": self._set_my_commands,
             "sendChatAction": self._true,
             "close": self._true,
@@ -474,6 +476,13 @@ class FakeTelegram:
         else:
             message.data.pop("reply_markup", None)
         return message.data
+
+    async def _delete_message(self, params: dict[str, Any]) -> bool:
+        message = self._messages.get((int(params["chat_id"]), int(params["message_id"])))
+        if message is None or message.deleted:
+            raise ApiError(400, "Bad Request: message to delete not found")
+        message.deleted = True
+        return True
 
     async def _answer_callback_query(self, params: dict[str, Any]) -> bool:
         if not str(params.get("callback_query_id", "")).startswith("q"):
