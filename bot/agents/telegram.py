@@ -42,6 +42,7 @@ from bot.channels.telegram import (
     Context,
     TelegramChannel,
     _with_retries,
+    chat_of,
 )
 from bot.channels.telegram_format import escape, split_text
 from bot.config import Settings
@@ -203,8 +204,8 @@ def connect_agents(app: AnyApplication, channel: TelegramChannel, settings: Sett
     if tickets is not None:
 
         async def push(user: str, replies: list[Reply]) -> None:
-            # A Telegram user's private chat has the user's id.
-            await channel.send(app.bot, int(user), user, replies)
+            # The user's private chat, or the group of a group conversation.
+            await channel.send(app.bot, chat_of(user), user, replies)
             # The channel drops messages to a user who blocked the bot; the agent must know.
             if await service.store.is_blocked(CHANNEL, user):
                 raise BlockedByUser("the Telegram user blocked the bot")

@@ -2,7 +2,10 @@
 
 Translates Telegram updates into `Inbound`s for the conversation service and its replies into
 messages: HTML text (escaped, split at 4096 characters) with options as inline keyboards.
-The user is their Telegram user id; the chat is where the answer goes.
+The user is their Telegram user id in a private chat, and "<group id>:<user id>" in a group
+(`conversation_key`): each member of an allowed group has a conversation of their own there,
+apart from their private one; buttons in a group carry whose question they answer, and a tap
+by another member is refused without touching the keyboard. The chat is where the answer goes.
 
 - Long polling by default; with `LOTSE_TELEGRAM_WEBHOOK_URL` a webhook that checks Telegram's
   secret token header (several instances behind a load balancer share the work).
@@ -27,7 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 from weakref import WeakValueDictionary
 
-from telegram import Bot, BotCommand, CallbackQuery, Chat, Update
+from telegram import Bot, BotCommand, CallbackQuery, Chat, Update, User
 from telegram.constants import ChatType, ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
 from telegram.ext import (
@@ -44,7 +47,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot.channels.telegram_format import option_for, render_reply
+from bot.channels.telegram_format import button_owner, option_for, render_reply
 from bot.config import Settings
 from bot.conversation import COMMANDS, ConversationService, Inbound
 from bot.engine.decision import Reply
@@ -88,6 +91,25 @@ def command_menu(tr: Translator) -> list[BotCommand]:
         "bot": _("Vom Helpdesk zurück zu Lotse"),
     }
     return [BotCommand(command, descriptions[command]) for command in COMMANDS]
+
+
+def conversation_key(chat: Chat, user: User) -> str:
+    """The conversation's user id: the Telegram user's id in a private chat, as it always was,
+    and "<chat id>:<user id>" in a group, so a conversation there is the group's and hers."""
+    if chat.type == ChatType.PRIVATE:
+        return str(user.id)
+    return f"{chat.id}:{user.id}"
+
+
+def chat_of(key: str) -> int:
+    """Where a conversation's messages go: the private chat (the user's id) or the group."""
+    return int(key.partition(":")[0])
+
+
+def _owner(key: str) -> int | None:
+    """The user a group conversation belongs to; None in a private chat."""
+    _chat, colon, user = key.partition(":")
+    return int(user) if colon else None
 
 
 def deep_link_argument(args: Sequence[str]) -> str | None:
@@ -188,7 +210,8 @@ class TelegramChannel:
     async def _on_text(self, update: Update, context: Context) -> None:
         message, user = update.message, update.effective_user
         assert message is not None and message.text is not None and user is not None
-        inbound = Inbound(CHANNEL, str(user.id), text=message.text, locale=user.language_code)
+        key = conversation_key(message.chat, user)
+        inbound = Inbound(CHANNEL, key, text=message.text, locale=user.language_code)
         await self._answer(inbound, message.chat, context.bot)
 
     async def _on_command(self, update: Update, context: Context) -> None:
@@ -205,18 +228,35 @@ class TelegramChannel:
         else:
             argument = " ".join(args) or None
         inbound = Inbound(
-            CHANNEL, str(user.id), command=command, argument=argument, locale=user.language_code
+            CHANNEL,
+            conversation_key(message.chat, user),
+            command=command,
+            argument=argument,
+            locale=user.language_code,
         )
         await self._answer(inbound, message.chat, context.bot)
 
     async def _on_tap(self, update: Update, context: Context) -> None:
         query = update.callback_query
         assert query is not None
-        user = query.from_user
-        saved = await self.service.store.conversation(CHANNEL, str(user.id))
+        user, message = query.from_user, query.message
+        assert message is not None  # the gate let only callbacks from a chat through
+        data = query.data or ""
+        owner = button_owner(data)
+        if owner is not None and owner != user.id:
+            # Another member's question in a group: hers to answer; her keyboard stays.
+            tr = translator(pick_locale(user.language_code, self.service.default_locale))
+            text = tr.gettext(
+                "Diese Schaltflächen gehören zum Gespräch einer anderen Person. Schreiben Sie "
+                "mir gern selbst, dann antworte ich Ihnen."
+            )
+            await _with_retries(partial(query.answer, text))
+            return
+        key = conversation_key(message.chat, user)
+        saved = await self.service.store.conversation(CHANNEL, key)
         state = _state(saved)
         offered: Sequence[Option] = state.options if state else ()
-        option = option_for(query.data or "", offered, saved.version if saved else 0)
+        option = option_for(data, offered, saved.version if saved else 0, _owner(key))
         if option is None:
             # A button of an earlier question, or one pressed twice: say so, and take it away.
             tr = self._translator(state, user.language_code)
@@ -229,22 +269,21 @@ class TelegramChannel:
             return
         await _with_retries(query.answer)  # stops the spinner on the button at once
         await self._remove_keyboard(query)  # the same question cannot be answered twice
-        message = query.message
-        assert message is not None  # the gate let only callbacks from a chat through
-        inbound = Inbound(CHANNEL, str(user.id), option=option.payload, locale=user.language_code)
+        inbound = Inbound(CHANNEL, key, option=option.payload, locale=user.language_code)
         await self._answer(inbound, message.chat, context.bot)
 
     async def _on_other(self, update: Update, context: Context) -> None:
         """Photos, stickers, voice messages: the bot reads text only, and says so."""
         message, user = update.message, update.effective_user
         assert message is not None and user is not None
-        saved = await self.service.store.conversation(CHANNEL, str(user.id))
+        key = conversation_key(message.chat, user)
+        saved = await self.service.store.conversation(CHANNEL, key)
         tr = self._translator(_state(saved), user.language_code)
         text = tr.gettext(
             "Bilder, Dateien und Sprachnachrichten kann ich leider nicht ansehen. "
             "Bitte beschreiben Sie mir in Worten, wo Sie gerade stehen."
         )
-        await self.send(context.bot, message.chat, str(user.id), [Reply(text)])
+        await self.send(context.bot, message.chat, key, [Reply(text)])
 
     async def _on_error(self, update: object, context: Context) -> None:
         """A failed update is logged and the user told; the other updates are not affected."""
@@ -264,7 +303,7 @@ class TelegramChannel:
             "einmal."
         )
         with suppress(TelegramError):
-            await self.send(context.bot, chat, str(user.id), [Reply(text)])
+            await self.send(context.bot, chat, conversation_key(chat, user), [Reply(text)])
 
     # --- sending -----------------------------------------------------------------------
 
@@ -275,8 +314,9 @@ class TelegramChannel:
     async def send(self, bot: Bot, chat: Chat | int, user: str, replies: list[Reply]) -> None:
         """Send replies in order; stop (and mark the user) when Telegram says they blocked us.
 
-        `chat` may be a chat id for messages the user did not just ask for (an agent's answer,
-        later): those are not sent to a user marked as blocked.
+        `user` is the conversation key (`conversation_key`). `chat` may be a chat id for
+        messages the user did not just ask for (an agent's answer, later): those are not sent
+        to a user marked as blocked.
         """
         if isinstance(chat, int):
             if await self.service.store.is_blocked(CHANNEL, user):
@@ -290,7 +330,7 @@ class TelegramChannel:
         version = await self.service.store.saved_version(CHANNEL, user) if asks else 0
         try:
             for reply in replies:
-                for message in render_reply(reply, version):
+                for message in render_reply(reply, version, owner=_owner(user)):
                     await _with_retries(
                         partial(
                             bot.send_message,

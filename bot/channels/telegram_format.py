@@ -17,9 +17,11 @@ from telegram.constants import InlineKeyboardButtonLimit, MessageLimit
 
 from bot.engine.decision import Reply
 from bot.engine.state import Option
+from bot.numbers import ascii_number
 
 MAX_TEXT_LENGTH: int = MessageLimit.MAX_TEXT_LENGTH  # 4096, counted after HTML parsing
 MAX_CALLBACK_DATA: int = InlineKeyboardButtonLimit.MAX_CALLBACK_DATA  # 64 bytes
+USER_ID_DIGITS = 16  # Telegram user ids have up to 52 bits
 # Marks callback data that stands for a payload too long (or too odd) to send as it is.
 DIGEST_MARK = "#"
 
@@ -105,9 +107,10 @@ def _longest_prefix(text: str, limit: int) -> str:
     return text
 
 
-def callback_data(payload: str, version: int) -> str:
+def callback_data(payload: str, version: int, owner: int | None = None) -> str:
     """A button's callback data: the conversation's version when the question was asked, and
-    the option's payload as it is when that fits in 64 bytes, else a digest of it.
+    the option's payload as it is when that fits in 64 bytes, else a digest of it. In a group
+    `owner` is the user whose question it is: "<owner>:<version>|<payload>".
 
     On a tap, `option_for` resolves it against the options the user was offered last, and only
     at that same version: a second tap on the same button, or a tap on the buttons of a question
@@ -115,7 +118,7 @@ def callback_data(payload: str, version: int) -> str:
     step offers "next_step"). Nothing has to be remembered in between, so this holds across
     restarts and across bot instances.
     """
-    prefix = f"{version}|"
+    prefix = f"{version}|" if owner is None else f"{owner}:{version}|"
     data = prefix + payload
     if len(data.encode("utf-8")) <= MAX_CALLBACK_DATA and not payload.startswith(DIGEST_MARK):
         return data
@@ -123,12 +126,25 @@ def callback_data(payload: str, version: int) -> str:
     return prefix + DIGEST_MARK + base64.urlsafe_b64encode(digest).decode("ascii")
 
 
-def option_for(data: str, options: Sequence[Option], version: int) -> Option | None:
+def option_for(
+    data: str, options: Sequence[Option], version: int, owner: int | None = None
+) -> Option | None:
     """The offered option a button stands for; None for a button of an earlier question."""
-    return next((o for o in options if callback_data(o.payload, version) == data), None)
+    return next((o for o in options if callback_data(o.payload, version, owner) == data), None)
 
 
-def keyboard(options: Sequence[Option], version: int) -> InlineKeyboardMarkup | None:
+def button_owner(data: str) -> int | None:
+    """Whose question a button of a group chat answers; None for a private chat's button."""
+    head, separator, _payload = data.partition("|")
+    owner, colon, _version = head.partition(":")
+    if not separator or not colon:
+        return None
+    return ascii_number(owner, USER_ID_DIGITS)
+
+
+def keyboard(
+    options: Sequence[Option], version: int, owner: int | None = None
+) -> InlineKeyboardMarkup | None:
     """One button per row: labels such as "Mit einem Menschen sprechen" need the width."""
     if not options:
         return None
@@ -136,7 +152,7 @@ def keyboard(options: Sequence[Option], version: int) -> InlineKeyboardMarkup | 
         [
             [
                 InlineKeyboardButton(
-                    option.label, callback_data=callback_data(option.payload, version)
+                    option.label, callback_data=callback_data(option.payload, version, owner)
                 )
             ]
             for option in options
@@ -145,13 +161,14 @@ def keyboard(options: Sequence[Option], version: int) -> InlineKeyboardMarkup | 
 
 
 def render_reply(
-    reply: Reply, version: int = 0, limit: int = MAX_TEXT_LENGTH
+    reply: Reply, version: int = 0, limit: int = MAX_TEXT_LENGTH, owner: int | None = None
 ) -> list[OutgoingMessage]:
     """A reply as the messages to send; the buttons go with the last piece of text.
 
-    `version`: the conversation's version after the turn that asked (see `callback_data`).
+    `version`: the conversation's version after the turn that asked (see `callback_data`);
+    `owner`: in a group, the user whose question it is.
     """
     pieces = [escape(piece) for piece in split_text(reply.text, limit)]
     messages = [OutgoingMessage(piece) for piece in pieces[:-1]]
-    messages.append(OutgoingMessage(pieces[-1], keyboard(reply.options, version)))
+    messages.append(OutgoingMessage(pieces[-1], keyboard(reply.options, version, owner)))
     return messages
