@@ -384,3 +384,33 @@ def test_only_rooms_of_version_12_and_later_give_their_creators_unlimited_power(
     assert privileged_creators([create("10")]) == frozenset()
     assert privileged_creators([create("org.example.custom")]) == frozenset()
     assert privileged_creators([others]) == frozenset()
+
+
+async def test_a_users_deleted_messages_are_redacted_from_the_agents_room(
+    synapse_server: SynapseServer, anna: MatrixUser, bert: MatrixUser, tmp_path: Path
+) -> None:
+    lotse = _account(synapse_server, "lotse")
+    agents_room = (await bert.client.room_create(name="Helpdesk", invite=[lotse.user_id])).room_id
+    async with serving(bot_settings(synapse_server, lotse, agents_room, tmp_path)):
+        room = await anna.open_direct_chat(lotse.user_id, encrypted=False)
+        await anna.until(lambda: any(GREETING in body for body in anna.bodies()), "the greeting")
+        await anna.ask(room, "!mensch", "Nummer 1")
+        await bert.until(lambda: any("Ticket #1" in b for b in bert.bodies()), "the ticket card")
+        card = event_with(bert, agents_room, "Ticket #1")
+        await bert.say(agents_room, "!nehmen 1")
+        await anna.until(lambda: any("übernommen" in b for b in anna.bodies()), "taken")
+        await anna.say(room, "Mein Rechner heißt Zebrafink")
+        await bert.until(lambda: any("Zebrafink" in b for b in bert.bodies()), "the relay")
+        relayed = event_with(bert, agents_room, "Zebrafink")
+
+        await anna.ask(room, "!loeschen", "Ja, alles löschen")
+        await anna.ask(room, "1", "Erledigt")
+        await bert.until(
+            lambda: any("Der Nutzer hat seine Daten löschen lassen" in b for b in bert.bodies()),
+            "the line that says so",
+        )
+        gone = await bert.client.room_get_event(agents_room, relayed.event_id)
+        assert "redacted_because" in gone.event.source.get("unsigned", {}), gone.event.source
+        assert "Zebrafink" not in json.dumps(gone.event.source)
+        kept = await bert.client.room_get_event(agents_room, card.event_id)
+        assert "redacted_because" not in kept.event.source.get("unsigned", {})

@@ -87,6 +87,12 @@ async def test_a_mail_the_server_refuses_for_good_is_parked_and_the_others_go_ou
     # Not tried again on the next rounds: it cannot go out as it is.
     report = await deliver_queue(service.store, sender, MAIL_FROM, now=lambda: later(3600))
     assert (report.sent, report.failed, report.parked) == (0, 0, 0)
+    # Queued again by hand (after a fix elsewhere): tried once more, and parked again.
+    retried = lotse(tmp_path, "tickets", "mail", "--retry", str(aside.id))
+    assert "1 Ticket-Mail(s) wieder in der Warteschlange." in retried.stdout
+    report = await deliver_queue(service.store, sender, MAIL_FROM, now=lambda: later(3600))
+    assert (report.sent, report.failed, report.parked) == (0, 0, 1)
+    assert lotse(tmp_path, "tickets", "mail", "--retry", "²").returncode == 2
 
 
 async def test_a_temporary_refusal_is_retried_later_and_holds_up_no_other_mail(
