@@ -67,3 +67,22 @@ async def test_a_message_the_database_refuses_is_not_written_into_the_log(
     assert "disk full" in caplog.text  # the error itself is there for the operator
     assert "Zebrafink" not in caplog.text
     assert "Zebrafink" not in "".join(traceback.format_exception(refused.value))
+
+
+@pytest.mark.parametrize("returning", [False, True], ids=["first message", "returning user"])
+async def test_text_the_database_driver_cannot_send_is_not_quoted_in_its_error(
+    service: ConversationService, returning: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A lone UTF-16 surrogate cannot be encoded; asyncpg quotes the whole value in its error
+    ("invalid input for query argument $2: '…'"). The store is called directly, so the test
+    holds whatever cleans users' text before it gets there."""
+    store = service.store
+    if returning:  # then the message goes in with the cached turn's own statement
+        start = await store.begin_turn("test", "anna", "de", "Hallo")
+        await store.finish_turn(start, {"stage": "program"}, None, ["Guten Tag"])
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(Exception) as refused:
+        await store.begin_turn("test", "anna", "de", SECRET_WORDS + " \ud800")
+    logging.getLogger("channel").error("update failed", exc_info=refused.value)
+    assert "Zebrafink" not in caplog.text
+    assert "Zebrafink" not in "".join(traceback.format_exception(refused.value))

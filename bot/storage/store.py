@@ -52,6 +52,7 @@ from sqlalchemy.orm import aliased
 
 from bot import metrics
 from bot.retry import Backoff, retry
+from bot.storage.errors import hide_argument_values, on_engine_error
 from bot.storage.migrate import upgrade, user_lock_key
 from bot.storage.tables import Conversation, Message, User, utcnow
 
@@ -227,6 +228,7 @@ class Store:
                 parsed.set(drivername="sqlite"), pool_size=1, max_overflow=0, hide_parameters=True
             )
             event.listen(engine, "connect", _sqlite_pragmas)
+            event.listen(engine, "handle_error", on_engine_error)
             self._sync_engine = engine
             self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lotse-sqlite")
             self._sqlite_file = parsed.database if parsed.database != ":memory:" else None
@@ -243,6 +245,8 @@ class Store:
                 pool_reset_on_return=None,
                 hide_parameters=True,
             )
+            for async_engine in (self._async_engine, self._turn_engine):
+                event.listen(async_engine.sync_engine, "handle_error", on_engine_error)
             self._sqlite_file = None
 
     @classmethod
@@ -417,11 +421,15 @@ class Store:
         """asyncpg's connection: the turn's, or one of the turn pool's outside a turn."""
         assert self._turn_engine is not None
         turn = _CURRENT_TURN.get()
-        if turn is not None and turn.store is self:
-            yield turn.raw
-        else:
-            async with self._turn_engine.connect() as conn:
-                yield await _driver_connection(conn)
+        try:
+            if turn is not None and turn.store is self:
+                yield turn.raw
+            else:
+                async with self._turn_engine.connect() as conn:
+                    yield await _driver_connection(conn)
+        except asyncpg.DataError as error:  # asyncpg's own text may quote the user
+            hide_argument_values(error)
+            raise
 
     @property
     def turns_in_flight(self) -> int:
