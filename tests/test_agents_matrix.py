@@ -389,7 +389,7 @@ def test_only_rooms_of_version_12_and_later_give_their_creators_unlimited_power(
 async def test_a_users_deleted_messages_are_redacted_from_the_agents_room(
     synapse_server: SynapseServer, anna: MatrixUser, bert: MatrixUser, tmp_path: Path
 ) -> None:
-    lotse = _account(synapse_server, "lotse")
+    lotse = synapse_server.new_account("lotse")
     agents_room = (await bert.client.room_create(name="Helpdesk", invite=[lotse.user_id])).room_id
     async with serving(bot_settings(synapse_server, lotse, agents_room, tmp_path)):
         room = await anna.open_direct_chat(lotse.user_id, encrypted=False)

@@ -57,7 +57,7 @@ async def test_unsent_ticket_mail_with_the_users_words_is_not_sent_after_they_de
     sender = SmtpSender(helpdesk_mailbox.url("smtp"), helpdesk_mailbox.ca)
     report = await deliver_queue(service.store, sender, MAIL_FROM)
     assert (report.sent, report.waiting) == (2, 0)
-    mails = {str(mail["Subject"])[:9]: mail for mail in helpdesk_mailbox.wait_for(2)}
+    mails = {str(mail["Subject"])[:9]: mail for mail in await helpdesk_mailbox.wait_for(2)}
     assert sorted(mails) == ["[Lotse#1]", "[Lotse#2]"]
     closing = mails["[Lotse#1]"]
     assert str(closing["Subject"]).startswith("[Lotse#1] Geschlossen")

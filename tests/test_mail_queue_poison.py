@@ -73,7 +73,7 @@ async def test_a_mail_the_server_refuses_for_good_is_parked_and_the_others_go_ou
     sender = SmtpSender(helpdesk_mailbox.url("smtp"), helpdesk_mailbox.ca)
     report = await deliver_queue(service.store, sender, MAIL_FROM)
     assert (report.sent, report.failed, report.parked, report.waiting) == (2, 0, 1, 0)
-    subjects = sorted(str(mail["Subject"])[:9] for mail in helpdesk_mailbox.wait_for(2))
+    subjects = sorted(str(mail["Subject"])[:9] for mail in await helpdesk_mailbox.wait_for(2))
     assert subjects == ["[Lotse#1]", "[Lotse#3]"]
     assert metrics.REGISTRY.get_sample_value("lotse_mail_parked") == 1
     assert metrics.REGISTRY.get_sample_value("lotse_mail_queue") == 0
@@ -109,7 +109,8 @@ async def test_a_temporary_refusal_is_retried_later_and_holds_up_no_other_mail(
     # The next round (30 s later) sends the others while the first waits for its retry.
     report = await deliver_queue(service.store, sender, MAIL_FROM, now=lambda: later(1))
     assert (report.sent, report.failed, report.parked, report.waiting) == (1, 0, 0, 1)
-    assert str(helpdesk_mailbox.wait_for(1)[0]["Subject"]).startswith("[Lotse#2]")
+    [sent] = await helpdesk_mailbox.wait_for(1)
+    assert str(sent["Subject"]).startswith("[Lotse#2]")
     assert await service.store.run(parked) == []
     report = await deliver_queue(service.store, sender, MAIL_FROM, now=lambda: later(31))
     assert (report.sent, report.failed, report.waiting) == (0, 1, 1)  # still busy: retried
@@ -130,7 +131,7 @@ async def test_a_reference_with_line_breaks_stored_before_cannot_add_a_header(
     sender = SmtpSender(helpdesk_mailbox.url("smtp"), helpdesk_mailbox.ca)
     report = await deliver_queue(service.store, sender, MAIL_FROM)
     assert (report.sent, report.failed, report.parked) == (2, 0, 0)
-    for mail in helpdesk_mailbox.wait_for(2):
+    for mail in await helpdesk_mailbox.wait_for(2):
         delivery = ("Return-Path", "X-Original-To", "Delivered-To", "Received")  # Postfix
         expected = [*delivery, *HEADERS] if "In-Reply-To" in mail else [*delivery, *NEW_THREAD]
         assert sorted(mail.keys()) == sorted(expected)
