@@ -42,6 +42,7 @@ from bot.storage.store import ConcurrentUpdate, MessageNotStored, Store, StoreBu
 from bot.tickets.links import PREFIX as LINK_PREFIX
 from bot.tickets.links import LinkRefused, Refusal, outcomes, refusal_text
 from bot.tickets.models import LinkOutcome, Ticket
+from bot.understanding import language
 from bot.understanding.types import Understander, Understanding
 
 if TYPE_CHECKING:  # the ticket service is optional and imports this module's types
@@ -226,6 +227,8 @@ class ConversationService:
             decision = await self._decide(inbound, cleaned, state_before, start, tr, notes)
             if inbound.command is not None and cleaned is not None:  # a command's argument
                 _warn_of_secret(decision, cleaned, tr)
+            # In the language the turn settled on (detected or switched to).
+            tr = translator(decision.state.locale)
             replies, deleted = await self._dispatch(decision, inbound, tr)
         except Exception:
             log.exception("turn failed")
@@ -335,6 +338,12 @@ class ConversationService:
             return engine.reject(state, "secret", tr)
         if cleaned.unreadable:
             return engine.reject(state, "unreadable", tr)
+        asked_for = language.requested(cleaned.text)
+        if asked_for is not None:
+            return await self._switch_language(inbound, state, asked_for)
+        if not state.locale_settled:
+            state = await self._detect_language(inbound, state, cleaned.text)
+            tr = translator(state.locale)
         option = match_option(state.options, cleaned.text)
         if option and option.payload.startswith(LANGUAGE_PAYLOAD):
             return await self._switch_language(
@@ -541,6 +550,19 @@ class ConversationService:
         decision = self._engine_for(state).switch_language(state, locale)
         await self.store.set_locale(inbound.channel, inbound.user, decision.state.locale)
         return decision
+
+    async def _detect_language(
+        self, inbound: Inbound, state: ConversationState, text: str
+    ) -> ConversationState:
+        """The first messages' language wins over the channel's language code (a German user
+        on an English phone writes German); clear evidence settles it for the conversation."""
+        evidence = language.evidence(text)
+        if evidence is None:
+            return state
+        detected, strong = evidence
+        if detected != state.locale:
+            await self.store.set_locale(inbound.channel, inbound.user, detected)
+        return dataclasses.replace(state, locale=detected, locale_settled=strong)
 
     async def understand(self, text: str) -> Understanding:
         understanding = await self.understander.understand(text)

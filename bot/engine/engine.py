@@ -107,7 +107,9 @@ class Engine:
 
     def switch_language(self, state: ConversationState, locale: str) -> Decision:
         """Speak `locale` from now on, and ask the current question again in it."""
-        state = dataclasses.replace(state, locale=pick_locale(locale, state.locale))
+        state = dataclasses.replace(
+            state, locale=pick_locale(locale, state.locale), locale_settled=True
+        )
         tr = translator(state.locale)
         turn = _Turn(self.knowledge, state, tr)
         turn.say(tr.gettext("Gern, ab jetzt schreibe ich auf Deutsch."))
@@ -347,7 +349,7 @@ class _Turn:
         assert self.state.program is not None
         program = self.kb.programs[self.state.program]
         options = [
-            Option(guide.label, f"inform:guide={guide.id}")
+            Option(guide.localized(self.tr.locale).label, f"inform:guide={guide.id}")
             for guide in self.kb.guides_of_program[program.id]
         ]
         options.append(Option(_("Weiß ich nicht"), "inform:answer=unknown"))
@@ -574,11 +576,11 @@ class _Turn:
                 _(
                     "Für {program} {version} habe ich keine eigene Anleitung. Ich zeige Ihnen "
                     "die Anleitung für {title}; die Menüs können bei Ihnen etwas anders aussehen."
-                ).format(program=program.name, version=note, title=guide.title)
+                ).format(program=program.name, version=note, title=guide.localized(self.tr.locale).title)
             )
         else:
             self.say(
-                _("Gut, dann zeige ich Ihnen die Anleitung für {title}.").format(title=guide.title)
+                _("Gut, dann zeige ich Ihnen die Anleitung für {title}.").format(title=guide.localized(self.tr.locale).title)
             )
         if guide.differs_by_protocol() and self.state.protocol is None:
             self._ask_protocol()

@@ -9,6 +9,7 @@ from bot.knowledge.models import Endpoint, Guide, StepItem
 
 def step_text(guide: Guide, protocol: str | None, index: int, tr: Translator) -> str:
     _ = tr.gettext
+    guide = guide.localized(tr.locale)
     steps = guide.steps_for(protocol)
     step = steps[index]
     header = _("{title} – Schritt {number} von {total}").format(

@@ -31,6 +31,9 @@ class Option:
 class ConversationState:
     stage: Stage = Stage.START
     locale: str = "de"
+    # The user chose the language (/sprache, "English please") or their text showed it
+    # clearly; then what they write later (a quoted German error message) does not switch it.
+    locale_settled: bool = False
     program: str | None = None
     guide: str | None = None
     version: str | None = None
@@ -72,7 +75,9 @@ class ConversationState:
 
     def fresh(self) -> ConversationState:
         """A new conversation for the same user (keeps the language and an active ticket)."""
-        return ConversationState(locale=self.locale, ticket=self.ticket)
+        return ConversationState(
+            locale=self.locale, locale_settled=self.locale_settled, ticket=self.ticket
+        )
 
 
 _FIELDS = dataclasses.fields(ConversationState)
