@@ -571,17 +571,16 @@ class _Turn:
         if changed:
             self.state.step = 0
             self.state.problems_at_step = 0
+        title = guide.localized(self.tr.locale).title
         if note:
             self.say(
                 _(
                     "Für {program} {version} habe ich keine eigene Anleitung. Ich zeige Ihnen "
                     "die Anleitung für {title}; die Menüs können bei Ihnen etwas anders aussehen."
-                ).format(program=program.name, version=note, title=guide.localized(self.tr.locale).title)
+                ).format(program=program.name, version=note, title=title)
             )
         else:
-            self.say(
-                _("Gut, dann zeige ich Ihnen die Anleitung für {title}.").format(title=guide.localized(self.tr.locale).title)
-            )
+            self.say(_("Gut, dann zeige ich Ihnen die Anleitung für {title}.").format(title=title))
         if guide.differs_by_protocol() and self.state.protocol is None:
             self._ask_protocol()
         else:

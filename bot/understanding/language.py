@@ -16,8 +16,7 @@ from bot.understanding.normalize import normalize
 Language = Literal["de", "en"]
 
 # Function words and the helpdesk's everyday words, normalised (umlauts spelt out).
-_GERMAN = frozenset(
-    """
+_GERMAN_WORDS = """
     ich mich mir mein meine meinen meinem meiner du dich dir dein deine sie ihnen ihr ihre
     wir uns unser er es ist bin sind war habe hab haben hat hatte kann koennen konnte muss
     muessen moechte moechten will wollen soll sollte wuerde wird werden
@@ -29,21 +28,20 @@ _GERMAN = frozenset(
     einstellungen verschluesselung verschluesselt handy rechner konto postfach anleitung
     hilfe brauche benutze nutze verwende weiss keine ahnung egal passt stimmt richtig falsch
     gut guten tag morgen abend
-    """.split()
-)
-_ENGLISH = frozenset(
-    """
+"""
+_ENGLISH_WORDS = """
     i i'm i've ive me my mine you your you're we our he she it it's its is are were
     have has had can could can't cant cannot must would won't should do does did don't
     dont doesn't didn't not no yes yeah yep nope
-    the a this that these those and or but also still only with without from of to on at
+    the a this that these those and or but still only with without from of to on at
     for about by into how what what's where when why which who here there now then
     please thanks thank hello bye goodbye
     next back again done finished works working work find see shows says get got
     settings encryption encrypted phone computer laptop account mailbox guide instructions
-    help need use using know idea sure whatever fine great good morning evening
-    """.split()
-)
+    help need use using know idea sure whatever fine great good morning evening pls plz thx
+"""
+_GERMAN = frozenset(_GERMAN_WORDS.split())
+_ENGLISH = frozenset(_ENGLISH_WORDS.split())
 _SWITCH = re.compile(
     r"^(?:(?:can|could) (?:you|we) (?:please )?(?:speak|write|talk|answer)(?: in)?|"
     r"(?:please )?(?:speak|write|answer|reply)(?: in)?|koennen (?:sie|wir)(?: bitte)?"
