@@ -119,7 +119,7 @@ async def test_a_program_named_with_a_greeting_is_an_answer_not_a_greeting(
     await nlu.aclose()
 
 
-async def test_a_user_who_says_who_they_are_is_not_handed_to_a_person_on_rasas_word(
+async def test_a_ticket_on_rasas_word_alone_waits_for_the_lexicon_to_agree(
     knowledge: KnowledgeBase, fake_rasa: FakeRasa
 ) -> None:
     fake_rasa.ranking = [("request_human", 0.96), ("greet", 0.02)]
@@ -128,6 +128,8 @@ async def test_a_user_who_says_who_they_are_is_not_handed_to_a_person_on_rasas_w
     assert result.intent == "greet"
     result = await nlu.understand("Hallo, ich möchte eine Mitarbeiterin sprechen")
     assert result.intent == "request_human"
+    result = await nlu.understand("Bearbeiten ist bei mir grau")  # a complaint: no ticket
+    assert result.intent == "step_problem"
     await nlu.aclose()
 
 

@@ -26,7 +26,6 @@ from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.models import VERSION_PATTERN
 from bot.knowledge.versions import guide_for_version
 from bot.numbers import ascii_number
-from bot.understanding.acts import without_identity
 from bot.understanding.lexicon import LexiconUnderstander
 from bot.understanding.normalize import normalize
 from bot.understanding.patterns import match_intent
@@ -42,6 +41,9 @@ DEFAULT_THRESHOLD = 0.5
 DEFAULT_AMBIGUITY_MARGIN = 0.15
 # Intents that do not stop a named program from being an answer to "Which program?".
 _YIELDS_TO_PROGRAM = ("greet", "affirm", "deny", "out_of_scope")
+# Intents with a cost when wrong (a ticket, a restart), and the lexicon's readings that win.
+_COSTLY = ("request_human", "restart")
+_SAYS_OTHERWISE = ("step_problem", "inform", "greet")
 
 
 class RasaUnavailable(Exception):
@@ -249,11 +251,11 @@ class RasaUnderstander:
                 intent = backed
             else:
                 alternative = second
-        if intent == "request_human" and lexical.intent != "request_human":
-            said = normalize(text)
-            if without_identity(said) != said:
-                # "Ich bin Mitarbeiterin am Institut": who the user is, not a request.
-                intent, alternative = lexical.intent, None
+        if intent in _COSTLY and lexical.intent in _SAYS_OTHERWISE:
+            # A ticket or a lost guide on Rasa's word alone, while the lexicon reads a
+            # complaint, a program or who the user is ("Bearbeiten ist bei mir grau",
+            # "Ich bin Mitarbeiterin am Institut"): the lexicon's reading is the safer one.
+            intent, alternative = lexical.intent, None
         entities = dict(lexical.entities)
         guide = lexical.guide
         for name, value in self._entities(parse).items():
