@@ -7,8 +7,11 @@ keywords) and hold the English catalog `bot/i18n/locale/en/LC_MESSAGES/lotse.po`
 
 from __future__ import annotations
 
+import ast
 import configparser
+import dataclasses
 import re
+from collections.abc import Iterable, Iterator
 from datetime import date
 from functools import cache
 from pathlib import Path
@@ -17,8 +20,11 @@ import pytest
 from babel.messages.catalog import Catalog, Message
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
+from pydantic import BaseModel
 
 from bot.i18n import DOMAIN, LOCALE_DIR, pick_locale, translator
+from bot.knowledge.loader import load_knowledge
+from bot.knowledge.models import Guide, Localized, Step, StepItem
 
 ROOT = Path(__file__).resolve().parents[1]
 ENGLISH_PO = LOCALE_DIR / "en" / "LC_MESSAGES" / f"{DOMAIN}.po"
@@ -165,3 +171,60 @@ def test_numbers_and_dates_follow_the_locale(locale: str, number: str, day: str)
     tr = translator(locale)
     assert tr.number(1234.5) == number
     assert tr.date(date(2026, 11, 27)) == day
+
+
+def _untranslated_knowledge(value: object, where: str, seen: set[int]) -> Iterator[str]:
+    """Every text in the loaded knowledge that a user would see in German only: a `Localized`
+    without English, a step or item without `en`, a guide without its English title."""
+    if id(value) in seen or isinstance(value, str | int | float | bool | None):
+        return
+    seen.add(id(value))
+    if isinstance(value, Localized):
+        if not value.en:
+            yield f"{where}: {value.de!r}"
+        return
+    if isinstance(value, Step | StepItem | Guide) and value.en is None:
+        yield f"{where}: {getattr(value, 'text', getattr(value, 'title', ''))!r}"
+    if isinstance(value, BaseModel):
+        fields: Iterable[tuple[str, object]] = (
+            (n, getattr(value, n)) for n in type(value).model_fields
+        )
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = ((f.name, getattr(value, f.name)) for f in dataclasses.fields(value))
+    elif isinstance(value, dict):
+        fields = ((str(k), v) for k, v in value.items())
+    elif isinstance(value, list | tuple):
+        fields = ((str(i), v) for i, v in enumerate(value))
+    else:
+        return
+    for name, child in fields:
+        yield from _untranslated_knowledge(child, f"{where}.{name}", seen)
+
+
+def test_every_knowledge_text_users_see_has_a_current_english_version() -> None:
+    # Loaded as the running bot loads it: a stale English text is dropped, so it counts too.
+    knowledge = load_knowledge(ROOT / "knowledge")
+    missing = list(_untranslated_knowledge(knowledge, "knowledge", set()))
+    assert not missing, (
+        "Knowledge texts without a current English version (see knowledge/README.md, "
+        "'Deutsch und Englisch'; `lotse kb translations` lists them):\n" + "\n".join(missing)
+    )
+
+
+def test_gettext_is_called_with_literal_texts_only() -> None:
+    """A computed message id is not extracted into the catalog and stays German for everyone."""
+    computed = []
+    for path in sorted((ROOT / "bot").rglob("*.py")):
+        if path.is_relative_to(ROOT / "bot" / "i18n"):  # the translator itself
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+            if name not in KEYWORDS:
+                continue
+            first = node.args[0] if node.args else None
+            if not (isinstance(first, ast.Constant) and isinstance(first.value, str)):
+                computed.append(f"{path.relative_to(ROOT)}:{node.lineno}: {ast.unparse(node)}")
+    assert not computed, "gettext with a computed text:\n" + "\n".join(computed)
