@@ -107,10 +107,45 @@ def test_short_aliases_are_not_matched_inside_other_words(lexicon: LexiconUnders
         ("lösch meine Daten", "delete_data"),
         ("bist du ein Bot?", "bot_challenge"),
         ("Wie wird das Wetter morgen?", "out_of_scope"),
+        # English
+        ("Hello", "greet"),
+        ("yes please", "affirm"),
+        ("nah", "deny"),
+        ("next", "next_step"),
+        ("done", "next_step"),
+        ("that worked", "next_step"),
+        ("go back", "previous_step"),
+        ("say that again", "repeat_step"),
+        ("start over", "restart"),
+        ("wrong program", "restart"),
+        ("I can't see the button", "step_problem"),
+        ("where is that?", "step_problem"),
+        ("can I talk to a human", "request_human"),
+        ("test the connection", "request_check"),
+        ("is the server down?", "request_check"),
+        ("which server do I use", "ask_settings"),
+        ("what is STARTTLS", "ask_explanation"),
+        ("what does SSL mean", "ask_explanation"),
+        ("delete my data", "delete_data"),
+        ("please delete everything", "delete_data"),
+        ("thanks a lot", "thank"),
+        ("cheers", "thank"),
+        ("goodbye", "goodbye"),
+        ("are you a bot?", "bot_challenge"),
     ],
 )
 def test_phrases_map_to_intents(lexicon: LexiconUnderstander, text: str, intent: str) -> None:
     assert lexicon.understand_now(text).intent == intent
+
+
+@pytest.mark.parametrize(
+    ("text", "topic"),
+    [("When is the helpdesk open?", "contact"), ("What's my username?", "username")],
+)
+def test_english_questions_about_the_helpdesk_and_login_name_are_recognised(
+    lexicon: LexiconUnderstander, text: str, topic: str
+) -> None:
+    assert lexicon.understand_now(text).entities.get("topic") == topic
 
 
 def test_a_correction_carries_the_new_program(lexicon: LexiconUnderstander) -> None:

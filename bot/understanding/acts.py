@@ -89,6 +89,8 @@ _CONTACT = re.compile(
     r"|\b(?:wann|wie) (?:ist|sind|hat|haben|erreiche|erreicht)\b.*\b(?:helpdesk|servicedesk|"
     r"support|hotline)\b|\bopening hours\b|\bphone number\b|\b(?:call|reach|contact) (?:the )?"
     r"(?:helpdesk|service ?desk|support)\b"
+    r"|\bwhen (?:is|are|does|do|can)\b.*\b(?:helpdesk|service ?desk|support|hotline|you)\b.*"
+    r"\b(?:open|available|reach\w*|work\w*)\b|\b(?:helpdesk|support)(?: opening)? hours\b"
 )
 # The login name asked for ("Was ist mein Benutzername?"): server.yaml knows its form.
 _USERNAME = re.compile(

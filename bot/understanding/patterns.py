@@ -126,8 +126,38 @@ _PATTERNS: list[tuple[Intent, str]] = [
     ),
 ]
 
+# English phrasings beside the German ones, joined to the intent's pattern (same place in the
+# order): "which server do I use", "what does SSL mean", "different program", "cheers".
+_ENGLISH: dict[Intent, str] = {
+    "delete_data": r"\b(delete|erase|remove|wipe)\b.*\b(everything|all|my (messages|conversation|"
+    r"chat|account data))\b",
+    "request_human": r"\b(talk|speak|chat|write) (to|with) (a |an |some )?(real )?(people|staff|"
+    r"colleague|technician)\b|\breal person\b|\bcall (you|someone)\b",
+    "request_check": r"\b(is|are) (the |your )?(mail )?server\w* (down|up|working|online|offline|"
+    r"ok|reachable)\b|\bserver (is )?down\b|\boutage\b",
+    "restart": r"\b(different|another|other|wrong) (program|app|client|device|guide|mail program|"
+    r"email app|mail app)\b|\bstart (again|from scratch|from the beginning)\b|\bbegin again\b",
+    "repeat_step": r"\bone more time\b|\bcome again\b|^(pardon|sorry)$|\bsay (that|it) again\b",
+    "step_problem": r"^where (is|are) (it|that|this|they|the \w+)\b|\bi (can'?t|cannot|don'?t) "
+    r"(see|find|get)\b|\b(isn'?t|is not|aren'?t) there\b|\bnothing happens\b|\bstuck\b"
+    r"|\blooks different\b|\b(greyed|grayed) out\b|\bdidn'?t work\b|\bstill (not|no)\b",
+    "ask_settings": r"\b(which|what) (server|port|host)s?\b|\b(incoming|outgoing) (mail )?"
+    r"(server|port)s?\b|\bserver (name|address|settings|details)\b|\b(smtp|imap|pop3?) server\b",
+    "ask_explanation": r"\bwhat (does|do) .*\bmean\b|\bmeaning of\b|\bwhat are\b"
+    r"|\bhow (does|do) .* work\b|\bdo you need my password\b",
+    "next_step": r"\b(did it|go on|what now|what'?s next|and now|then what|i'?m done|all done|"
+    r"next one|it worked|that worked|works now)\b",
+    "goodbye": r"\b(see ya|cya|take care|have a (nice|good|great) (day|evening|weekend))\b",
+    "deny": r"^(nah|no thanks|not really|wrong|incorrect|negative|that'?s wrong)\b",
+    "thank": r"\b(cheers|thank u|ty|much appreciated)\b",
+    "greet": r"^(hiya|greetings|good day|howdy|yo|heya)\b",
+    "affirm": r"^(yeah|ya|yea|absolutely|of course|sounds good|right|exactly|true|indeed|"
+    r"that'?s (right|correct)|go ahead|please do)\b",
+}
+
 COMPILED: list[tuple[Intent, re.Pattern[str]]] = [
-    (intent, re.compile(pattern)) for intent, pattern in _PATTERNS
+    (intent, re.compile(f"{pattern}|{_ENGLISH[intent]}" if intent in _ENGLISH else pattern))
+    for intent, pattern in _PATTERNS
 ]
 
 # Single words users mistype; matched fuzzily when no pattern matched.
