@@ -20,6 +20,7 @@ import pytest
 from bot.conversation import ConversationService
 from bot.engine.state import ConversationState
 from bot.knowledge.base import KnowledgeBase
+from bot.storage.postgres import PostgresBackend
 from bot.storage.store import Store, StoredMessage
 from tests.servers.postgres import running_statement, waiting_for_a_lock
 from tests.servers.telegram_api import FakeTelegram, FakeUser, mentions
@@ -136,11 +137,11 @@ async def test_a_turn_ended_by_an_error_or_a_cancellation_leaves_the_users_lock_
     assert first.turns_in_flight == 0
 
     # Many more turns than the pool has connections: each gives its lock back.
-    for number in range(Store.TURN_POOL_SIZE * 3):
+    for number in range(PostgresBackend.TURN_POOL_SIZE * 3):
         async with first.turn("telegram", f"user-{number}"):
             start = await first.begin_turn("telegram", f"user-{number}", "de", "Hallo")
             await first.finish_turn(start, {"step": 1}, None, ["Antwort"])
-    for number in range(Store.TURN_POOL_SIZE * 3):
+    for number in range(PostgresBackend.TURN_POOL_SIZE * 3):
         assert await takes_the_turn_at_once(second, f"user-{number}")
     await first.close()
     await second.close()
@@ -151,8 +152,8 @@ async def test_when_every_turn_connection_is_busy_a_message_is_still_stored_and_
 ) -> None:
     # Term start: more users at once than one instance has turn connections. The turn after
     # them must not fail (and lose the message); it goes ahead without the per-user lock.
-    monkeypatch.setattr(Store, "TURN_POOL_SIZE", 1)
-    monkeypatch.setattr(Store, "TURN_POOL_TIMEOUT", 0.2)
+    monkeypatch.setattr(PostgresBackend, "TURN_POOL_SIZE", 1)
+    monkeypatch.setattr(PostgresBackend, "TURN_POOL_TIMEOUT", 0.2)
     store = await Store.open(postgres_url)
     try:
         # Anna's turn holds the only turn connection while Bert's runs.

@@ -19,6 +19,7 @@ from sqlalchemy import ColumnElement, Connection, func, select, true
 from sqlalchemy.orm import DeclarativeBase
 
 from bot.storage.migrate import alembic_config
+from bot.storage.sqlite import SQLiteBackend
 from bot.storage.store import ConcurrentUpdate, SavedConversation, Store
 from bot.storage.tables import Base, Conversation, Message, User, utcnow
 from tests.support import wait_until
@@ -250,7 +251,7 @@ async def test_sqlite_checkpoints_in_the_background_and_leaves_no_wal_behind(
     await wait_until(
         lambda: database.stat().st_size > size_before,
         "a checkpoint",
-        within=Store.CHECKPOINT_INTERVAL * 1.5,
+        within=SQLiteBackend.CHECKPOINT_INTERVAL * 1.5,
     )
     await store.close()
     assert not store_wal.exists() or store_wal.stat().st_size == 0
