@@ -9,8 +9,10 @@ import pytest
 
 from bot.check.endpoint import Failure, Observation, Target
 from bot.check.grading import cipher_problems, grade
-from bot.check.report import CertificateInfo, Finding, Status, TlsFacts
+from bot.check.report import CertificateInfo, CheckReport, EndpointResult, Finding, Status, TlsFacts
+from bot.check.texts import details
 from bot.check.tls import matches_hostname
+from bot.i18n import translator
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
 TARGET = Target("imap", 993, "tls", "mail.example.org", "192.0.2.1")
@@ -144,3 +146,19 @@ def test_a_failure_without_tls_has_no_grades() -> None:
 )
 def test_hostnames_match_as_rfc_6125_says(host: str, names: tuple[str, ...], match: bool) -> None:
     assert matches_hostname(host, names) is match
+
+
+@pytest.mark.parametrize(
+    ("locale", "rule"),
+    [("de", "Mozilla intermediate: Protokolle"), ("en", "Mozilla intermediate: protocols")],
+)
+def test_the_reports_details_name_the_rules_in_the_readers_language(locale: str, rule: str) -> None:
+    legacy = {"TLSv1": False, "TLSv1.1": True}
+    obs = Observation(tls=TlsFacts("TLSv1.3", "TLS_AES_256_GCM_SHA384", 256, certificate()))
+    findings, grades = grade(TARGET, obs, legacy, NOW)
+    endpoint = EndpointResult(
+        "imap", 993, "tls", TARGET.host, TARGET.address, 12.0, tuple(findings),
+        tls=obs.tls, legacy_tls=legacy, grades=grades,
+    )  # fmt: skip
+    report = CheckReport(TARGET.host, NOW, 12.0, (endpoint,))
+    assert rule in "\n".join(details(report, translator(locale)))

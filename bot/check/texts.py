@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from bot.check.grading import BSI_KEYS, MOZ_CERT, MOZ_CIPHERS, MOZ_PROTOCOLS
 from bot.check.report import worst
 from bot.i18n import Translator
 
@@ -299,9 +300,22 @@ def _endpoint_details(endpoint: EndpointResult, tr: Translator) -> str:
     lines = [head, *(f"  • {fact}" for fact in facts)]
     for finding in endpoint.findings:
         icon = {"info": "ℹ️", "warning": "⚠️", "error": "❌"}[finding.severity]
-        rules = _("Regel: {rules}").format(rules="; ".join(finding.rules))
+        names = "; ".join(_rule_name(rule, tr) for rule in finding.rules)
+        rules = _("Regel: {rules}").format(rules=names)
         lines.append(f"  {icon} {finding_message(finding, endpoint, tr)} ({rules})")
     return "\n".join(lines)
+
+
+def _rule_name(rule: str, tr: Translator) -> str:
+    """A rule id as the reader says it: the ids with German words are translated."""
+    _ = tr.gettext
+    names = {
+        BSI_KEYS: _("BSI TR-02102-1 (Schlüssellängen)"),
+        MOZ_PROTOCOLS: _("Mozilla intermediate: Protokolle"),
+        MOZ_CIPHERS: _("Mozilla intermediate: Cipher-Suiten"),
+        MOZ_CERT: _("Mozilla intermediate: Zertifikat"),
+    }
+    return names.get(rule, rule)
 
 
 # --- notes for the chat ------------------------------------------------------------------
