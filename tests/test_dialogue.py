@@ -387,7 +387,7 @@ async def test_an_error_pasted_mid_guide_gets_the_settings_not_a_check_or_a_rest
         ("egal", {"answer": "any"}),
         ("was war nochmal Schritt 1?", {"step": "1"}),
         ("Ich will mein Passwort ändern", {"topic": "password"}),
-        ("Fehler 0x800CCC0E", {"error": "0x800ccc0e"}),
+        ("Fehler 0x800CCC0E", {"error": "0x800ccc0e", "trouble": "outlook-0x800ccc0e"}),
     ],
 )
 def test_dialogue_acts_are_entities(

@@ -12,6 +12,7 @@ correct the program, ask for a check or a human, or have their data deleted.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Sequence
 from typing import Literal
 
@@ -29,7 +30,7 @@ from bot.engine.state import ConversationState, Option, Stage
 from bot.gate import MAX_MESSAGE_LENGTH
 from bot.i18n import SUPPORTED_LOCALES, Translator, pick_locale, translator
 from bot.knowledge.base import KnowledgeBase
-from bot.knowledge.models import FaqEntry, Guide, Step
+from bot.knowledge.models import FaqEntry, Guide, Step, TroubleshootingEntry
 from bot.knowledge.versions import covers, guide_for_version
 from bot.numbers import ascii_number
 from bot.profiles.account import ForeignAddress, account_for, find_address
@@ -207,7 +208,7 @@ class _Turn:
             # Checked before the intents: "test@uni-beispiel.de" is an address, not a request.
             self._profile_address(message)
             return self.done()
-        if entities.get("profile") == "ask" and self.guide and self.guide.offers_profile:
+        if entities.get("profile") == "ask" and self._offers_profile():
             self._ask_profile_address()
             return self.done()
         self._fill_slots(message)
@@ -236,8 +237,18 @@ class _Turn:
             self.say(self._("Lassen Sie sich Zeit – schreiben Sie einfach, wenn Sie so weit sind."))
         elif topic == "username" and intent in ("ask_explanation", "out_of_scope", "inform"):
             self._username()
+        elif entities.get("client") in self.kb.cards and intent not in _REQUESTS:
+            self._show_card(entities["client"])
         elif self._names_a_program(message):
             self._inform(message)
+        elif entities.get("device") == "generic" and self._asks_platform(message):
+            self._ask_platform()
+        elif "trouble" in entities and intent not in _REQUESTS_BESIDES_A_CHECK:
+            # "Identität … kann nicht überprüft werden" is an error message, not a request.
+            if self._is_complaint(message) or self.state.stage is Stage.GUIDE:
+                self._complaint(message)
+            else:
+                self._trouble(message)
         elif self._answers_the_question(message):
             # "keine Ahnung", "egal" answer the open question whatever intent came with them.
             self._answer_question(message)
@@ -387,6 +398,12 @@ class _Turn:
             options.append(Option(_("Profil installieren"), "inform:profile=ask"))
         return options
 
+    def _offers_profile(self) -> bool:
+        if self.guide is not None:
+            return self.guide.offers_profile
+        card = self.state.card
+        return card is not None and "apple-profile" in self.kb.settings_card(card).setup
+
     def _show_step(self) -> None:
         guide = self.guide
         assert guide is not None
@@ -507,7 +524,8 @@ class _Turn:
         advice = self._advice(message)
         if advice:
             self.say(advice)
-        if "error" in message.entities and not self._troubleshoot(message.text, program_id):
+        troubled = {"error", "trouble"} & message.entities.keys()
+        if troubled and not self._troubleshoot(message, program_id):
             self.say(
                 _(
                     "Eine solche Fehlermeldung bedeutet meist, dass Port oder Verschlüsselung "
@@ -550,6 +568,10 @@ class _Turn:
 
     def _set_version(self, version: str) -> None:
         assert self.state.program is not None
+        card = self.kb.card_for_version(self.state.program, version)
+        if card is not None:  # "iOS 18": newer than the guides
+            self._show_card(card.id)
+            return
         choice = guide_for_version(self.kb.guides_of_program[self.state.program], version)
         if choice is None:
             self.say(self._("Diese Version kenne ich nicht."))
@@ -566,6 +588,7 @@ class _Turn:
         changed = self.state.guide != guide.id
         self.state.program = program.id
         self.state.guide = guide.id
+        self.state.card = None
         self.state.version = version
         self.state.revision = self.kb.revision
         if changed:
@@ -589,6 +612,9 @@ class _Turn:
     def _set_protocol(self, protocol: str) -> None:
         guide = self.guide
         self.state.protocol = protocol
+        if guide is None and self.state.card is not None:
+            self._show_card(self.state.card)  # only the chosen protocol's settings now
+            return
         if guide is None:
             self.ask()
             return
@@ -681,7 +707,8 @@ class _Turn:
                 "Programms mit diesen Angaben ein:"
             )
         )
-        self.say(render.settings_text(self.kb, self.state.protocol, self.tr))
+        card = self.kb.settings_card(None, self.state.protocol)
+        self.say(render.card_text(self.kb, card, self.tr, intro=False))
         names = ", ".join(p.name for p in self.kb.programs.values())
         self.say(
             _(
@@ -694,6 +721,54 @@ class _Turn:
             _("Welches Mailprogramm benutzen Sie?"),
             self._programs_or_person(),
         )
+
+    def _show_card(self, card_id: str) -> None:
+        """A program without a guide: its settings card, then the check, a person, or another
+        program."""
+        _ = self._
+        if self.state.stage is Stage.START:
+            self.say(self._greeting_text())
+        self.state.card = card_id
+        self.state.program = self.state.guide = None
+        self.state.step = 0
+        self.state.stage = Stage.FINISHED
+        card = self.kb.settings_card(card_id, self.state.protocol)
+        self.say(render.card_text(self.kb, card, self.tr))
+        options = [
+            Option(_("Verbindung testen"), "request_check"),
+            self._person_option(),
+            Option(_("Anderes Programm"), "restart"),
+        ]
+        if self._offers_profile() and self.kb.server.mail_domains:
+            options.insert(0, Option(_("Profil installieren"), "inform:profile=ask"))
+        self.say(
+            _(
+                "Wenn Sie die Angaben eingetragen haben, kann ich die Verbindung zum Mailserver "
+                "prüfen. Oder ein Mensch aus dem Helpdesk hilft Ihnen weiter."
+            ),
+            options,
+        )
+
+    def _asks_platform(self, message: Understanding) -> bool:
+        """ "Handy" answers which program; mid-guide only as a new device ("und jetzt noch
+        aufm Smartphone"), not as a complaint about the step."""
+        if self.state.stage is Stage.GUIDE:
+            return not self._is_complaint(message)
+        return self.state.stage in _ASKS_PLATFORM
+
+    def _ask_platform(self) -> None:
+        """ "Handy", "Tablet": the platform decides the guide."""
+        _ = self._
+        if self.state.stage is Stage.START:
+            self.say(self._greeting_text())
+        self.state.stage = Stage.PROGRAM
+        programs = self.kb.devices.platform_programs
+        options = [
+            Option(_("iPhone/iPad"), f"inform:client={programs['ios']}"),
+            Option(_("Android"), f"inform:client={programs['android']}"),
+            self._person_option(),
+        ]
+        self.say(_("Ist es ein iPhone/iPad oder ein Android-Gerät?"), options)
 
     def _at_version(self, message: Understanding) -> None:
         """Which version? "keine Ahnung", "wo find i des", "hä": how to find it, then the
@@ -794,7 +869,11 @@ class _Turn:
     def _profile_address(self, message: Understanding) -> None:
         _ = self._
         if message.intent == "deny" and find_address(message.text) is None:
-            self._show_step()
+            if self.guide is None:  # from a settings card
+                self.state.stage = Stage.FINISHED
+                self._ask_what_next()
+            else:
+                self._show_step()
             return
         address = find_address(message.text)
         if address is None:
@@ -872,7 +951,10 @@ class _Turn:
             return False
         if message.intent == "step_problem":
             return True
-        troubled = "error" in message.entities or message.entities.get("answer") == "unknown"
+        if message.intent in ("out_of_scope", "inform") and _WHERE.search(normalize(message.text)):
+            return True  # "wo ist Extras???": what the step names is not where it says
+        troubled = bool({"error", "trouble"} & message.entities.keys())
+        troubled = troubled or message.entities.get("answer") == "unknown"
         return troubled and message.intent in _MAY_BE_A_COMPLAINT
 
     def _complaint(self, message: Understanding) -> None:
@@ -889,7 +971,7 @@ class _Turn:
         steps = guide.steps_for(self.state.protocol)
         step = steps[min(self.state.step, len(steps) - 1)]
         help_text = _step_help(step, normalize(message.text), self.tr.locale)
-        if "error" in message.entities and self._troubleshoot(message.text):
+        if {"error", "trouble"} & message.entities.keys() and self._troubleshoot(message):
             pass
         elif help_text and not finished:
             self.say(help_text)
@@ -932,14 +1014,54 @@ class _Turn:
             options,
         )
 
-    def _troubleshoot(self, text: str, program: str | None = None) -> bool:
+    def _troubleshoot(self, message: Understanding, program: str | None = None) -> bool:
         """An error message the knowledge knows (troubleshooting.yaml): its cause and fix."""
-        entries = self.kb.troubleshooting.match(text, program or self.state.program)
-        if not entries:
+        entry = self._trouble_entry(message, program)
+        if entry is None:
             return False
         locale = self.tr.locale
-        self.say(entries[0].explanation.get(locale) + "\n\n" + entries[0].fix.get(locale))
+        self.say(entry.explanation.get(locale) + "\n\n" + entry.fix.get(locale))
         return True
+
+    def _trouble_entry(
+        self, message: Understanding, program: str | None = None
+    ) -> TroubleshootingEntry | None:
+        """The entry the understanding found, else the best match for the user's program."""
+        found = self.kb.troubleshooting.get(message.entities.get("trouble", ""))
+        if found is not None:
+            return found
+        known = program or self.state.program or self.state.card
+        entries = self.kb.troubleshooting.match(message.text, known)
+        return entries[0] if entries else None
+
+    def _trouble(self, message: Understanding) -> None:
+        """A pasted error message outside a guide: cause and fix, then the check and a person;
+        the program (or the question) the user was at stays."""
+        _ = self._
+        entry = self._trouble_entry(message)
+        assert entry is not None
+        if self.state.stage is Stage.START:
+            self.state.stage = Stage.PROGRAM
+        self._troubleshoot(message)
+        offer = [self._person_option()]
+        if entry.offer_check:
+            offer.insert(0, Option(_("Verbindung testen"), "request_check"))
+            text = _(
+                "Ich kann die Verbindung zum Mailserver prüfen oder einen Menschen aus dem "
+                "Helpdesk dazuholen."
+            )
+        else:
+            text = _("Wenn es dann noch nicht klappt, hilft Ihnen ein Mensch aus dem Helpdesk.")
+        if self.state.stage is Stage.PROGRAM:
+            text += " " + _(
+                "Wenn Sie mir Ihr Mailprogramm nennen, zeige ich Ihnen, wo Sie das einstellen."
+            )
+            self.say(text, [*offer, *self._program_options()])
+        elif self.state.stage in (Stage.VERSION, Stage.PROTOCOL):
+            self.say(text, offer)
+            self.ask()
+        else:
+            self.say(text, [*offer, Option(_("Anderes Programm"), "restart")])
 
     def _stuck(self) -> None:
         _ = self._
@@ -986,6 +1108,8 @@ class _Turn:
         if intent == "previous_step" and guide is not None:
             self.state.step = len(guide.steps_for(self.state.protocol)) - 1
             self._show_step()
+        elif intent == "repeat_step" and self.state.card is not None:
+            self._show_card(self.state.card)
         elif intent == "repeat_step":
             self._finish()
         elif intent in ("deny", "next_step", "affirm"):
@@ -1035,8 +1159,13 @@ class _Turn:
         self._ask_what_next_or_continue()
 
     def _username(self) -> None:
-        """What users log in with, from server.yaml."""
+        """What users log in with: the FAQ's answer for server.yaml's rule (or built from it)."""
         _ = self._
+        entry = self._faq_by_id("login-name")
+        if entry is not None:
+            self.say(entry.answer.get(self.tr.locale))
+            self._ask_what_next_or_continue()
+            return
         server = self.kb.server
         domain = server.mail_domains[0] if server.mail_domains else None
         if server.login_name == "address":
@@ -1199,9 +1328,13 @@ class _Turn:
 
 
 _IN_GUIDE = (Stage.GUIDE, Stage.FINISHED)
+# Where "Handy" answers which program: ask the platform.
+_ASKS_PLATFORM = (Stage.START, Stage.PROGRAM, Stage.FINISHED)
 _QUESTIONS = (Stage.START, Stage.PROGRAM, Stage.VERSION, Stage.PROTOCOL)
 # What the user asks for explicitly wins over an answer in the same message.
 _REQUESTS = ("request_check", "request_human", "delete_data", "restart", "goodbye", "thank")
+# An error message's words ("überprüft") may read as a request for the check.
+_REQUESTS_BESIDES_A_CHECK = tuple(r for r in _REQUESTS if r != "request_check")
 
 
 # Intents that show the user is talking about their mail, even without a program named.
@@ -1215,6 +1348,9 @@ _MAY_BE_A_COMPLAINT = (
     "ask_explanation",
     "ask_settings",
     "repeat_step",
+)
+_WHERE = re.compile(
+    r"^(?:und |aber |ok |okay )?(?:wo|where|wohin|woh?er)\b|\bwo (?:finde|ist|sind)\b"
 )
 _QUESTION_WORDS = ("was", "wie", "wo", "wann", "warum", "wieso", "muss", "kann", "soll", "what")
 

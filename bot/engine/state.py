@@ -38,6 +38,8 @@ class ConversationState:
     guide: str | None = None
     version: str | None = None
     protocol: str | None = None
+    # A program without a guide (knowledge/cards.yaml) whose settings card was shown.
+    card: str | None = None
     step: int = 0  # 0-based index into the guide's steps for `protocol`
     revision: str | None = None  # knowledge revision the guide was started with
     problems_at_step: int = 0

@@ -278,29 +278,28 @@ class KnowledgeBase:
             return None
         return max(candidates, key=lambda card: parse_version(card.from_version or "0"))
 
-    def settings_card(self, program_id: str, protocol: str | None = None) -> SettingsCard:
-        """The settings card for a card program or any guided program (KeyError if unknown):
-        the server, ports and security of the chosen incoming protocol (both when unknown) and
-        SMTP, the login name rule, and that the password stays the same."""
-        incoming = [protocol] if protocol in ("imap", "pop3") else ["imap", "pop3"]
-        endpoints = {
-            name: self.server.endpoints_for(name)
-            for name in [*incoming, "smtp"]
-            if self.server.endpoints_for(name)
-        }
-        card = self.cards.get(program_id)
-        if card is None:
+    def settings_card(self, program_id: str | None, protocol: str | None = None) -> SettingsCard:
+        """The settings card for a card program or any guided program (KeyError if unknown;
+        None: a program nobody named, "your program"): the server, ports and security of the
+        chosen incoming protocol (both when unknown) and SMTP, the login name rule, and that
+        the password stays the same."""
+        endpoints = self.settings_card_endpoints(protocol)
+        card = self.cards.get(program_id) if program_id else None
+        setup: list[SetupWay] = []
+        notes: list[Localized] = []
+        discontinued = False
+        if program_id is None:
+            name = Localized(de="Ihr Programm", en="your program")
+        elif card is None:
             program = self.programs[program_id]
             name = Localized(de=program.name, en=program.name)
-            setup: list[SetupWay] = []
             if any(g.offers_profile for g in self.guides_of_program.get(program_id, [])):
                 setup = ["apple-profile"]
-            discontinued, notes = False, []
         else:
             name, setup = card.name, card.setup_ways
             discontinued, notes = card.discontinued, [note.text for note in card.notes]
         return SettingsCard(
-            program_id=program_id,
+            program_id=program_id or "",
             name=name,
             endpoints=endpoints,
             server_name=self.server.name,
@@ -311,6 +310,15 @@ class KnowledgeBase:
             discontinued=discontinued,
             notes=notes,
         )
+
+    def settings_card_endpoints(self, protocol: str | None) -> dict[str, list[Endpoint]]:
+        """The chosen incoming protocol's endpoints (IMAP and POP3 when unknown), then SMTP."""
+        incoming = [protocol] if protocol in ("imap", "pop3") else ["imap", "pop3"]
+        return {
+            name: self.server.endpoints_for(name)
+            for name in [*incoming, "smtp"]
+            if self.server.endpoints_for(name)
+        }
 
     @property
     def login_example(self) -> str:

@@ -14,7 +14,7 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
 
 from bot.knowledge.base import KnowledgeBase
-from bot.knowledge.models import Guide
+from bot.knowledge.models import Guide, MobilePlatform
 from bot.knowledge.versions import covers, guide_for_version
 from bot.understanding.acts import (
     ERROR_CODE,
@@ -31,6 +31,7 @@ from bot.understanding.types import Intent, Understanding
 
 # Aliases shorter than this are matched exactly only: "mac" must not match "mach".
 _FUZZY_MIN_LENGTH = 5
+_FUZZY_CARD_MIN_LENGTH = 7
 _FUZZY_ALIAS_SCORE = 85.0
 _FUZZY_KEYWORD_SCORE = 80.0
 
@@ -51,17 +52,20 @@ _SECURITY = [
 
 @dataclass(frozen=True)
 class _Target:
-    program: str
+    program: str  # a program id, or a card id when `card`
     guide: str | None = None
     version: str | None = None  # set for version names ("el capitan" -> "10.11")
+    card: bool = False  # a program without a guide (knowledge/cards.yaml)
 
 
 @dataclass(frozen=True)
 class ProgramMatch:
-    program: str | None
+    program: str | None  # a program id or a card id (programs without a guide)
     guide: str | None
     version: str | None
     score: float  # 100 for exact matches, the fuzzy score otherwise
+    # A device without its platform ("Handy") and no program: the engine asks which platform.
+    generic_device: bool = False
 
 
 class ProgramLexicon:
@@ -82,6 +86,13 @@ class ProgramLexicon:
                     named = known.version if known and known.program == program.id else None
                     named = named or _number_in_alias(normalize(alias), guide)
                     self._phrases[normalize(alias)] = _Target(program.id, guide.id, named)
+        for card in knowledge.cards.values():
+            if card.from_version is not None:
+                continue  # "Samsung E-Mail (Android 7 und neuer)": reached by version
+            for alias in (card.id, card.name.de, card.name.en or card.name.de, *card.aliases):
+                # A card's name is longer than the program it extends ("Outlook für Mac"),
+                # so it wins by length; a name a program claims stays the program's.
+                self._phrases.setdefault(normalize(alias), _Target(card.id, card=True))
         for word, program_id in _distinctive_words(knowledge).items():
             self._phrases.setdefault(word, _Target(program_id))
         # Longest phrases first, so "high sierra" wins over "sierra".
@@ -89,16 +100,37 @@ class ProgramLexicon:
         # Fuzzy candidates by number of words: an n-gram is compared with same-length phrases.
         self._fuzzy: dict[int, list[str]] = {}
         for phrase in self._ordered:
-            if len(phrase) >= _FUZZY_MIN_LENGTH:
+            # Short card names stay exact: "mail" is no typo of "gmail", nor "park" of "spark".
+            shortest = _FUZZY_CARD_MIN_LENGTH if self._phrases[phrase].card else _FUZZY_MIN_LENGTH
+            if len(phrase) >= shortest:
                 self._fuzzy.setdefault(len(phrase.split()), []).append(phrase)
         self._ports = {str(e.port) for e in knowledge.server.endpoints}
 
     def find(self, normalized: str) -> ProgramMatch:
-        normalized = self._split_joined(normalized)
-        target, score, rest = self._find_target(normalized)
+        """Program (or card), version and guide. Device names lead to their platform's program
+        but never to a version ("iPhone 15" is not iOS 15); an app named beside a device wins
+        ("Outlook-App auf dem Galaxy")."""
+        devices = self.knowledge.devices
+        platform = devices.platform_of(normalized)
+        generic = devices.is_generic(normalized)
+        masked = self._split_joined(devices.mask(normalized))
+        # With a device named, only exact names beat it: "iPhone Mail" is no typo of "Gmail".
+        target, score, rest, named = self._find_target(masked, fuzzy=platform is None)
+        if target is None and platform in devices.platform_programs:
+            target, score = _Target(devices.platform_programs[platform]), 100.0
         version = self._find_version(rest, target)
         if target is None:
-            return ProgramMatch(None, None, version, 0.0)
+            return ProgramMatch(None, None, version, 0.0, generic_device=generic)
+        if target.card:
+            return ProgramMatch(target.program, None, version, score)
+        platforms = {p for p, program in devices.platform_programs.items() if program in named}
+        platforms |= {platform} if platform else set()
+        app = self._app_on(target.program, platforms)
+        if app is not None:  # "Outlook auf dem Galaxy": the Outlook app, not Android's mail
+            return ProgramMatch(app, None, version, score)
+        card = self.knowledge.card_for_version(target.program, version)
+        if card is not None:  # "iOS 18", "Android 14": newer than the guides
+            return ProgramMatch(card.id, None, version, score)
         guide = target.guide
         if guide is None and version is not None:
             choice = guide_for_version(self.knowledge.guides_of_program[target.program], version)
@@ -106,6 +138,21 @@ class ProgramLexicon:
         if guide is None and len(self.knowledge.guides_of_program[target.program]) == 1:
             guide = self.knowledge.guides_of_program[target.program][0].id
         return ProgramMatch(target.program, guide, version, score)
+
+    def _app_on(self, program_id: str, platforms: set[MobilePlatform]) -> str | None:
+        """The card of `program_id`'s app for the one mobile platform named, if there is one
+        ("Thunderbird" on Android -> thunderbird-android)."""
+        if len(platforms) != 1 or program_id in self.knowledge.devices.platform_programs.values():
+            return None
+        for card in self.knowledge.cards.values():
+            names = (card.name.de, *card.aliases)
+            if (
+                card.from_version is None
+                and platforms <= set(card.platforms)
+                and any(program_id in normalize(name).split() for name in names)
+            ):
+                return card.id
+        return None
 
     def _split_joined(self, text: str) -> str:
         """ "outlook16" -> "outlook 16": a known name written together with its version."""
@@ -121,21 +168,34 @@ class ProgramLexicon:
         said |= {n for n in _NUMBER.findall(normalized) if n in self._ports}
         return sorted(said, key=int)
 
-    def _find_target(self, text: str) -> tuple[_Target | None, float, str]:
+    def _find_target(
+        self, text: str, *, fuzzy: bool = True
+    ) -> tuple[_Target | None, float, str, set[str]]:
+        """The most specific program (or card) named, its score, the text without the names,
+        and every program named."""
         padded = f" {text} "
         found: list[tuple[_Target, float]] = []
         for phrase in self._ordered:
             if f" {phrase} " in padded:
                 found.append((self._phrases[phrase], 100.0))
                 padded = padded.replace(f" {phrase} ", " | ")
+        if not found and fuzzy:
+            slip = self._find_fuzzy(padded.split())
+            if slip:
+                found.append(slip)
         if not found:
-            fuzzy = self._find_fuzzy(padded.split())
-            if fuzzy:
-                found.append(fuzzy)
-        if not found:
-            return None, 0.0, text
-        # A guide alias ("office 365") or version name beats a bare program name.
-        found.sort(key=lambda item: (item[0].guide is None, item[0].version is None))
+            return None, 0.0, text, set()
+        # A card ("Spark Mail auf dem Mac"), a guide alias ("office 365") or a version name
+        # beats a bare program name, and an app beats its platform ("Thunderbird auf Android").
+        mobile = set(self.knowledge.devices.platform_programs.values())
+        found.sort(
+            key=lambda item: (
+                not item[0].card,
+                item[0].guide is None,
+                item[0].version is None,
+                item[0].program in mobile,
+            )
+        )
         target, score = found[0]
         programs = {t.program for t, _ in found}
         if len(programs) > 1:
@@ -146,7 +206,7 @@ class ProgramLexicon:
             refined = [t for t, _ in found if t.program == target.program and t.version]
             if refined:
                 target = refined[0]
-        return target, score, padded.strip()
+        return target, score, padded.strip(), programs
 
     def _find_fuzzy(self, tokens: list[str]) -> tuple[_Target, float] | None:
         best: tuple[_Target, float] | None = None
@@ -185,7 +245,7 @@ class ProgramLexicon:
         return None
 
     def _is_version_of(self, number: str, target: _Target) -> bool:
-        guides = self.knowledge.guides_of_program[target.program]
+        guides = self.knowledge.guides_of_program.get(target.program, [])
         return any(number in guide.versions for guide in guides)
 
 
@@ -201,7 +261,10 @@ def _distinctive_words(knowledge: KnowledgeBase) -> dict[str, str]:
     return {
         word: next(iter(programs))
         for word, programs in owners.items()
-        if len(programs) == 1 and len(word) >= _FUZZY_MIN_LENGTH and word.isalpha()
+        if len(programs) == 1
+        and len(word) >= _FUZZY_MIN_LENGTH
+        and word.isalpha()
+        and not knowledge.devices.is_generic(word)  # "Handy" names no platform
     }
 
 
@@ -235,6 +298,11 @@ class LexiconUnderstander:
             entities["client"] = match.program
         if match.version:
             entities["version"] = match.version
+        if match.generic_device:
+            entities["device"] = "generic"  # "Handy": iPhone/iPad or Android?
+        trouble = self.lexicon.knowledge.troubleshooting.match(text, match.program)
+        if trouble:
+            entities["trouble"] = trouble[0].id  # a pasted error message the knowledge knows
         informative = match.program or (match.version and intent is None) or entities
         acts = self.acts(normalized, step)
         if intent is None and acts.get("answer") == "unknown":
