@@ -7,6 +7,7 @@ hold UTC, written by `utcnow`); `as_utc` makes them aware again.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import overload
 
 __all__ = ["as_utc", "utcnow"]
 
@@ -15,6 +16,14 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def as_utc(value: datetime) -> datetime:
-    """`value` with UTC as its zone when it has none (SQLite's), else unchanged."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+@overload
+def as_utc(value: datetime) -> datetime: ...
+@overload
+def as_utc(value: None) -> None: ...
+@overload
+def as_utc(value: datetime | None) -> datetime | None: ...
+def as_utc(value: datetime | None) -> datetime | None:
+    """`value` with UTC as its zone when it has none (SQLite's), else unchanged; None stays."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)

@@ -258,9 +258,9 @@ async def test_a_user_who_says_who_they_are_gets_no_ticket(
         "Guten Tag, ich bin Mitarbeiterin am Institut für Physik und soll TLS einrichten."
     )
     assert "Welches Mailprogramm benutzen Sie?" in chat.text
-    assert await tickets.list() == []
+    assert await tickets.listing() == []
     await chat.say("ich möchte mit einem Mitarbeiter sprechen")
-    assert len(await tickets.list()) == 1
+    assert len(await tickets.listing()) == 1
 
 
 @pytest.mark.parametrize("closing", ["fertig", "danke, das wars", "passt"])
@@ -301,7 +301,7 @@ async def test_a_password_change_is_sent_to_the_helpdesk_and_contact_questions_a
     assert "Mo-Do 09:00–16:00" in chat.text
     await chat.say("Was ist mein Benutzername")
     assert "vollständige E-Mail-Adresse" in chat.text
-    assert await tickets.list() == []
+    assert await tickets.listing() == []
 
 
 @pytest.mark.parametrize("answer", ["ja", "Hilfe", "Anderes Programm"])

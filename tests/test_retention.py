@@ -211,7 +211,7 @@ async def test_tickets_nobody_moves_are_closed_with_a_mail_and_then_purged_like_
     )
 
     assert report.closed_tickets == 2 and sorted(closed_events) == [1, 3]
-    assert [t.status for t in await tickets.list()] == ["closed", "waiting", "closed", "new"]
+    assert [t.status for t in await tickets.listing()] == ["closed", "waiting", "closed", "new"]
     assert await service.store.run(queued_mails) == mails_before + 2
     query = select(OutgoingMail.body).order_by(OutgoingMail.id.desc()).limit(2)
     bodies = await service.store.run(lambda conn: list(conn.execute(query).scalars()))

@@ -79,7 +79,7 @@ async def test_a_second_mensch_refers_to_the_open_ticket_and_makes_no_new_card_o
         else:
             await chat.say(again)
         assert "Ihre Anfrage Nr. 1 liegt dem Helpdesk bereits vor" in chat.text
-    assert len(await tickets.list()) == 1
+    assert len(await tickets.listing()) == 1
     assert events.count("created") == 1  # one card
     assert await service.store.run(records.queued_mails) == 1  # one mail
 
@@ -100,7 +100,7 @@ async def test_asking_deleting_and_asking_again_opens_at_most_three_tickets_an_h
     assert LIMITED in chat.text
     assert "E-Mail:" in chat.text  # where to turn instead
     await chat.say("Ja")  # nothing to confirm: no ticket either
-    assert len(await tickets.list()) == 3
+    assert len(await tickets.listing()) == 3
     assert events.count("created") == 3
     assert await service.store.run(records.queued_mails) == mails  # no mail for the refusal
 
@@ -181,7 +181,7 @@ async def test_the_2nd_to_50th_users_whose_check_finds_the_same_server_error_joi
     await again.command("pruefen")
     assert "(Anfrage Nr. 1)" in again.text
 
-    assert len(await tickets.list()) == 1
+    assert len(await tickets.listing()) == 1
     incident = await tickets.get(1)
     assert incident is not None and incident.affected == 50
     assert events.count("created") == 1
@@ -227,7 +227,7 @@ async def test_an_incident_ends_when_nobody_reported_it_for_a_while_or_the_serve
     broken_again = Chat(service, user="user-4")
     await broken_again.command("pruefen")
     assert "ich habe den Helpdesk informiert (Anfrage Nr. 3)" in broken_again.text
-    assert [t.number for t in await tickets.list()] == [1, 2, 3]
+    assert [t.number for t in await tickets.listing()] == [1, 2, 3]
 
 
 async def test_users_checking_at_once_on_two_instances_during_an_outage_open_one_incident(
@@ -249,7 +249,7 @@ async def test_users_checking_at_once_on_two_instances_during_an_outage_open_one
         await asyncio.gather(*(chat.command("pruefen") for chat in chats))
         tickets = services[0].tickets
         assert tickets is not None
-        assert [t.number for t in await tickets.list()] == [1]
+        assert [t.number for t in await tickets.listing()] == [1]
         incident = await tickets.get(1)
         assert incident is not None and incident.affected == 20
         assert all("Anfrage Nr. 1)" in chat.text for chat in chats)

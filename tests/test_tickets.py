@@ -81,7 +81,7 @@ async def test_asking_again_refers_to_the_open_ticket_instead_of_opening_a_secon
     await chat.command("mensch")
     await chat.say("Ich möchte mit einem Menschen sprechen")
     assert "Anfrage Nr. 1 liegt dem Helpdesk bereits vor" in chat.text
-    assert [t.number for t in await tickets.list()] == [1]
+    assert [t.number for t in await tickets.listing()] == [1]
 
 
 async def test_a_user_stuck_at_the_same_step_twice_gets_a_ticket_for_that_step(
@@ -91,7 +91,7 @@ async def test_a_user_stuck_at_the_same_step_twice_gets_a_ticket_for_that_step(
     await chat.say("Thunderbird")
     await chat.tap("Erledigt – weiter")
     await chat.tap("Klappt nicht")
-    assert await tickets.list() == []
+    assert await tickets.listing() == []
     await chat.tap("Schritt noch einmal zeigen")
     await chat.tap("Klappt nicht")
     assert "auch beim zweiten Mal nicht" in chat.text
@@ -178,8 +178,8 @@ async def test_a_closed_ticket_lets_lotse_answer_and_a_new_request_opens_a_new_t
     assert (await chat.state()).ticket is None
     await chat.command("mensch")
     assert "Nummer 2" in chat.text
-    assert [t.status for t in await tickets.list()] == ["closed", "new"]
-    assert [t.number for t in await tickets.list(status="new")] == [2]
+    assert [t.status for t in await tickets.listing()] == ["closed", "new"]
+    assert [t.number for t in await tickets.listing(status="new")] == [2]
 
 
 async def test_agents_get_a_polite_german_sentence_for_what_cannot_be_done(
@@ -395,4 +395,4 @@ async def test_a_step_that_keeps_failing_says_so_without_repeating_the_second_ti
     assert "Dieser Schritt klappt leider weiterhin nicht." in chat.text
     assert "auch beim zweiten Mal" not in chat.text
     assert "Anfrage Nr. 1" in chat.text and "bereits vor" not in chat.text
-    assert [t.number for t in await tickets.list()] == [1]
+    assert [t.number for t in await tickets.listing()] == [1]

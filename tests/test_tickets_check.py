@@ -50,4 +50,4 @@ async def test_a_check_that_shows_a_server_error_hands_the_user_to_the_helpdesk(
     assert ticket.last_check is not None and ticket.last_check["overall"] == "error"
     # Checking again refers to the same ticket rather than opening another.
     await chat.command("pruefen")
-    assert len(await tickets.list()) == 1
+    assert len(await tickets.listing()) == 1

@@ -419,7 +419,7 @@ class Desk:
         if self.tickets is None:
             return Notice(_("Tickets sind bei diesem Bot nicht eingerichtet."))
         if command.name == LIST:
-            return cards.ticket_list(await self.tickets.list(), self.clock(), self.tr)
+            return cards.ticket_list(await self.tickets.listing(), self.clock(), self.tr)
         number = command.number if command.number is not None else replied_to
         if number is None:
             return Notice(

@@ -17,6 +17,7 @@ from bot.check.endpoint import Failure, Observation, Target, observe, probe_lega
 from bot.check.grading import grade
 from bot.check.report import CheckReport, EndpointResult
 from bot.check.tls import Contexts, contexts_for
+from bot.clock import utcnow
 from bot.knowledge.models import Endpoint, Server
 
 T = TypeVar("T")
@@ -53,7 +54,7 @@ async def _check(
     parallel: bool,
 ) -> CheckReport:
     loop = asyncio.get_running_loop()
-    started_at = dt.datetime.now(dt.UTC)
+    started_at = utcnow()
     started = loop.time()
     deadline = started + seconds
     contexts = await contexts_for(ca_file)

@@ -25,6 +25,7 @@ import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from bot.check.report import TlsFacts
 from bot.check.tls import Contexts, session_facts
@@ -54,12 +55,16 @@ class Target:
         return self.security == "tls" or self.protocol == "eas"
 
 
+FailureKind = Literal[
+    "unreachable", "timeout", "closed", "unexpected_answer", "starttls_missing", "handshake_failed"
+]
+
+
 @dataclass(frozen=True)
 class Failure:
-    """Why the dialog stopped. kind: unreachable, timeout, closed, unexpected_answer,
-    starttls_missing, handshake_failed."""
+    """Why the dialog stopped."""
 
-    kind: str
+    kind: FailureKind
     stage: str
     detail: str = ""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from bot.engine.state import ConversationState, Option
 
@@ -33,11 +34,14 @@ class RunCheck:
     details: bool = False
 
 
+HandOverReason = Literal["requested", "stuck", "unknown_program", "server_error"]
+
+
 @dataclass(frozen=True)
 class HandOver:
     """Hand the conversation to a human agent (ticket service)."""
 
-    reason: str  # "requested", "stuck", "unknown_program", "server_error"
+    reason: HandOverReason
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from bot.engine.decision import (
     Decision,
     DeleteUserData,
     HandOver,
+    HandOverReason,
     Reply,
     RunCheck,
     SendProfile,
@@ -1223,7 +1224,9 @@ class _Turn:
         self._ask_what_next_or_continue()
 
     def _request_human(self, _message: Understanding) -> None:
-        reason = "unknown_program" if self.state.stage is Stage.PROGRAM else "requested"
+        reason: HandOverReason = (
+            "unknown_program" if self.state.stage is Stage.PROGRAM else "requested"
+        )
         if self.state.problems_at_step >= 1 and self.state.stage is Stage.GUIDE:
             reason = "stuck"
         self.decision.outputs.append(HandOver(reason))

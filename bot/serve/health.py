@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -27,14 +27,17 @@ from bot.knowledge.registry import ReloadOutcome
 PROBE_SECONDS = 2.0  # per part; /healthz answers within this even when a part hangs
 
 
+ChannelState = Literal["starting", "running", "standby", "stopping", "stopped", "failed"]
+
+
 @dataclass
 class ChannelStatus:
     """A chat channel's state as its runner last set it."""
 
     name: str
-    # starting | running | standby | stopping | stopped | failed; standby: another instance
-    # holds the channel's lease (Matrix runs in one instance only) and this one takes over.
-    state: str = "starting"
+    # standby: another instance holds the channel's lease (Matrix runs in one instance only)
+    # and this one takes over.
+    state: ChannelState = "starting"
     detail: str | None = None  # a fixed word or an exception class, never a message
 
     @property

@@ -28,12 +28,13 @@ import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, and_, delete, insert, or_, select, update
 
 from bot import metrics
+from bot.clock import as_utc
 from bot.engine.decision import Attachment, Reply
 from bot.engine.state import Option
 from bot.storage.tables import ChannelOutboxRow, JobLease, utcnow
@@ -190,7 +191,7 @@ def queue_relay(
     if not here and not served_elsewhere(conn, channel):
         return False
     held = _waiting_row(conn, channel, RELAY, ticket)
-    if held is not None and held.due_at is not None and _aware(held.due_at) > now:
+    if held is not None and held.due_at is not None and as_utc(held.due_at) > now:
         payload = {**held.payload, "texts": [*held.payload["texts"], text]}
         joined = conn.execute(
             update(ChannelOutboxRow)
@@ -284,8 +285,8 @@ def claim(conn: Connection, channel: str, token: str, now: datetime, limit: int)
         if ticket in seen:
             continue
         seen.add(ticket)
-        busy = claimed_until is not None and _aware(claimed_until) >= now
-        held = due_at is not None and _aware(due_at) > now
+        busy = claimed_until is not None and as_utc(claimed_until) >= now
+        held = due_at is not None and as_utc(due_at) > now
         if not busy and not held:
             heads.append((not new_ticket, row_id))
     due = [row_id for _later, row_id in sorted(heads)[:limit]]
@@ -356,11 +357,6 @@ def purge(conn: Connection, now: datetime) -> int:
         delete(ChannelOutboxRow).where(or_(ChannelOutboxRow.delivered_at < cutoff, given_up))
     )
     return int(done.rowcount)
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite gives naive datetimes back: they are UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 # --- the deliverer ----------------------------------------------------------------------

@@ -119,7 +119,7 @@ async def _tickets(tickets: TicketService, args: argparse.Namespace) -> int:
                 f"Hinweis: {parked} Ticket-Mail(s) geparkt, nicht zustellbar (lotse tickets mail).",
                 file=sys.stderr,
             )
-        found = await tickets.list(args.status)
+        found = await tickets.listing(args.status)
         for ticket in found:
             print(
                 json.dumps(ticket.as_json(), ensure_ascii=False)

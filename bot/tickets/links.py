@@ -23,13 +23,14 @@ from typing import Literal
 
 from sqlalchemy import Connection, insert, select, update
 
+from bot.clock import as_utc
 from bot.config import Settings
 from bot.engine.state import ConversationState, Stage
 from bot.i18n import Translator
 from bot.storage.store import Store
 from bot.storage.tables import HandoffLink, utcnow
 from bot.tickets import mail_text
-from bot.tickets.models import LinkOutcome, OutcomeKind, utc
+from bot.tickets.models import LinkOutcome, OutcomeKind
 from bot.tickets.records import MailSettings, new_message_id, queue_mail
 
 PREFIX = "h_"  # /start payloads: "g_<guide>" opens a guide, "h_<token>" is a hand-back link
@@ -200,7 +201,7 @@ def _queue_outcome(
         return
     guide, ref, thread, used_at = row
     summary, details = mail_text.link_outcome(outcome, mail.zone)
-    opened = utc(used_at) or utcnow()
+    opened = as_utc(used_at) or utcnow()
     queue_mail(
         conn,
         mail,

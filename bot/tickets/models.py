@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
+
+from bot.clock import as_utc
+from bot.engine.decision import HandOverReason
 
 Status = Literal["new", "open", "waiting", "closed"]
 STATUSES: tuple[Status, ...] = ("new", "open", "waiting", "closed")
@@ -48,8 +51,8 @@ def unknown_guide(guide: str, known: Iterable[str]) -> str:
 @dataclass(frozen=True)
 class Ticket:
     number: int
-    status: str  # one of STATUSES
-    reason: str  # requested | stuck | unknown_program | server_error
+    status: Status
+    reason: HandOverReason
     channel: str
     user: str  # the platform's pseudonymous id; "" once the transcript was purged
     locale: str
@@ -116,16 +119,9 @@ class LinkOutcome:
     last_check: dict[str, Any] | None  # the connection check's result
 
 
-def utc(value: datetime | None) -> datetime | None:
-    """SQLite returns naive datetimes for timezone-aware columns; they hold UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
-
-
 def ticket_from_row(row: Any, affected: int = 0) -> Ticket:
     """A ticket from a row of `select(tables.Ticket)`; `affected` from `incident_reports`."""
-    created = utc(row.created_at)
+    created = as_utc(row.created_at)
     assert created is not None
     return Ticket(
         number=row.id,
@@ -142,8 +138,8 @@ def ticket_from_row(row: Any, affected: int = 0) -> Ticket:
         assignee=row.assignee,
         external_ref=row.external_ref,
         created_at=created,
-        taken_at=utc(row.taken_at),
-        first_answer_at=utc(row.first_answer_at),
-        closed_at=utc(row.closed_at),
+        taken_at=as_utc(row.taken_at),
+        first_answer_at=as_utc(row.first_answer_at),
+        closed_at=as_utc(row.closed_at),
         affected=affected,
     )

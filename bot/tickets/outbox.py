@@ -27,9 +27,9 @@ from typing import Protocol
 from sqlalchemy import Connection, delete, select, update
 
 from bot import metrics
+from bot.clock import as_utc
 from bot.storage.store import Store
 from bot.storage.tables import OutgoingMail, utcnow
-from bot.tickets.models import utc
 from bot.tickets.records import parked_mails, queued_mails
 from bot.tickets.smtp import BatchResult
 
@@ -113,7 +113,7 @@ def _due(conn: Connection, now: datetime, sender: str) -> list[QueuedMail]:
         .limit(BATCH)
     ).all()
     return [
-        QueuedMail(i, sender, r, s, b, m, irt, utc(c) or c, a) for i, r, s, b, m, irt, c, a in rows
+        QueuedMail(i, sender, r, s, b, m, irt, as_utc(c), a) for i, r, s, b, m, irt, c, a in rows
     ]
 
 
@@ -162,7 +162,7 @@ def parked(conn: Connection) -> list[ParkedMail]:
         .where(OutgoingMail.parked_at.is_not(None))
         .order_by(OutgoingMail.id)
     ).all()
-    return [ParkedMail(i, utc(c) or c, s, e or "") for i, c, s, e in rows]
+    return [ParkedMail(i, as_utc(c), s, e or "") for i, c, s, e in rows]
 
 
 def unpark(conn: Connection, mail_id: int | None, now: datetime) -> int:

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, delete, func, insert, or_, select, text, update
 
+from bot.clock import as_utc
 from bot.storage.tables import (
     ChannelOutboxRow,
     Conversation,
@@ -36,7 +37,6 @@ from bot.tickets.models import (
     TicketError,
     no_such_ticket,
     ticket_from_row,
-    utc,
 )
 
 CONTEXT_MESSAGES = 60  # how much of the conversation before the hand-over a ticket copies
@@ -195,7 +195,7 @@ def transcript(conn: Connection, number: int) -> list[TranscriptLine]:
         .where(TicketMessage.ticket_id == number)
         .order_by(TicketMessage.id)
     ).all()
-    return [(d, a, t, utc(c) or c) for d, a, t, c in rows]
+    return [(d, a, t, as_utc(c)) for d, a, t, c in rows]
 
 
 def mail_thread(conn: Connection, number: int) -> str:

@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import builtins
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -37,6 +36,7 @@ from bot.tickets.hours import answer_time
 from bot.tickets.links import HandoffLinks, link_reference
 from bot.tickets.models import (
     EventKind,
+    Status,
     Ticket,
     TicketError,
     TicketEvent,
@@ -52,7 +52,7 @@ if TYPE_CHECKING:  # the conversation service imports this module's users, not t
 log = logging.getLogger(__name__)
 
 Listener = Callable[[TicketEvent], Awaitable[None]]
-UserSender = Callable[[str, builtins.list[Reply]], Awaitable[None]]
+UserSender = Callable[[str, list[Reply]], Awaitable[None]]
 
 
 class TicketService:
@@ -70,7 +70,7 @@ class TicketService:
         self.mail = mail
         self.conversation: ConversationService | None = None
         self.links: HandoffLinks | None = None  # set when LOTSE_HANDOFF_SECRET is
-        self._listeners: builtins.list[Listener] = []
+        self._listeners: list[Listener] = []
         self._senders: dict[str, UserSender] = {}
 
     def attach(self, conversation: ConversationService) -> None:
@@ -94,10 +94,10 @@ class TicketService:
     async def get(self, number: int) -> Ticket | None:
         return await self.store.run(records.load, number)
 
-    async def list(self, status: str | None = None) -> builtins.list[Ticket]:
+    async def listing(self, status: Status | None = None) -> list[Ticket]:
         return await self.store.run(records.listing, status)
 
-    async def transcript(self, number: int) -> builtins.list[StoredMessage]:
+    async def transcript(self, number: int) -> list[StoredMessage]:
         lines = await self.store.run(records.transcript, number)
         return [StoredMessage(direction, text, created) for direction, _a, text, created in lines]
 
@@ -163,9 +163,7 @@ class TicketService:
         )
         return ticket
 
-    async def close_idle(
-        self, now: datetime, waiting_days: int, new_days: int
-    ) -> builtins.list[Ticket]:
+    async def close_idle(self, now: datetime, waiting_days: int, new_days: int) -> list[Ticket]:
         """Close tickets nobody moves any more (see `records.close_idle`); the agents' cards
         follow through the "closed" events. The users are not told: they went quiet."""
         closed = await self.store.run(records.close_idle, now, waiting_days, new_days, self.mail)
@@ -176,9 +174,7 @@ class TicketService:
 
     # --- for the conversation service --------------------------------------------------
 
-    async def handle_hand_over(
-        self, action: Action, context: ActionContext
-    ) -> builtins.list[Reply]:
+    async def handle_hand_over(self, action: Action, context: ActionContext) -> list[Reply]:
         """The engine asks for a human: open a ticket, or refer to the user's active one, or
         (a server error) to the incident other users' checks opened already."""
         assert isinstance(action, HandOver)
@@ -245,7 +241,7 @@ class TicketService:
         )
         return [Reply(text)]
 
-    async def after_check(self, context: ActionContext) -> builtins.list[Reply]:
+    async def after_check(self, context: ActionContext) -> list[Reply]:
         """A connection check ran: a server error goes to the helpdesk (once per outage, see
         `records.open_incident`); a healthy server ends its incidents."""
         state = context.state
@@ -295,9 +291,7 @@ class TicketService:
         await self._emit("handed_back", ticket)
         return ticket
 
-    async def record_turn(
-        self, number: int, inbound: str | None, replies: builtins.list[str]
-    ) -> None:
+    async def record_turn(self, number: int, inbound: str | None, replies: list[str]) -> None:
         """A turn Lotse answered while the ticket is active; `inbound` None when the user's
         message is in the ticket already."""
         await self.store.run(records.add_turn, number, inbound, replies)
@@ -350,7 +344,7 @@ class TicketService:
     def _unreachable_text(ticket: Ticket) -> str:
         return f"Der Nutzer ist über {ticket.channel} von hier aus nicht erreichbar."
 
-    async def _send(self, ticket: Ticket, replies: builtins.list[Reply]) -> None:
+    async def _send(self, ticket: Ticket, replies: list[Reply]) -> None:
         """Send after a committed change: a failure is a warning (UserNotReached), never a
         reason to repeat the change."""
         if not ticket.user or not replies:
