@@ -128,3 +128,16 @@ def test_the_scores_count_intents_entities_and_guides() -> None:
     assert (report.guide_accuracy, report.guide_cases) == (0.5, 2)
     assert [miss.example.text for miss in report.intent_misses] == ["hallo"]
     assert "hallo" in report.format()
+
+
+def test_english_examples_get_their_own_intent_accuracy(knowledge: KnowledgeBase) -> None:
+    held_out = load_examples(HELD_OUT, knowledge)
+    english = [example for example in held_out if example.language == "en"]
+    assert len(english) >= 50
+    assert {example.intent for example in english} == set(INTENTS)
+    examples = [Example("weiter", "next_step"), Example("next", "next_step", language="en")]
+    results = [Understanding("weiter", "next_step", 0.9), Understanding("next", "greet", 0.9)]
+    report = score("test", examples, results)
+    assert report.per_language == {"de": (1.0, 1), "en": (0.0, 1)}
+    assert "intent accuracy (en): 0.000 (1 examples)" in report.format()
+    assert report.summary()["intent_accuracy_en"] == 0.0

@@ -2,12 +2,14 @@
 
 Examples are read from `- intent: NAME` blocks; entities are annotated as `[text](entity)` or
 `[text]{"entity": "...", "value": "..."}`. A block's `metadata: {guide: ID}` names the guide its
-examples should lead to. Gold entity values are normalised as the bot normalises its own
-(client -> program id, version name -> number), so an annotation that names nothing the knowledge
-base knows is an error in the file, not a silent miss.
+examples should lead to; `metadata: {language: en}` marks English examples (German otherwise).
+Gold entity values are normalised as the bot normalises its own (client -> program id, version
+name -> number), so an annotation that names nothing the knowledge base knows is an error in the
+file, not a silent miss.
 
 Measures:
-- intent accuracy, and macro F1 over the intents in the file;
+- intent accuracy, and macro F1 over the intents in the file; intent accuracy per language too,
+  so that English understanding has its own figure beside the German majority;
 - entity precision/recall/F1 over (entity, value) pairs;
 - guide accuracy: over the examples where the gold or the predicted guide is set, the share
   where both are the same (a missed guide and a guide nobody asked for both count as errors).
@@ -43,6 +45,7 @@ class Example:
     intent: str
     entities: dict[str, str] = field(default_factory=dict)
     guide: str | None = None
+    language: str = "de"
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,8 @@ class Report:
     guide_accuracy: float
     guide_cases: int
     per_intent_f1: dict[str, float]
+    # language -> (intent accuracy, examples)
+    per_language: dict[str, tuple[float, int]]
     intent_misses: list[Miss]
     guide_misses: list[Miss]
     entity_misses: list[Miss]
@@ -75,6 +80,10 @@ class Report:
             f"entity F1:       {self.entity_f1:.3f} "
             f"(precision {self.entity_precision:.3f}, recall {self.entity_recall:.3f})",
             f"guide accuracy:  {self.guide_accuracy:.3f} ({self.guide_cases} examples)",
+            *(
+                f"intent accuracy ({language}): {accuracy:.3f} ({count} examples)"
+                for language, (accuracy, count) in sorted(self.per_language.items())
+            ),
             "",
             "F1 per intent:",
         ]
@@ -103,6 +112,10 @@ class Report:
             "macro_f1": round(self.macro_f1, 3),
             "entity_f1": round(self.entity_f1, 3),
             "guide_accuracy": round(self.guide_accuracy, 3),
+            **{
+                f"intent_accuracy_{language}": round(accuracy, 3)
+                for language, (accuracy, _count) in self.per_language.items()
+            },
         }
 
 
@@ -171,11 +184,12 @@ def load_examples(path: Path, knowledge: KnowledgeBase) -> list[Example]:
             raise ExamplesFileError(f"{where}: unknown intent")
         metadata = block.get("metadata") or {}
         guide = metadata.get("guide") if isinstance(metadata, dict) else None
+        language = str(metadata.get("language", "de")) if isinstance(metadata, dict) else "de"
         if guide is not None and guide not in knowledge.guides:
             raise ExamplesFileError(f"{where}: unknown guide {guide!r}")
         for raw in _block_examples(block.get("examples"), where):
             text, entities = parse_annotated(raw, knowledge, where)
-            examples.append(Example(text, intent, entities, guide))
+            examples.append(Example(text, intent, entities, guide, language))
     return examples
 
 
@@ -194,13 +208,17 @@ def score(backend: str, examples: Sequence[Example], results: Sequence[Understan
     true_positive: Counter[str] = Counter()
     predicted: Counter[str] = Counter()
     gold: Counter[str] = Counter()
+    by_language: Counter[str] = Counter()
+    right_by_language: Counter[str] = Counter()
     entity_hits = entity_predicted = entity_gold = 0
     guide_cases = guide_hits = 0
     for example, got in zip(examples, results, strict=True):
         gold[example.intent] += 1
         predicted[got.intent] += 1
+        by_language[example.language] += 1
         if got.intent == example.intent:
             true_positive[example.intent] += 1
+            right_by_language[example.language] += 1
         else:
             intent_misses.append(Miss(example, got))
         expected_pairs = set(example.entities.items())
@@ -234,6 +252,10 @@ def score(backend: str, examples: Sequence[Example], results: Sequence[Understan
         guide_accuracy=guide_hits / guide_cases if guide_cases else 1.0,
         guide_cases=guide_cases,
         per_intent_f1=per_intent,
+        per_language={
+            language: (right_by_language[language] / count, count)
+            for language, count in by_language.items()
+        },
         intent_misses=intent_misses,
         guide_misses=guide_misses,
         entity_misses=entity_misses,
