@@ -16,7 +16,6 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
-from weakref import WeakValueDictionary
 from zoneinfo import ZoneInfo
 
 from bot import metrics
@@ -37,6 +36,7 @@ from bot.gate import CleanedText, clean
 from bot.i18n import Translator, pick_locale, translator
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.registry import KnowledgeRegistry
+from bot.locks import KeyedLocks
 from bot.profiles.handler import ProfileHandler
 from bot.storage.store import ConcurrentUpdate, MessageNotStored, Store, StoreBusy, TurnStart
 from bot.tickets.links import PREFIX as LINK_PREFIX
@@ -120,7 +120,7 @@ class ConversationService:
         # Profiles need no outside service; `register` may replace this (e.g. with signing).
         self.register(SendProfile, ProfileHandler(lambda: self.knowledge.server))
         # One turn at a time per user; different users run concurrently.
-        self._locks: WeakValueDictionary[tuple[str, str], asyncio.Lock] = WeakValueDictionary()
+        self._locks: KeyedLocks[tuple[str, str]] = KeyedLocks()
         # Hand-over to agents; set by TicketService.attach (without it: helpdesk contact).
         self.tickets: TicketService | None = None
 
@@ -154,11 +154,7 @@ class ConversationService:
         self._handlers[action] = handler
 
     def _lock(self, channel: str, user: str) -> asyncio.Lock:
-        key = (channel, user)
-        lock = self._locks.get(key)
-        if lock is None:
-            lock = self._locks[key] = asyncio.Lock()
-        return lock
+        return self._locks[(channel, user)]
 
     async def handle(self, inbound: Inbound) -> list[Reply]:
         lock = self._lock(inbound.channel, inbound.user)

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import update
 
 from bot.serve.health import ChannelStatus
-from bot.serve.jobs import Job, JobRunner, _take_lease
+from bot.serve.jobs import Job, JobRunner, take_lease
 from bot.serve.leader import ChannelLease, Leader, LeaseTiming, Stopper
 from bot.storage.store import Store
 from bot.storage.tables import JobLease, utcnow
@@ -111,7 +111,7 @@ async def test_the_lease_of_an_instance_that_died_expires_and_another_takes_the_
     store = await Store.open(sqlite_url)
     recorder = Recorder()
     dead = Job("purge", 3600, recorder.job_for("dead").run, timeout=-29.5)  # lease: 0.5 s
-    assert await store.run(_take_lease, dead, "dead-instance", utcnow())
+    assert await store.run(take_lease, dead, "dead-instance", utcnow())
 
     runner = JobRunner(store, [recorder.job_for("alive", every=3600)], holder="alive", tick=0.01)
     assert await runner.run_due() == []  # the lease still holds
@@ -137,7 +137,7 @@ async def test_stop_waits_for_a_running_job_then_cancels_it_and_gives_the_lease_
     # Released without counting as finished: the next instance may run it (after retry_after).
     other = JobRunner(store, [recorder.job_for("b")], holder="b", retry_after=0)
     later = utcnow() + timedelta(seconds=61)
-    assert await store.run(_take_lease, other.jobs[0], "b", later)
+    assert await store.run(take_lease, other.jobs[0], "b", later)
     await store.close()
 
 

@@ -41,8 +41,8 @@ from bot.channels.telegram import (
     AnyApplication,
     Context,
     TelegramChannel,
-    _with_retries,
     chat_of,
+    with_retries,
 )
 from bot.channels.telegram_format import escape, split_text
 from bot.config import Settings
@@ -102,7 +102,7 @@ class TelegramAgentChat:
         try:
             for index, piece in enumerate(pieces):
                 last = index == len(pieces) - 1
-                sent = await _with_retries(
+                sent = await with_retries(
                     partial(
                         self.bot.send_message,
                         self.chat_id,
@@ -120,7 +120,7 @@ class TelegramAgentChat:
     async def edit(self, ref: str, notice: Notice) -> None:
         # "message is not modified": the card already says this (a second instance edited it).
         with suppress(BadRequest):
-            await _with_retries(
+            await with_retries(
                 partial(
                     self.bot.edit_message_text,
                     escape(notice.text),
@@ -134,7 +134,7 @@ class TelegramAgentChat:
     async def delete(self, ref: str) -> bool:
         try:
             return bool(
-                await _with_retries(partial(self.bot.delete_message, self.chat_id, int(ref)))
+                await with_retries(partial(self.bot.delete_message, self.chat_id, int(ref)))
             )
         except (BadRequest, Forbidden) as error:  # older than 48 hours, or already gone
             log.info("could not delete message %s in the agents' group: %s", ref, error)
@@ -188,12 +188,12 @@ class TelegramAgentChat:
 
     async def _on_tap(self, query: CallbackQuery) -> None:
         if not (query.data or "").startswith(PAYLOAD_PREFIX + ":"):
-            await _with_retries(query.answer)  # a user-flow button in the wrong chat
+            await with_retries(query.answer)  # a user-flow button in the wrong chat
             return
         outcome = await self.desk.on_tap(agent_name(query.from_user), query.data or "")
         text = outcome.text[: CallbackQueryLimit.ANSWER_CALLBACK_QUERY_TEXT_LENGTH]
         # A refusal or a warning stays on screen until dismissed; a success is a short toast.
-        await _with_retries(partial(query.answer, text, show_alert=outcome.alert))
+        await with_retries(partial(query.answer, text, show_alert=outcome.alert))
 
 
 def connect_agents(app: AnyApplication, channel: TelegramChannel, settings: Settings) -> Desk:

@@ -56,7 +56,6 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from weakref import WeakValueDictionary
 
 import aiohttp
 
@@ -85,6 +84,7 @@ from bot.channels.matrix_format import is_edit, message_text, parse_command, rep
 from bot.config import Settings
 from bot.conversation import ConversationService, Inbound
 from bot.engine.decision import Attachment, Reply
+from bot.locks import KeyedLocks
 from bot.retry import Backoff
 
 CHANNEL = "matrix"
@@ -205,7 +205,7 @@ class MatrixChannel:
         self._fresh: dict[str, _FreshRoom] = {}
         self._joins_to_retry: dict[str, bool] = {}  # room id -> direct
         self._undecrypted: list[_Undecrypted] = []
-        self._locks: WeakValueDictionary[str, asyncio.Lock] = WeakValueDictionary()
+        self._locks: KeyedLocks[str] = KeyedLocks()
         # nio's keys_query raises when there is nothing (left) to query: one at a time.
         self._keys_lock = asyncio.Lock()
         # The agents' room (bot/agents/matrix.py): its messages go to the desk, not to Lotse.
@@ -474,10 +474,7 @@ class MatrixChannel:
     ) -> None:
         # Tasks start in the order they were created and take the user's lock before any other
         # await, and asyncio.Lock is first come, first served: one user's messages keep order.
-        lock = self._locks.get(user)
-        if lock is None:
-            lock = self._locks[user] = asyncio.Lock()
-        async with lock:
+        async with self._locks[user]:
             try:
                 if event_id is not None:  # on the side: the answer need not wait for it
                     self._spawn(

@@ -12,7 +12,7 @@ by another member is refused without touching the keyboard. The chat is where th
 - Updates of one user are handled one after another in the order they came
   (`PerUserOrder`), different users concurrently; a failing update is logged and the user told,
   the others go on.
-- Flood control (429) is retried by `AIORateLimiter`, network errors by `_with_retries`; a user
+- Flood control (429) is retried by `AIORateLimiter`, network errors by `with_retries`; a user
   who blocked the bot (403) is marked in the store and gets nothing until they write again.
 - Everything lives in the database, so a restarted bot continues every conversation.
 """
@@ -28,7 +28,6 @@ from contextlib import suppress
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
-from weakref import WeakValueDictionary
 
 from telegram import Bot, BotCommand, CallbackQuery, Chat, Update, User
 from telegram.constants import ChatType, ParseMode
@@ -53,6 +52,7 @@ from bot.conversation import COMMANDS, ConversationService, Inbound
 from bot.engine.decision import Reply
 from bot.engine.state import ConversationState, Option
 from bot.i18n import SOURCE_LOCALE, SUPPORTED_LOCALES, Translator, pick_locale, translator
+from bot.locks import KeyedLocks
 from bot.retry import Backoff, retry
 from bot.storage.store import SavedConversation
 
@@ -129,17 +129,14 @@ class PerUserOrder(BaseUpdateProcessor):
 
     def __init__(self, max_concurrent_updates: int = 256) -> None:
         super().__init__(max_concurrent_updates)
-        self._locks: WeakValueDictionary[int, asyncio.Lock] = WeakValueDictionary()
+        self._locks: KeyedLocks[int] = KeyedLocks()
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         user = update.effective_user if isinstance(update, Update) else None
         if user is None:
             await coroutine
             return
-        lock = self._locks.get(user.id)
-        if lock is None:
-            lock = self._locks[user.id] = asyncio.Lock()
-        async with lock:
+        async with self._locks[user.id]:
             await coroutine
 
     async def initialize(self) -> None:
@@ -149,7 +146,7 @@ class PerUserOrder(BaseUpdateProcessor):
         pass
 
 
-async def _with_retries(call: Callable[[], Awaitable[T]]) -> T:
+async def with_retries(call: Callable[[], Awaitable[T]]) -> T:
     """Retry a Bot API call on network errors (429s are the rate limiter's job).
 
     A refused request (400 BadRequest, which PTB derives from NetworkError) is not retried.
@@ -250,7 +247,7 @@ class TelegramChannel:
                 "Diese Schaltflächen gehören zum Gespräch einer anderen Person. Schreiben Sie "
                 "mir gern selbst, dann antworte ich Ihnen."
             )
-            await _with_retries(partial(query.answer, text))
+            await with_retries(partial(query.answer, text))
             return
         key = conversation_key(message.chat, user)
         saved = await self.service.store.conversation(CHANNEL, key)
@@ -264,10 +261,10 @@ class TelegramChannel:
                 "Diese Schaltfläche ist nicht mehr aktuell. "
                 "Bitte antworten Sie auf meine letzte Frage."
             )
-            await _with_retries(partial(query.answer, text))
+            await with_retries(partial(query.answer, text))
             await self._remove_keyboard(query)
             return
-        await _with_retries(query.answer)  # stops the spinner on the button at once
+        await with_retries(query.answer)  # stops the spinner on the button at once
         await self._remove_keyboard(query)  # the same question cannot be answered twice
         inbound = Inbound(CHANNEL, key, option=option.payload, locale=user.language_code)
         await self._answer(inbound, message.chat, context.bot)
@@ -331,7 +328,7 @@ class TelegramChannel:
         try:
             for reply in replies:
                 for message in render_reply(reply, version, owner=_owner(user)):
-                    await _with_retries(
+                    await with_retries(
                         partial(
                             bot.send_message,
                             chat_id,
@@ -341,7 +338,7 @@ class TelegramChannel:
                         )
                     )
                 if reply.attachment is not None:  # a configuration profile
-                    await _with_retries(
+                    await with_retries(
                         partial(
                             bot.send_document,
                             chat_id,
@@ -359,7 +356,7 @@ class TelegramChannel:
     async def _remove_keyboard(self, query: CallbackQuery) -> None:
         # "message is not modified" (already gone) or "not found" (deleted): nothing to do.
         with suppress(BadRequest):
-            await _with_retries(lambda: query.edit_message_reply_markup(reply_markup=None))
+            await with_retries(lambda: query.edit_message_reply_markup(reply_markup=None))
 
     def _translator(self, state: ConversationState | None, language_code: str | None) -> Translator:
         if state is not None:

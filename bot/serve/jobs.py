@@ -86,7 +86,7 @@ class JobRunner:
         for job in self.jobs:
             if job.name in self._running:
                 continue
-            if await self.store.run(_take_lease, job, self.holder, utcnow()):
+            if await self.store.run(take_lease, job, self.holder, utcnow()):
                 task = asyncio.create_task(self._run(job), name=f"job {job.name}")
                 self._running[job.name] = task
                 task.add_done_callback(partial(self._forget, job.name))
@@ -146,7 +146,7 @@ class JobRunner:
 # --- the transactions -------------------------------------------------------------------
 
 
-def _take_lease(conn: Connection, job: Job, holder: str, now: datetime) -> bool:
+def take_lease(conn: Connection, job: Job, holder: str, now: datetime) -> bool:
     if conn.execute(select(JobLease.name).where(JobLease.name == job.name)).first() is None:
         with suppress(IntegrityError), conn.begin_nested():  # another instance was first
             conn.execute(insert(JobLease).values(name=job.name))

@@ -143,7 +143,7 @@ def _take_or_renew(conn: Connection, name: str, holder: str, now: datetime, ttl:
     if conn.execute(select(JobLease.name).where(JobLease.name == name)).first() is None:
         with suppress(IntegrityError), conn.begin_nested():  # another instance was first
             conn.execute(insert(JobLease).values(name=name))
-    # One conditional UPDATE (as jobs.py's `_take_lease`): of two instances at once, only
+    # One conditional UPDATE (as jobs.py's `take_lease`): of two instances at once, only
     # one gets rowcount 1.
     taken = conn.execute(
         update(JobLease)
