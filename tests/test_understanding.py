@@ -114,6 +114,8 @@ def test_short_aliases_are_not_matched_inside_other_words(lexicon: LexiconUnders
         ("next", "next_step"),
         ("done", "next_step"),
         ("that worked", "next_step"),
+        ("ok I did that", "next_step"),
+        ("not finished yet", "step_problem"),
         ("go back", "previous_step"),
         ("say that again", "repeat_step"),
         ("start over", "restart"),

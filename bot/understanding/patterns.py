@@ -146,7 +146,8 @@ _ENGLISH: dict[Intent, str] = {
     "ask_explanation": r"\bwhat (does|do) .*\bmean\b|\bmeaning of\b|\bwhat are\b"
     r"|\bhow (does|do) .* work\b|\bdo you need my password\b",
     "next_step": r"\b(did it|go on|what now|what'?s next|and now|then what|i'?m done|all done|"
-    r"next one|it worked|that worked|works now)\b",
+    r"next one|it worked|that worked|works now|did that|(?<!not )completed|"
+    r"(?<!not )(?<!not yet )finished)\b",
     "goodbye": r"\b(see ya|cya|take care|have a (nice|good|great) (day|evening|weekend))\b",
     "deny": r"^(nah|no thanks|not really|wrong|incorrect|negative|that'?s wrong)\b",
     "thank": r"\b(cheers|thank u|ty|much appreciated)\b",
