@@ -64,6 +64,11 @@ def test_versions_are_kept_as_written(lexicon: LexiconUnderstander) -> None:
     assert lexicon.understand_now("Mac mit Sonoma").entities["version"] == "14"
 
 
+def test_a_mail_someone_got_is_not_taken_for_mac_mail(lexicon: LexiconUnderstander) -> None:
+    got = lexicon.understand_now("I got a mail saying I need to enable TLS")
+    assert "client" not in got.entities
+
+
 def test_a_program_the_knowledge_base_does_not_know_is_not_guessed(
     lexicon: LexiconUnderstander,
 ) -> None:

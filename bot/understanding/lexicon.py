@@ -35,6 +35,8 @@ _FUZZY_CARD_MIN_LENGTH = 7
 _FUZZY_ALIAS_SCORE = 85.0
 _FUZZY_KEYWORD_SCORE = 80.0
 
+# No name starts with these; an n-gram that does is a noun phrase, not a mistyped name.
+_ARTICLES = frozenset({"a", "an", "the", "my", "ein", "eine", "einen", "mein", "meine", "meinem"})
 _NUMBER = re.compile(r"\b\d{1,4}(?:\.\d{1,3}){0,3}\b")
 _JOINED = re.compile(r"\b([a-z]{3,})([0-9]{1,4})\b")
 _PORT_CONTEXT = re.compile(r"\bports? ([0-9]{1,5})\b")
@@ -214,6 +216,8 @@ class ProgramLexicon:
             for start in range(len(tokens) - size + 1):
                 ngram = " ".join(tokens[start : start + size])
                 if len(ngram) < _FUZZY_MIN_LENGTH - 1 or "|" in ngram:
+                    continue
+                if tokens[start] in _ARTICLES:  # "a mail" is no typo of "Mac Mail"
                     continue
                 candidates = self._fuzzy.get(size, [])
                 hit = process.extractOne(
