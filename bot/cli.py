@@ -121,18 +121,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bot.check.command import run_check_command
 
             return run_check_command(settings, args)
-        if args.command == "telegram":
-            from bot.channels.telegram import run_telegram
-
-            return run_telegram(settings)
+        if args.command in ("telegram", "matrix"):
+            return run_channel(settings, args.command)
         if args.command == "serve":
             from bot.serve.process import run_serve
 
             return run_serve(settings)
-        if args.command == "matrix":
-            from bot.channels.matrix import run_matrix
-
-            return run_matrix(settings)
         if args.command == "nlu":
             from bot.understanding.commands import run_nlu_command
 
@@ -158,6 +152,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigurationError as error:
         print(error, file=sys.stderr)
         return 2
+
+
+def run_channel(settings: Settings, name: str) -> int:
+    """`lotse telegram`, `lotse matrix`: only that channel (and the periodic jobs), no HTTP
+    server; run until SIGINT/SIGTERM. Exit code 2 for settings that cannot work, 1 when the
+    channel fails."""
+    from bot.serve.channels import kind
+    from bot.serve.process import run_serve
+
+    problem = kind(name).configuration_problem(settings)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    return run_serve(settings, only=name, http=False)
 
 
 async def _chat(settings: Settings, args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ import dataclasses
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from bot import metrics
+from bot.commands import COMMAND_INTENTS, COMMANDS
 from bot.engine import render
 from bot.engine.decision import (
     Action,
@@ -31,7 +32,7 @@ from bot.engine.decision import (
 )
 from bot.engine.engine import LANGUAGE_PAYLOAD, Engine, secret_warning
 from bot.engine.options import match_option, understanding_from_payload
-from bot.engine.state import ConversationState, Stage
+from bot.engine.state import ConversationState, Option, Stage
 from bot.gate import CleanedText, clean
 from bot.i18n import Translator, pick_locale, translator
 from bot.knowledge.base import KnowledgeBase
@@ -50,20 +51,10 @@ if TYPE_CHECKING:  # the ticket service is optional and imports this module's ty
 
 log = logging.getLogger(__name__)
 
-# Commands every channel offers (Telegram's menu, "/neu" typed in the terminal).
-COMMAND_INTENTS = {
-    "neu": "restart",
-    "pruefen": "request_check",
-    "mensch": "request_human",
-    "loeschen": "delete_data",
-}
 # A message its turn left unanswered (see `answer_stranded`): answered in full while this
 # fresh, with a short apology and the current question while this old, then not at all.
 STRANDED_ANSWER_WITHIN = timedelta(minutes=5)
 STRANDED_NOTICE_WITHIN = timedelta(days=1)
-# Every command the service understands, in the order a menu shows them.
-# "bot" returns a user from a helpdesk agent to Lotse.
-COMMANDS = ("start", "neu", "pruefen", "mensch", "hilfe", "loeschen", "sprache", "bot")
 # A /start payload Lotse made itself: "g_<guide>", or a signed hand-back token "h_…".
 _OWN_PAYLOAD = re.compile(r"(?:g_|h_)[A-Za-z0-9_-]{1,62}")
 
@@ -148,6 +139,34 @@ class ConversationService:
                 await self._watcher
             self._watcher = None
         await self.store.close()
+
+    # --- what channels ask between turns (they never read the store themselves) ---------
+
+    async def options_for(self, channel: str, user: str) -> tuple[Sequence[Option], int]:
+        """The options of the user's last question and the conversation's version (buttons
+        carry it, so a tap can tell an old question); none and 0 before the first turn."""
+        saved = await self.store.conversation(channel, user)
+        if saved is None:
+            return (), 0
+        state = ConversationState.from_json(saved.state) if saved.state else None
+        return (state.options if state else ()), saved.version
+
+    async def translator_for(self, channel: str, user: str, hint: str | None) -> Translator:
+        """The user's language: the one they speak with Lotse, else the platform's `hint`."""
+        saved = await self.store.conversation(channel, user)
+        if saved is not None and saved.state:
+            return translator(ConversationState.from_json(saved.state).locale)
+        return translator(pick_locale(hint, self.default_locale))
+
+    async def saved_version(self, channel: str, user: str) -> int:
+        return await self.store.saved_version(channel, user)
+
+    async def mark_blocked(self, channel: str, user: str) -> None:
+        """The user blocked the bot: nothing unasked is sent until they write again."""
+        await self.store.mark_blocked(channel, user)
+
+    async def is_blocked(self, channel: str, user: str) -> bool:
+        return await self.store.is_blocked(channel, user)
 
     def register(self, action: type, handler: ActionHandler) -> None:
         """Let a service (connection check, tickets) carry out an action the engine asks for."""

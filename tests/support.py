@@ -20,11 +20,15 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
+from bot.app import build_service
+from bot.channels.matrix import DRAIN_SECONDS as MATRIX_DRAIN_SECONDS
+from bot.config import Settings
 from bot.conversation import ConversationService, Inbound
 from bot.engine.decision import Reply
 from bot.engine.state import ConversationState
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.loader import load_knowledge
+from bot.serve.channels import matrix_with_agents
 from bot.storage.store import Store
 from bot.storage.tables import Conversation, User
 from bot.tickets.links import HandoffLinks
@@ -201,6 +205,36 @@ def attach_tickets(
     tickets.links = HandoffLinks(service.store, LINK_SECRET, days=14, mail=mail)
     tickets.attach(service)
     return tickets
+
+
+async def serve_matrix(
+    settings: Settings,
+    service: ConversationService | None = None,
+    *,
+    on_ready: Callable[[], None] | None = None,
+) -> None:
+    """The Matrix channel with its agents' room, as `lotse serve` builds it but alone (no
+    lease, no jobs, no outbox delivery), until cancelled; raises when the channel fails.
+    Without `service` one is built from the settings and closed at the end."""
+    own_service = service is None
+    if service is None:
+        service = await build_service(settings)
+    channel = matrix_with_agents(settings, service)
+    failed: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
+
+    def fail(error: BaseException) -> None:
+        if not failed.done():
+            failed.set_result(error)
+
+    try:
+        await channel.start(fail)
+        if on_ready is not None:
+            on_ready()
+        raise await failed
+    finally:
+        await channel.stop(MATRIX_DRAIN_SECONDS)
+        if own_service:
+            await service.close()
 
 
 @pytest.fixture

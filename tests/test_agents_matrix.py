@@ -16,14 +16,15 @@ from nio import RoomSendResponse  # type: ignore[import-untyped]
 from pydantic import SecretStr
 
 from bot.agents.desk import Desk
-from bot.agents.matrix import DIRECT_ROOMS_FILE, privileged_creators
+from bot.agents.matrix import privileged_creators
 from bot.app import build_service
-from bot.channels.matrix import serve
+from bot.channels.matrix import DIRECT_ROOMS_FILE
 from bot.config import Settings
 from bot.serve.process import serve as serve_all
 from tests.matrix_user import GREETING, MatrixUser, matrix_user
 from tests.servers.synapse import MatrixAccount, SynapseServer
 from tests.servers.telegram_api import FakeTelegram, FakeUser, TelegramChat, mentions
+from tests.support import serve_matrix
 
 AGENT_CHAT = -1001234567890
 ANNA = FakeUser(1001, "Anna", "de")  # a user on Telegram
@@ -74,7 +75,7 @@ async def test_an_agent_in_the_agents_room_takes_answers_and_hands_back_a_matrix
     agents_room = (await bert.client.room_create(name="Helpdesk", invite=[lotse.user_id])).room_id
     directory = tmp_path / "bot"
     settings = bot_settings(synapse_server, lotse, agents_room, tmp_path, directory / "store")
-    task = asyncio.ensure_future(serve(settings))
+    task = asyncio.ensure_future(serve_matrix(settings))
     try:
         room = await anna.open_direct_chat(lotse.user_id, encrypted=False)
         await anna.until(lambda: any(GREETING in body for body in anna.bodies()), "the greeting")
@@ -254,7 +255,7 @@ async def test_a_stopped_matrix_channel_sends_nothing_more_through_its_closed_cl
     desk = Desk.for_service(service)
     ready = asyncio.Event()
     settings = bot_settings(synapse_server, lotse, agents_room, tmp_path)
-    task = asyncio.ensure_future(serve(settings, service, on_ready=ready.set))
+    task = asyncio.ensure_future(serve_matrix(settings, service, on_ready=ready.set))
     try:
         await asyncio.wait_for(ready.wait(), 60)
         assert service.tickets.sender_for("matrix") is not None
@@ -292,7 +293,7 @@ def bot_settings(
 @contextlib.asynccontextmanager
 async def serving(settings: Settings) -> AsyncIterator[None]:
     """`lotse matrix` running until the block ends (a restart is two blocks)."""
-    task = asyncio.ensure_future(serve(settings))
+    task = asyncio.ensure_future(serve_matrix(settings))
     try:
         yield
     finally:

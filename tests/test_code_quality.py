@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.support import REPO
 
@@ -27,6 +28,19 @@ def test_code_is_formatted_by_ruff() -> None:
 
 def test_mypy_strict_finds_no_type_errors() -> None:
     result = _run("mypy")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_packages_import_only_downwards() -> None:
+    """The import contracts in pyproject.toml (`[tool.importlinter]`): no cycle between the
+    channels, the agents' chats and the process that composes them."""
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("lint-imports")), "--no-cache"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -33,14 +33,13 @@ from nio import (  # type: ignore[import-untyped]
 from nio.crypto import decrypt_attachment  # type: ignore[import-untyped]
 from pydantic import SecretStr
 
-from bot.channels.matrix import serve
 from bot.config import Settings
 from bot.conversation import ConversationService, Inbound
 from bot.engine.decision import Reply
 from bot.storage.store import Store
 from tests.matrix_user import GREETING, MatrixUser, matrix_user
 from tests.servers.synapse import MatrixAccount, SynapseServer
-from tests.support import REPO
+from tests.support import REPO, serve_matrix
 
 pytestmark = pytest.mark.slow
 
@@ -129,7 +128,7 @@ class InProcessBot(logging.Handler):
             locale="de",
         )
         logging.getLogger().addHandler(self)
-        self.task = asyncio.ensure_future(serve(settings))
+        self.task = asyncio.ensure_future(serve_matrix(settings))
 
     async def stop(self) -> None:
         logging.getLogger().removeHandler(self)

@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.channels.telegram import run_telegram
+from bot.cli import run_channel
 from bot.config import Settings
 from tests.servers.telegram_api import FakeTelegram, FakeUser, TelegramChat, mentions
 from tests.support import REPO, free_port, wait_until
@@ -192,5 +192,5 @@ async def test_webhook_mode_accepts_updates_with_the_secret_token_and_refuses_ot
 def test_a_setting_that_cannot_work_is_named_before_anything_starts(
     settings: dict[str, str], named: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert run_telegram(Settings(_env_file=None, **settings)) == 2  # type: ignore[arg-type]
+    assert run_channel(Settings(_env_file=None, **settings), "telegram") == 2  # type: ignore[arg-type]
     assert named in capsys.readouterr().err

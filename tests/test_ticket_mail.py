@@ -149,7 +149,7 @@ async def test_the_serve_jobs_deliver_the_queue_every_30_s_and_purge_daily(
     from pydantic import SecretStr
 
     from bot.config import Settings
-    from bot.tickets.jobs import ticket_jobs
+    from bot.serve.ticket_jobs import ticket_jobs
 
     settings = Settings(
         smtp_url=SecretStr(helpdesk_mailbox.url("smtps")),

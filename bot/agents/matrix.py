@@ -21,11 +21,8 @@ ticket cards appear, and pushing agents' answers to Matrix users.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import uuid
-from pathlib import Path
 from typing import Any
 
 from nio import (  # type: ignore[import-untyped]
@@ -38,15 +35,13 @@ from nio import (  # type: ignore[import-untyped]
 from bot.agents.cards import Notice
 from bot.agents.commands import parse_command
 from bot.agents.desk import Desk, RepliedTo
-from bot.channels.matrix import CHANNEL, MatrixChannel
+from bot.channels.base import Stopper
+from bot.channels.matrix import CHANNEL, MatrixChannel, MatrixRunner
 from bot.channels.matrix_format import HTML_FORMAT, MSGTYPE, is_edit, message_text, text_html
 from bot.config import Settings
-from bot.conversation import ConversationService
-from bot.engine.decision import Reply
 from bot.numbers import ascii_number
 
 log = logging.getLogger(__name__)
-DIRECT_ROOMS_FILE = "direct_rooms.json"
 CREATORS_RULE_FROM = 12  # room version since which creators outrank every power level
 
 
@@ -65,47 +60,6 @@ def privileged_creators(state: list[dict[str, Any]]) -> frozenset[str]:
         others = [str(user) for user in more] if isinstance(more, list) else []
         return frozenset([str(event.get("sender", "")), *others])
     return frozenset()
-
-
-class DirectRooms:
-    """Which direct chat each Matrix user talks to the bot in, kept in a small JSON file."""
-
-    def __init__(self, path: Path | None, channel: MatrixChannel) -> None:
-        self.path = path
-        self.channel = channel
-        self._rooms: dict[str, str] = self._load()
-
-    def _load(self) -> dict[str, str]:
-        if self.path is None or not self.path.exists():
-            return {}
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
-            log.warning("ignoring unreadable %s (%s)", self.path, error)
-            return {}
-        if not isinstance(data, dict):
-            return {}
-        return {str(user): str(room) for user, room in data.items()}
-
-    def remember(self, user: str, room_id: str) -> None:
-        if self._rooms.get(user) == room_id:
-            return
-        self._rooms[user] = room_id
-        if self.path is not None:
-            temporary = self.path.with_suffix(".tmp")
-            temporary.write_text(json.dumps(self._rooms), encoding="utf-8")
-            os.replace(temporary, self.path)
-
-    def find(self, user: str) -> str | None:
-        """The user's direct chat: remembered, or a two-person room the bot shares with them."""
-        remembered = self._rooms.get(user)
-        if remembered is not None:
-            return remembered
-        for room in self.channel.client.rooms.values():
-            if room.member_count <= 2 and user in room.users:
-                self.remember(user, room.room_id)
-                return str(room.room_id)
-        return None
 
 
 def agent_command(command: str) -> str:
@@ -258,38 +212,29 @@ class MatrixAgentRoom:
         return RepliedTo(self.desk.ticket_named_at_start(str(getattr(event, "body", ""))))
 
 
-async def connect_agents(channel: MatrixChannel, settings: Settings) -> Desk:
-    """Let tickets reach Matrix users, and run the agents' room if one is configured."""
+async def connect_agents(runner: MatrixRunner, settings: Settings) -> Stopper:
+    """Let tickets reach Matrix users, and run the agents' room if one is configured; the
+    stopper disconnects them again (the channel stopped in this process: shutdown, or the
+    lease went to another instance), so nothing is sent through its closed client."""
+    channel = runner.channel
+    assert channel is not None
     desk = Desk.for_service(channel.service, settings.locale)
-    store = settings.matrix_store_dir
-    rooms = DirectRooms(store / DIRECT_ROOMS_FILE if store else None, channel)
-    channel.on_direct_message = rooms.remember
     tickets = desk.tickets
     if tickets is not None:
-
-        async def push(user: str, replies: list[Reply]) -> None:
-            room = rooms.find(user)
-            if room is None:
-                raise LookupError("no direct chat with this Matrix user")
-            await channel.send(room, replies, uuid.uuid4().hex)
-
-        tickets.register_user_sender(CHANNEL, push)
+        tickets.register_user_sender(CHANNEL, runner.send)
     if settings.matrix_agent_room:
         room_id = await _room_id(channel, settings.matrix_agent_room)
         agents = MatrixAgentRoom(channel, room_id, desk, settings.matrix_agent_power_level)
         channel.agent_room = room_id
         channel.on_agent_message = agents.on_message
         desk.add_chat(agents)
-    return desk
 
+    async def disconnect(_within: float) -> None:
+        desk.remove_chat(CHANNEL)
+        if desk.tickets is not None:
+            desk.tickets.unregister_user_sender(CHANNEL)
 
-def disconnect_agents(service: ConversationService) -> None:
-    """The Matrix channel stopped in this process (shutdown, or the lease went to another
-    instance): nothing may be sent through its closed client any more."""
-    desk = Desk.for_service(service)
-    desk.remove_chat(CHANNEL)
-    if desk.tickets is not None:
-        desk.tickets.unregister_user_sender(CHANNEL)
+    return disconnect
 
 
 async def _room_id(channel: MatrixChannel, setting: str) -> str:

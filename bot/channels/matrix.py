@@ -48,7 +48,6 @@ import io
 import json
 import logging
 import os
-import sys
 import time
 import uuid
 from collections import deque
@@ -79,7 +78,7 @@ from nio import (  # type: ignore[import-untyped]
     WhoamiResponse,
 )
 
-from bot.app import build_service
+from bot.channels.base import OnFailure, Stopper
 from bot.channels.matrix_format import is_edit, message_text, parse_command, reply_content
 from bot.config import Settings
 from bot.conversation import ConversationService, Inbound
@@ -90,6 +89,7 @@ from bot.retry import Backoff
 CHANNEL = "matrix"
 DEVICE_NAME = "Lotse"
 SESSION_FILE = "session.json"
+DIRECT_ROOMS_FILE = "direct_rooms.json"
 SYNC_TIMEOUT_MS = 30_000  # long polling: the homeserver answers at once when something happens
 TIMELINE_LIMIT = 100  # events per room and sync; more while the bot was down makes a gap
 SEND_ATTEMPTS = 8  # with the backoff about half a minute: a homeserver restart fits
@@ -177,6 +177,50 @@ class _Undecrypted:
     since: float
 
 
+# --- where users write ----------------------------------------------------------------------
+
+
+class DirectRooms:
+    """Which direct chat each Matrix user talks to the bot in, kept in a small JSON file."""
+
+    def __init__(self, path: Path | None, channel: MatrixChannel) -> None:
+        self.path = path
+        self.channel = channel
+        self._rooms: dict[str, str] = self._load()
+
+    def _load(self) -> dict[str, str]:
+        if self.path is None or not self.path.exists():
+            return {}
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            log.warning("ignoring unreadable %s (%s)", self.path, error)
+            return {}
+        if not isinstance(data, dict):
+            return {}
+        return {str(user): str(room) for user, room in data.items()}
+
+    def remember(self, user: str, room_id: str) -> None:
+        if self._rooms.get(user) == room_id:
+            return
+        self._rooms[user] = room_id
+        if self.path is not None:
+            temporary = self.path.with_suffix(".tmp")
+            temporary.write_text(json.dumps(self._rooms), encoding="utf-8")
+            os.replace(temporary, self.path)
+
+    def find(self, user: str) -> str | None:
+        """The user's direct chat: remembered, or a two-person room the bot shares with them."""
+        remembered = self._rooms.get(user)
+        if remembered is not None:
+            return remembered
+        for room in self.channel.client.rooms.values():
+            if room.member_count <= 2 and user in room.users:
+                self.remember(user, room.room_id)
+                return str(room.room_id)
+        return None
+
+
 # --- the channel -----------------------------------------------------------------------------
 
 
@@ -190,6 +234,7 @@ class MatrixChannel:
         *,
         allowed: frozenset[str] = frozenset(),
         relogin: Callable[[], Awaitable[None]] | None = None,
+        direct_rooms: Path | None = None,
     ) -> None:
         self.client = client
         self.service = service
@@ -211,8 +256,8 @@ class MatrixChannel:
         # The agents' room (bot/agents/matrix.py): its messages go to the desk, not to Lotse.
         self.agent_room: str | None = None
         self.on_agent_message: Callable[[Any], Awaitable[None]] | None = None
-        # Told (user, room) when a user writes in a direct chat: agents' answers go there.
-        self.on_direct_message: Callable[[str, str], None] | None = None
+        # Where each user writes to the bot directly: answers they did not ask for go there.
+        self.rooms = DirectRooms(direct_rooms, self)
 
     @property
     def user_id(self) -> str:
@@ -418,8 +463,8 @@ class MatrixChannel:
         text = message_text(content)
         if not text.strip():
             return False
-        if self.on_direct_message is not None and room.member_count <= 2:
-            self.on_direct_message(str(event.sender), room.room_id)
+        if room.member_count <= 2:
+            self.rooms.remember(str(event.sender), room.room_id)
         command = parse_command(text)
         if command is not None:
             inbound = Inbound(
@@ -647,26 +692,51 @@ async def _password_login(client: Any, settings: Settings) -> None:
         raise MatrixLoginError(f"logging in as {settings.matrix_user} failed: {response}")
 
 
-async def serve(
-    settings: Settings,
-    service: ConversationService | None = None,
-    *,
-    on_ready: Callable[[], None] | None = None,
-) -> None:
-    """Log in, then answer until cancelled (SIGTERM, SIGINT).
+class MatrixRunner:
+    """The Matrix channel (`bot.channels.base.Channel`) on the caller's event loop.
 
-    With `service` (from `lotse serve`, shared with the other channels) the caller closes it;
-    without, one is built here and closed at the end. `on_ready` is called once logged in.
+    `start` logs in (restoring the saved device), uploads keys, connects `attach` (given by
+    whoever composes the process: the agents' room) and syncs in the background until `stop`;
+    a sync loop that ends with an error is reported to `on_failure`.
     """
-    client = new_client(settings)
-    own_service = service is None
-    try:
+
+    name = CHANNEL
+    needs_lease = True  # one sync stream and one device per account
+
+    def __init__(
+        self,
+        settings: Settings,
+        service: ConversationService,
+        *,
+        attach: Callable[[MatrixRunner], Awaitable[Stopper]] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.service = service
+        self._attach = attach
+        self._detach: Stopper | None = None
+        self.client: Any = None
+        self.channel: MatrixChannel | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @staticmethod
+    def configured(settings: Settings) -> bool:
+        return bool(settings.matrix_homeserver)
+
+    @staticmethod
+    def configuration_problem(settings: Settings) -> str | None:
+        return configuration_problem(settings)
+
+    @property
+    def detail(self) -> str | None:
+        return None
+
+    async def start(self, on_failure: OnFailure) -> None:
+        settings = self.settings
+        client = self.client = new_client(settings)
         session = await log_in(client, settings)
         log.info("logged in as %s, device %s", session.user_id, session.device_id)
         if client.should_upload_keys:  # so users can encrypt for the bot before its first reply
             await client.keys_upload()
-        if service is None:
-            service = await build_service(settings)
         relogin = None
         if settings.matrix_password is not None:
 
@@ -680,36 +750,44 @@ async def serve(
                     client.access_token,
                 ).save(settings.matrix_store_dir / SESSION_FILE)
 
-        channel = MatrixChannel(
-            client, service, allowed=allowed_rooms(settings.matrix_allowed_rooms), relogin=relogin
+        store = settings.matrix_store_dir
+        self.channel = MatrixChannel(
+            client,
+            self.service,
+            allowed=allowed_rooms(settings.matrix_allowed_rooms),
+            relogin=relogin,
+            direct_rooms=store / DIRECT_ROOMS_FILE if store else None,
         )
-        # Agents' answers to Matrix users, the agents' room (imported here: it imports us).
-        from bot.agents.matrix import connect_agents
+        if self._attach is not None:
+            self._detach = await self._attach(self)
+        self._task = asyncio.create_task(self.channel.run(), name=CHANNEL)
 
-        await connect_agents(channel, settings)
-        if on_ready is not None:
-            on_ready()
-        await channel.run()
-    finally:
-        if service is not None:
-            from bot.agents.matrix import disconnect_agents
+        def ended(task: asyncio.Task[None]) -> None:
+            if not task.cancelled():
+                on_failure(task.exception() or RuntimeError("the Matrix channel ended"))
 
-            disconnect_agents(service)
-        if own_service and service is not None:
-            await service.close()
-        await client.close()
+        self._task.add_done_callback(ended)
 
+    async def stop(self, within: float) -> None:
+        # Cancelling ends the sync; the channel then lets its answers under way finish.
+        try:
+            if self._task is not None:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(self._task, within)
+        finally:
+            if self._detach is not None:
+                await self._detach(within)
+            if self.client is not None:
+                await self.client.close()
 
-def run_matrix(settings: Settings) -> int:
-    """`lotse matrix`: only the Matrix channel (and the periodic jobs), no HTTP server; run
-    until SIGINT/SIGTERM. Exit code 2 for settings that cannot work, 1 when login fails."""
-    problem = configuration_problem(settings)
-    if problem:
-        print(problem, file=sys.stderr)
-        return 2
-    from bot.serve.process import run_serve
-
-    return run_serve(settings, only="matrix", http=False)
+    async def send(self, user: str, replies: list[Reply]) -> None:
+        """To the user's direct chat (LookupError without one)."""
+        assert self.channel is not None
+        room = self.channel.rooms.find(user)
+        if room is None:
+            raise LookupError("no direct chat with this Matrix user")
+        await self.channel.send(room, replies, uuid.uuid4().hex)
 
 
 def configuration_problem(settings: Settings) -> str | None:

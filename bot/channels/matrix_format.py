@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bot.conversation import COMMANDS
+from bot.commands import COMMANDS
 from bot.engine.decision import Reply
 from bot.understanding.normalize import normalize
 

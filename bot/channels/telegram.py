@@ -22,11 +22,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextlib import suppress
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from telegram import Bot, BotCommand, CallbackQuery, Chat, Update, User
@@ -46,18 +45,15 @@ from telegram.ext import (
     filters,
 )
 
+from bot.channels.base import OnFailure, Stopper
 from bot.channels.telegram_format import button_owner, option_for, render_reply
+from bot.commands import COMMANDS, menu
 from bot.config import Settings
-from bot.conversation import COMMANDS, ConversationService, Inbound
+from bot.conversation import ConversationService, Inbound
 from bot.engine.decision import Reply
-from bot.engine.state import ConversationState, Option
 from bot.i18n import SOURCE_LOCALE, SUPPORTED_LOCALES, Translator, pick_locale, translator
 from bot.locks import KeyedLocks
 from bot.retry import Backoff, retry
-from bot.storage.store import SavedConversation
-
-if TYPE_CHECKING:  # the agents' glue imports this module
-    from bot.agents.desk import Desk
 
 CHANNEL = "telegram"
 # What Telegram allows in a `t.me/<bot>?start=PAYLOAD` deep link.
@@ -79,18 +75,7 @@ AppHook = Callable[[AnyApplication], Coroutine[Any, Any, None]]
 
 def command_menu(tr: Translator) -> list[BotCommand]:
     """The command menu next to the input field, in one language."""
-    _ = tr.gettext
-    descriptions = {
-        "start": _("Gespräch beginnen oder fortsetzen"),
-        "neu": _("Von vorne anfangen"),
-        "pruefen": _("Verbindung zum Mailserver testen"),
-        "mensch": _("Mit einem Menschen sprechen"),
-        "hilfe": _("Was ich kann und wie Sie mit mir schreiben"),
-        "loeschen": _("Meine gespeicherten Daten löschen"),
-        "sprache": _("Sprache wählen"),
-        "bot": _("Vom Helpdesk zurück zu Lotse"),
-    }
-    return [BotCommand(command, descriptions[command]) for command in COMMANDS]
+    return [BotCommand(name, description) for name, description in menu(tr)]
 
 
 def conversation_key(chat: Chat, user: User) -> str:
@@ -250,13 +235,11 @@ class TelegramChannel:
             await with_retries(partial(query.answer, text))
             return
         key = conversation_key(message.chat, user)
-        saved = await self.service.store.conversation(CHANNEL, key)
-        state = _state(saved)
-        offered: Sequence[Option] = state.options if state else ()
-        option = option_for(data, offered, saved.version if saved else 0, _owner(key))
+        offered, version = await self.service.options_for(CHANNEL, key)
+        option = option_for(data, offered, version, _owner(key))
         if option is None:
             # A button of an earlier question, or one pressed twice: say so, and take it away.
-            tr = self._translator(state, user.language_code)
+            tr = await self.service.translator_for(CHANNEL, key, user.language_code)
             text = tr.gettext(
                 "Diese Schaltfläche ist nicht mehr aktuell. "
                 "Bitte antworten Sie auf meine letzte Frage."
@@ -274,8 +257,7 @@ class TelegramChannel:
         message, user = update.message, update.effective_user
         assert message is not None and user is not None
         key = conversation_key(message.chat, user)
-        saved = await self.service.store.conversation(CHANNEL, key)
-        tr = self._translator(_state(saved), user.language_code)
+        tr = await self.service.translator_for(CHANNEL, key, user.language_code)
         text = tr.gettext(
             "Bilder, Dateien und Sprachnachrichten kann ich leider nicht ansehen. "
             "Bitte beschreiben Sie mir in Worten, wo Sie gerade stehen."
@@ -316,7 +298,7 @@ class TelegramChannel:
         to a user marked as blocked.
         """
         if isinstance(chat, int):
-            if await self.service.store.is_blocked(CHANNEL, user):
+            if await self.service.is_blocked(CHANNEL, user):
                 log.info("not sending to a user who blocked the bot")
                 return
             chat_id, private = chat, chat > 0
@@ -324,7 +306,7 @@ class TelegramChannel:
             chat_id, private = chat.id, chat.type == ChatType.PRIVATE
         # Buttons carry the conversation's version, so a tap can tell an old question.
         asks = any(reply.options for reply in replies)
-        version = await self.service.store.saved_version(CHANNEL, user) if asks else 0
+        version = await self.service.saved_version(CHANNEL, user) if asks else 0
         try:
             for reply in replies:
                 for message in render_reply(reply, version, owner=_owner(user)):
@@ -349,7 +331,7 @@ class TelegramChannel:
         except Forbidden:
             if private:
                 log.info("the user blocked the bot; marking them")
-                await self.service.store.mark_blocked(CHANNEL, user)
+                await self.service.mark_blocked(CHANNEL, user)
             else:
                 log.warning("the bot may not write in group %s any more", chat_id)
 
@@ -357,15 +339,6 @@ class TelegramChannel:
         # "message is not modified" (already gone) or "not found" (deleted): nothing to do.
         with suppress(BadRequest):
             await with_retries(lambda: query.edit_message_reply_markup(reply_markup=None))
-
-    def _translator(self, state: ConversationState | None, language_code: str | None) -> Translator:
-        if state is not None:
-            return translator(state.locale)
-        return translator(pick_locale(language_code, self.service.default_locale))
-
-
-def _state(saved: SavedConversation | None) -> ConversationState | None:
-    return ConversationState.from_json(saved.state) if saved and saved.state else None
 
 
 # --- running it ----------------------------------------------------------------------------
@@ -400,40 +373,79 @@ def build_application(
 
 
 class TelegramRunner:
-    """The Telegram channel on the caller's event loop, with the conversation service it is
-    given (`lotse serve` shares one service between all channels).
+    """The Telegram channel (`bot.channels.base.Channel`) on the caller's event loop, with the
+    conversation service it is given (`lotse serve` shares one service between all channels).
 
     `start` connects (getMe), installs the handlers, sets the command menu and starts long
     polling or the webhook listener; `stop` stops taking updates, lets the updates under way
-    finish for up to `within` seconds, and shuts the application down.
+    finish for up to `within` seconds, and shuts the application down. `attach` (given by
+    whoever composes the process: the agents' group) is connected before updates flow; the
+    stopper it returns is called on `stop`.
     """
 
-    def __init__(self, settings: Settings, service: ConversationService) -> None:
+    name = CHANNEL
+    needs_lease = False  # a webhook may go to any instance
+
+    def __init__(
+        self,
+        settings: Settings,
+        service: ConversationService,
+        *,
+        attach: Callable[[AnyApplication, TelegramChannel], Stopper | None] | None = None,
+    ) -> None:
         self.settings = settings
         self.app = build_application(settings)
         self.channel = TelegramChannel(
             service, allowed_groups=allowed_groups(settings.telegram_allowed_groups)
         )
         self.channel.install(self.app)
-        self.desk: Desk | None = None
+        self._attach = attach
+        self._detach: Stopper | None = None
+
+    @staticmethod
+    def configured(settings: Settings) -> bool:
+        return settings.telegram_token is not None and bool(
+            settings.telegram_token.get_secret_value()
+        )
+
+    @staticmethod
+    def configuration_problem(settings: Settings) -> str | None:
+        if not TelegramRunner.configured(settings):
+            return "LOTSE_TELEGRAM_TOKEN fehlt / is not set (the token from @BotFather)."
+        try:
+            allowed_groups(settings.telegram_allowed_groups)
+        except ValueError:
+            return "LOTSE_TELEGRAM_ALLOWED_GROUPS: comma-separated chat ids, e.g. -1001234567890."
+        if settings.telegram_webhook_url:
+            secret = settings.telegram_webhook_secret
+            if secret is None or not WEBHOOK_SECRET.fullmatch(secret.get_secret_value()):
+                return (
+                    "LOTSE_TELEGRAM_WEBHOOK_SECRET is required with LOTSE_TELEGRAM_WEBHOOK_URL: "
+                    "1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram sends it with every "
+                    "update)."
+                )
+        return None
 
     @property
     def mode(self) -> str:
         return "webhook" if self.settings.telegram_webhook_url else "polling"
 
     @property
+    def detail(self) -> str | None:
+        return self.mode
+
+    @property
     def running(self) -> bool:
         updater = self.app.updater
         return self.app.running and updater is not None and updater.running
 
-    async def start(self) -> None:
+    async def start(self, on_failure: OnFailure | None = None) -> None:
+        # python-telegram-bot retries polling itself; a failure shows when starting.
         settings, app = self.settings, self.app
         await app.initialize()
         await self.channel.register_commands(app.bot)
-        # Agents' answers to Telegram users, the agents' group (imported here: it imports us).
-        from bot.agents.telegram import connect_agents
-
-        self.desk = connect_agents(app, self.channel, settings)
+        if self._attach is not None:
+            self._detach = self._attach(app, self.channel)
         await app.start()
         assert app.updater is not None
         if settings.telegram_webhook_url:
@@ -459,36 +471,11 @@ class TelegramRunner:
         except TimeoutError:
             log.warning("Telegram updates still under way after %.0f s; stopping anyway", within)
         finally:
-            if self.desk is not None:  # what waits for the agents' group: at the next start
-                await self.desk.stop_delivery(CHANNEL, within)
+            if self._detach is not None:  # what waits for the agents' group: at the next start
+                await self._detach(within)
             with suppress(Exception):  # shutting down after a failed start may fail again
                 await app.shutdown()
 
-
-def run_telegram(settings: Settings) -> int:
-    """`lotse telegram`: only the Telegram channel (and the periodic jobs), no HTTP server;
-    run until SIGINT/SIGTERM. Exit code 2 for a setting that cannot work."""
-    problem = _configuration_problem(settings)
-    if problem:
-        print(problem, file=sys.stderr)
-        return 2
-    from bot.serve.process import run_serve
-
-    return run_serve(settings, only="telegram", http=False)
-
-
-def _configuration_problem(settings: Settings) -> str | None:
-    if settings.telegram_token is None or not settings.telegram_token.get_secret_value():
-        return "LOTSE_TELEGRAM_TOKEN fehlt / is not set (the token from @BotFather)."
-    try:
-        allowed_groups(settings.telegram_allowed_groups)
-    except ValueError:
-        return "LOTSE_TELEGRAM_ALLOWED_GROUPS: comma-separated chat ids, e.g. -1001234567890."
-    if settings.telegram_webhook_url:
-        secret = settings.telegram_webhook_secret
-        if secret is None or not WEBHOOK_SECRET.fullmatch(secret.get_secret_value()):
-            return (
-                "LOTSE_TELEGRAM_WEBHOOK_SECRET is required with LOTSE_TELEGRAM_WEBHOOK_URL: "
-                "1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram sends it with every update)."
-            )
-    return None
+    async def send(self, user: str, replies: list[Reply]) -> None:
+        # The user's private chat, or the group a group conversation is in.
+        await self.channel.send(self.app.bot, chat_of(user), user, replies)

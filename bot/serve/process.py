@@ -36,44 +36,33 @@ from functools import partial
 from aiohttp import web
 
 from bot.app import build_service
+from bot.channels.base import Channel, Stopper
+from bot.channels.telegram import TelegramRunner
 from bot.config import Settings
 from bot.conversation import ConversationService
 from bot.logs import configure_logging
+from bot.serve.channels import BUILDERS, configured_channels, kind
 from bot.serve.health import ChannelStatus, Health
 from bot.serve.http import build_http_app
 from bot.serve.jobs import Job, JobRunner, instance_id
-from bot.serve.leader import ChannelLease, Leader, LeaseTiming, Stopper
-from bot.serve.stranded import start_answering_stranded, sweep_job
+from bot.serve.leader import ChannelLease, Leader, LeaseTiming
+from bot.serve.stranded import sweep_job
 
 log = logging.getLogger(__name__)
 
 DRAIN_SECONDS = 8.0  # for the channels' updates and the turns in flight, together
 JOBS_GRACE_SECONDS = 1.0  # then running jobs are cancelled (their leases come back)
-CHANNELS = ("telegram", "matrix")
-MATRIX_LEASE = "channel:matrix"
 MATRIX_LEASE_TIMING = LeaseTiming()
-
-
-def configured_channels(settings: Settings) -> list[str]:
-    configured = []
-    if settings.telegram_token is not None and settings.telegram_token.get_secret_value():
-        configured.append("telegram")
-    if settings.matrix_homeserver:
-        configured.append("matrix")
-    return configured
 
 
 def configuration_problems(settings: Settings, channels: list[str]) -> list[str]:
     """Settings that cannot work, for the channels that would run and the ticket mail and
     hand-back links (checked before anything starts, so a typo ends with exit code 2 and a
     message instead of a traceback from a half-started process)."""
-    from bot.channels.matrix import configuration_problem as matrix_problem
-    from bot.channels.telegram import _configuration_problem as telegram_problem
     from bot.tickets.links import secret_problem
     from bot.tickets.smtp import SmtpUrlError, parse_smtp_url
 
-    checks = {"telegram": telegram_problem, "matrix": matrix_problem}
-    problems = [problem for name in channels if (problem := checks[name](settings))]
+    problems = [p for name in channels if (p := kind(name).configuration_problem(settings))]
     if settings.smtp_url is not None:
         try:
             parse_smtp_url(settings.smtp_url.get_secret_value())
@@ -86,11 +75,11 @@ def configuration_problems(settings: Settings, channels: list[str]) -> list[str]
 
 def periodic_jobs(settings: Settings, service: ConversationService) -> list[Job]:
     """The jobs every instance offers to run (leases decide which instance does)."""
-    from bot.tickets.jobs import ticket_jobs
+    from bot.serve.ticket_jobs import ticket_jobs
 
     jobs = ticket_jobs(settings, service)
-    if "telegram" in configured_channels(settings):
-        jobs.append(sweep_job(service, "telegram"))
+    if TelegramRunner.configured(settings):  # Matrix's homeserver sends them again itself
+        jobs.append(sweep_job(service, TelegramRunner.name))
     return jobs
 
 
@@ -112,83 +101,34 @@ class ChannelRunner:
         self.failed.set()
 
 
-async def _start_telegram(
-    settings: Settings, service: ConversationService, runner: ChannelRunner
-) -> Stopper:
-    from bot.channels.telegram import TelegramRunner
-
-    telegram = TelegramRunner(settings, service)
-    stop_stranded: Stopper | None = None
-
-    async def stop(within: float) -> None:
-        if stop_stranded is not None:
-            await stop_stranded(within)
-        await telegram.stop(within)
-
-    try:
-        await telegram.start()
-    except Exception as error:
-        runner.fail(error)
-        await telegram.stop(0.1)
-        return stop
-    runner.status.state, runner.status.detail = "running", telegram.mode
-    stop_stranded = start_answering_stranded(service, "telegram")
-    return stop
-
-
-async def _start_matrix(
-    settings: Settings, service: ConversationService, runner: ChannelRunner
-) -> Stopper:
-    from bot.channels import matrix
-
-    stop_outbox: Stopper | None = None
-
-    def ready() -> None:
-        nonlocal stop_outbox
-        runner.status.state = "running"
-        stop_outbox = _deliver_matrix_outbox(service)
-
-    task = asyncio.create_task(matrix.serve(settings, service, on_ready=ready), name="matrix")
-
-    def ended(task: asyncio.Task[None]) -> None:
-        if task.cancelled():
-            return
-        error = task.exception()
-        runner.fail(error or RuntimeError("the Matrix channel ended"))
-
-    task.add_done_callback(ended)
-
-    async def stop(within: float) -> None:
-        # Cancelling ends the sync; the channel then lets its answers under way finish.
-        if stop_outbox is not None:
-            await stop_outbox(within)
-        task.cancel()
-        with suppress(asyncio.CancelledError, Exception):
-            await asyncio.wait_for(task, within)
-
-    return stop
-
-
-def _deliver_matrix_outbox(service: ConversationService) -> Stopper | None:
-    """While Matrix runs here: deliver what this and other instances queued for Matrix users
-    and the Matrix agents' room (bot/tickets/channel_outbox.py)."""
-    from bot.agents.desk import Desk
-
-    if service.tickets is None:
-        return None
-    return Desk.for_service(service).deliver("matrix")
-
-
-async def _lead_matrix(
+async def _start(
+    build: Callable[[Settings, ConversationService], Channel],
     settings: Settings,
     service: ConversationService,
     runner: ChannelRunner,
-    lease: ChannelLease,
 ) -> Stopper:
-    """Matrix under its lease: running here, or standing by while another instance runs it."""
-    leader = Leader(
-        lease, runner.status, partial(_start_matrix, settings, service, runner), runner.failed
-    )
+    """Start one channel; its stopper. A channel that cannot start is reported failed."""
+    channel = build(settings, service)
+    try:
+        await channel.start(runner.fail)
+    except asyncio.CancelledError:  # stopped while connecting
+        await channel.stop(0.1)
+        raise
+    except Exception as error:
+        runner.fail(error)
+        await channel.stop(0.1)
+        return channel.stop
+    if runner.status.state != "failed":
+        runner.status.state, runner.status.detail = "running", channel.detail
+    return channel.stop
+
+
+async def _lead(
+    start: Callable[[], Awaitable[Stopper]], runner: ChannelRunner, lease: ChannelLease
+) -> Stopper:
+    """A channel under its lease: running here, or standing by while another instance runs
+    it."""
+    leader = Leader(lease, runner.status, start, runner.failed)
     leader.begin()
     return leader.stop
 
@@ -231,14 +171,14 @@ async def serve(
     runners = [ChannelRunner(name, health.channel(name)) for name in names]
     stoppers: list[Stopper] = []
     exit_code = 0
-    lease = ChannelLease(service.store, MATRIX_LEASE, holder, matrix_lease)
-    starters: dict[
-        str, Callable[[Settings, ConversationService, ChannelRunner], Awaitable[Stopper]]
-    ]
-    starters = {"telegram": _start_telegram, "matrix": partial(_lead_matrix, lease=lease)}
     try:
         for runner in runners:
-            stoppers.append(await starters[runner.name](settings, service, runner))
+            start = partial(_start, BUILDERS[runner.name], settings, service, runner)
+            if kind(runner.name).needs_lease:
+                lease = ChannelLease(service.store, f"channel:{runner.name}", holder, matrix_lease)
+                stoppers.append(await _lead(start, runner, lease))
+            else:
+                stoppers.append(await start())
         log.info(
             "serving: channels %s; HTTP %s; jobs %s",
             ", ".join(f"{r.name} ({r.status.detail or r.status.state})" for r in runners)

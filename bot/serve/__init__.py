@@ -1,0 +1,1 @@
+"""`lotse serve`: the process, the channels it runs, HTTP, health, jobs (room: process)."""
