@@ -1,17 +1,28 @@
-"""Wiring: settings -> knowledge base, store, understanding -> conversation service."""
+"""The composition root (room: wiring): settings -> knowledge registry, store, understanding,
+conversation service with its action handlers (profiles, check, tickets with links) -> `App`.
+
+Each part gets what it needs through its constructor; only the tickets are linked back to the
+conversation service they relay to (`TicketService.attach`). A knowledge reload has one
+subscriber here (the understander); the check, profiles and tickets read the current knowledge
+through a callable.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 
 from bot.check.handler import CheckActionHandler
 from bot.config import Settings
 from bot.conversation import ConversationService
-from bot.engine.decision import RunCheck, SendProfile
+from bot.engine.decision import RunCheck
 from bot.knowledge.base import KnowledgeBase
-from bot.knowledge.registry import KnowledgeRegistry, ReloadOutcome
+from bot.knowledge.registry import KnowledgeRegistry
 from bot.profiles.handler import ProfileHandler
 from bot.storage.store import Store
+from bot.storage.tables import utcnow
 from bot.tickets.links import HandoffLinks, secret_problem
 from bot.tickets.records import MailSettings
 from bot.tickets.service import TicketService
@@ -39,57 +50,86 @@ def build_understander(settings: Settings, knowledge: KnowledgeBase) -> Understa
     return LexiconUnderstander(knowledge)
 
 
-async def build_service(settings: Settings) -> ConversationService:
-    """Load and validate the knowledge base (raises KnowledgeError), open the store."""
-    registry = KnowledgeRegistry.load(settings.knowledge_dir)
-    understander = build_understander(settings, registry.current)
-    store = await Store.open(settings.database_url)
-    service = ConversationService(store, registry, understander, default_locale=settings.locale)
-    service.register(
-        SendProfile,
-        ProfileHandler(
-            lambda: service.knowledge.server,
-            signing_certificate=settings.profile_signing_certificate,
-            signing_key=settings.profile_signing_key,
-        ),
-    )
-    check = CheckActionHandler(
-        registry.current, timeout=settings.check_timeout, ca_file=settings.check_ca_file
-    )
-    service.register(RunCheck, check)
+@dataclass
+class App:
+    """Everything one process serves with, built once from the settings (`build_app`):
+    `lotse serve`, the CLI commands and the tests all start here."""
 
-    def follow_reloads(_outcome: ReloadOutcome, current: KnowledgeBase) -> None:
-        understander.use_knowledge(current)
-        check.knowledge = current  # the check reaches only the endpoints in the knowledge base
+    settings: Settings
+    registry: KnowledgeRegistry
+    store: Store
+    understander: Understander
+    service: ConversationService
+    tickets: TicketService
+    check: CheckActionHandler | None
 
-    registry.on_reload(follow_reloads)
-    build_tickets(settings, service)
-    service.watch_knowledge()
-    return service
+    async def close(self) -> None:
+        await self.service.close()  # stops following the knowledge, closes the store
 
 
-def build_tickets(settings: Settings, service: ConversationService) -> TicketService:
-    """Tickets for hand-over to agents; mail when LOTSE_HELPDESK_EMAIL and LOTSE_SMTP_URL are
-    set, hand-back links when LOTSE_HANDOFF_SECRET is (and strong enough)."""
+async def build_app(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    clock: Callable[[], datetime] = utcnow,
+    check: bool = True,
+) -> App:
+    """Load and validate the knowledge base (raises KnowledgeError), open the store (unless
+    one is given), and build each part through its constructor. Tests may give a store, pin
+    the clock the tickets read, or leave the connection check out."""
     problem = secret_problem(settings)
     if problem is not None:
         raise ConfigurationError(problem)
-    mail = mail_settings(settings, service.knowledge.helpdesk.timezone)
+    registry = KnowledgeRegistry.load(settings.knowledge_dir)
+    understander = build_understander(settings, registry.current)
+    store = store or await Store.open(settings.database_url)
+    profiles = ProfileHandler(
+        lambda: registry.current.server,
+        signing_certificate=settings.profile_signing_certificate,
+        signing_key=settings.profile_signing_key,
+    )
+    service = ConversationService(
+        store, registry, understander, default_locale=settings.locale, profiles=profiles
+    )
+    checker = None
+    if check:
+        # It reads the knowledge at every check: only the endpoints in service are reached.
+        checker = CheckActionHandler(
+            lambda: registry.current, timeout=settings.check_timeout, ca_file=settings.check_ca_file
+        )
+        service.register(RunCheck, checker)
+    # The one subscriber to follow a reload; everything else reads `registry.current`.
+    registry.on_reload(lambda _outcome, current: understander.use_knowledge(current))
+    tickets = build_tickets(settings, store, lambda: registry.current, clock=clock)
+    tickets.attach(service)  # the one link back: tickets relay to and resume conversations
+    service.watch_knowledge()
+    return App(settings, registry, store, understander, service, tickets, checker)
+
+
+def build_tickets(
+    settings: Settings,
+    store: Store,
+    knowledge: Callable[[], KnowledgeBase],
+    *,
+    clock: Callable[[], datetime] = utcnow,
+) -> TicketService:
+    """Tickets for hand-over to agents; mail when LOTSE_HELPDESK_EMAIL and LOTSE_SMTP_URL are
+    set, hand-back links when LOTSE_HANDOFF_SECRET is (and strong enough)."""
+    mail = mail_settings(settings, knowledge().helpdesk.timezone)
     if settings.helpdesk_email and mail is None:
         log.warning(
             "LOTSE_HELPDESK_EMAIL is set but LOTSE_SMTP_URL is not: no ticket mail is queued "
             "(transcripts would pile up unsent)"
         )
-    tickets = TicketService(service.store, lambda: service.knowledge, mail=mail)
+    links = None
     if settings.handoff_secret is not None and settings.handoff_secret.get_secret_value():
-        tickets.links = HandoffLinks(
-            service.store,
+        links = HandoffLinks(
+            store,
             settings.handoff_secret.get_secret_value(),
             days=settings.handoff_link_days,
             mail=mail,
         )
-    tickets.attach(service)
-    return tickets
+    return TicketService(store, knowledge, mail=mail, links=links, clock=clock)
 
 
 def mail_settings(settings: Settings, timezone: str) -> MailSettings | None:

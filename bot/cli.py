@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot.app import ConfigurationError, build_service
+from bot.app import ConfigurationError, build_app
 from bot.channels.console import ConsoleChannel
 from bot.config import Settings
 from bot.engine.render import guide_text, settings_text
@@ -169,14 +169,14 @@ def run_channel(settings: Settings, name: str) -> int:
 
 
 async def _chat(settings: Settings, args: argparse.Namespace) -> int:
-    service = await build_service(settings)
+    app = await build_app(settings)
     try:
         channel = ConsoleChannel(
-            service, user=args.user or getpass.getuser(), as_json=args.json, locale=args.locale
+            app.service, user=args.user or getpass.getuser(), as_json=args.json, locale=args.locale
         )
         await channel.run()
     finally:
-        await service.close()
+        await app.close()
     return 0
 
 

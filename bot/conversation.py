@@ -97,6 +97,7 @@ class ConversationService:
         understander: Understander,
         *,
         default_locale: str = "de",
+        profiles: ProfileHandler | None = None,
     ) -> None:
         self.store = store
         self.registry = (
@@ -108,8 +109,8 @@ class ConversationService:
         self._watcher: asyncio.Task[None] | None = None
         self.default_locale = default_locale
         self._handlers: dict[type, ActionHandler] = {}
-        # Profiles need no outside service; `register` may replace this (e.g. with signing).
-        self.register(SendProfile, ProfileHandler(lambda: self.knowledge.server))
+        # Profiles need no outside service; the app gives one that signs them.
+        self.register(SendProfile, profiles or ProfileHandler(lambda: self.knowledge.server))
         # One turn at a time per user; different users run concurrently.
         self._locks: KeyedLocks[tuple[str, str]] = KeyedLocks()
         # Hand-over to agents; set by TicketService.attach (without it: helpdesk contact).

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from bot.app import build_service
+from bot.app import build_app
 from bot.channels.matrix import DRAIN_SECONDS as MATRIX_DRAIN_SECONDS
 from bot.config import Settings
 from bot.conversation import ConversationService, Inbound
@@ -201,8 +201,10 @@ def attach_tickets(
     """Tickets (mail to the helpdesk queue, hand-back links) on a conversation service, with
     the clock pinned: what users are told depends on the helpdesk's hours."""
     mail = MailSettings(recipient=HELPDESK_QUEUE, sender=MAIL_FROM)
-    tickets = TicketService(service.store, lambda: service.knowledge, mail=mail, clock=clock)
-    tickets.links = HandoffLinks(service.store, LINK_SECRET, days=14, mail=mail)
+    links = HandoffLinks(service.store, LINK_SECRET, days=14, mail=mail)
+    tickets = TicketService(
+        service.store, lambda: service.knowledge, mail=mail, links=links, clock=clock
+    )
     tickets.attach(service)
     return tickets
 
@@ -218,7 +220,7 @@ async def serve_matrix(
     Without `service` one is built from the settings and closed at the end."""
     own_service = service is None
     if service is None:
-        service = await build_service(settings)
+        service = (await build_app(settings)).service
     channel = matrix_with_agents(settings, service)
     failed: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
 

@@ -17,7 +17,7 @@ from pydantic import SecretStr
 
 from bot.agents.desk import Desk
 from bot.agents.matrix import privileged_creators
-from bot.app import build_service
+from bot.app import build_app
 from bot.channels.matrix import DIRECT_ROOMS_FILE
 from bot.config import Settings
 from bot.serve.process import serve as serve_all
@@ -250,7 +250,8 @@ async def test_a_stopped_matrix_channel_sends_nothing_more_through_its_closed_cl
     # room must go through the channel outbox again, not to this process's closed client.
     lotse = synapse_server.new_account("lotse")
     agents_room = (await bert.client.room_create(name="Helpdesk", invite=[lotse.user_id])).room_id
-    service = await build_service(bot_settings(synapse_server, lotse, agents_room, tmp_path))
+    app = await build_app(bot_settings(synapse_server, lotse, agents_room, tmp_path))
+    service = app.service
     assert service.tickets is not None
     desk = Desk.for_service(service)
     ready = asyncio.Event()

@@ -24,7 +24,9 @@ async def checked(
     # The real guides, with the loopback mail servers as the server.
     ours = dataclasses.replace(knowledge, server=mail_servers.good_server())
     service = ConversationService(await Store.open(sqlite_url), ours, LexiconUnderstander(ours))
-    service.register(RunCheck, CheckActionHandler(ours, timeout=5.0, ca_file=mail_servers.pki.ca))
+    service.register(
+        RunCheck, CheckActionHandler(lambda: ours, timeout=5.0, ca_file=mail_servers.pki.ca)
+    )
     yield service
     await service.close()
 

@@ -75,7 +75,9 @@ def checker() -> FakeChecker:
 
 @pytest.fixture
 def handler(knowledge: KnowledgeBase, clock: Clock, checker: FakeChecker) -> CheckActionHandler:
-    return CheckActionHandler(knowledge, timeout=3.0, ca_file=None, clock=clock, checker=checker)
+    return CheckActionHandler(
+        lambda: knowledge, timeout=3.0, ca_file=None, clock=clock, checker=checker
+    )
 
 
 def text(replies: list[Reply]) -> str:
@@ -175,7 +177,9 @@ async def test_an_error_points_the_user_to_the_helpdesk(
     knowledge: KnowledgeBase, clock: Clock
 ) -> None:
     failing = FakeChecker((Finding("unreachable", "error", ("CONN",), {"detail": "refused"}),))
-    handler = CheckActionHandler(knowledge, timeout=3, ca_file=None, clock=clock, checker=failing)
+    handler = CheckActionHandler(
+        lambda: knowledge, timeout=3, ca_file=None, clock=clock, checker=failing
+    )
     (reply,) = await handler(RunCheck(), context())
     assert "❌ IMAP: Port 993 (SSL/TLS): nicht erreichbar" in reply.text
     assert knowledge.helpdesk.email in reply.text
@@ -187,7 +191,9 @@ async def test_a_crashing_check_gives_a_friendly_answer(
     async def broken(server: Server, seconds: float, ca_file: Path | None) -> CheckReport:
         raise RuntimeError("boom")
 
-    handler = CheckActionHandler(knowledge, timeout=3, ca_file=None, clock=clock, checker=broken)
+    handler = CheckActionHandler(
+        lambda: knowledge, timeout=3, ca_file=None, clock=clock, checker=broken
+    )
     (reply,) = await handler(RunCheck(), context())
     assert reply.text.startswith("Der Verbindungstest selbst ist leider fehlgeschlagen.")
 
@@ -213,7 +219,7 @@ async def test_the_handler_checks_the_real_servers_from_the_knowledge_base(
         faq=knowledge.faq,
         revision="test",
     )
-    handler = CheckActionHandler(ours, timeout=5.0, ca_file=mail_servers.pki.ca)
+    handler = CheckActionHandler(lambda: ours, timeout=5.0, ca_file=mail_servers.pki.ca)
     ctx = context()
     (reply,) = await handler(RunCheck(), ctx)
     lines = reply.text.splitlines()

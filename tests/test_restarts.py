@@ -120,7 +120,7 @@ async def checking_service(url: str, knowledge: KnowledgeBase) -> ConversationSe
     """An instance as `lotse serve` builds it: a connection check (of `knowledge`'s server,
     waiting up to a minute) and tickets."""
     service = ConversationService(await Store.open(url), knowledge, LexiconUnderstander(knowledge))
-    service.register(RunCheck, CheckActionHandler(knowledge, timeout=60, ca_file=None))
+    service.register(RunCheck, CheckActionHandler(lambda: knowledge, timeout=60, ca_file=None))
     attach_tickets(service)
     return service
 

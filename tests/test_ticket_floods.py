@@ -156,7 +156,9 @@ async def broken_server(
     server = mail_servers.server(("imap", mail_servers.postfix.expired, "tls", LOCAL))
     ours = dataclasses.replace(knowledge, server=server)
     service = ConversationService(await Store.open(sqlite_url), ours, LexiconUnderstander(ours))
-    service.register(RunCheck, CheckActionHandler(ours, timeout=5.0, ca_file=mail_servers.pki.ca))
+    service.register(
+        RunCheck, CheckActionHandler(lambda: ours, timeout=5.0, ca_file=mail_servers.pki.ca)
+    )
     clock = StepClock()
     tickets = with_tickets(service, clock)
     yield service, tickets, clock
@@ -208,7 +210,7 @@ async def test_an_incident_ends_when_nobody_reported_it_for_a_while_or_the_serve
 
     # The server is repaired: a check finds it healthy, and the next outage is a new incident.
     repaired = dataclasses.replace(knowledge, server=mail_servers.good_server())
-    handler = CheckActionHandler(repaired, timeout=5.0, ca_file=mail_servers.pki.ca)
+    handler = CheckActionHandler(lambda: repaired, timeout=5.0, ca_file=mail_servers.pki.ca)
     service.register(RunCheck, handler)
     healthy = Chat(service, user="user-3")
     await healthy.command("pruefen")
@@ -216,7 +218,7 @@ async def test_an_incident_ends_when_nobody_reported_it_for_a_while_or_the_serve
     service.register(
         RunCheck,
         CheckActionHandler(
-            dataclasses.replace(
+            lambda: dataclasses.replace(
                 knowledge,
                 server=mail_servers.server(("imap", mail_servers.postfix.expired, "tls", LOCAL)),
             ),
@@ -240,7 +242,7 @@ async def test_users_checking_at_once_on_two_instances_during_an_outage_open_one
     for migrate in (True, False):  # two `lotse serve` instances on one PostgreSQL
         store = await Store.open(postgres_url, migrate=migrate)
         service = ConversationService(store, ours, LexiconUnderstander(ours))
-        check = CheckActionHandler(ours, timeout=5.0, ca_file=mail_servers.pki.ca)
+        check = CheckActionHandler(lambda: ours, timeout=5.0, ca_file=mail_servers.pki.ca)
         service.register(RunCheck, check)
         with_tickets(service, clock)
         services.append(service)

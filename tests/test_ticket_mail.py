@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from bot import metrics
-from bot.app import build_service
+from bot.app import build_app
 from bot.config import Settings
 from bot.conversation import ConversationService
 from bot.storage.tables import OutgoingMail, utcnow
@@ -236,7 +236,7 @@ async def test_with_a_helpdesk_address_but_no_mail_server_nothing_is_queued(
         database_url=f"sqlite:///{tmp_path / 'lotse.sqlite3'}",
         helpdesk_email=HELPDESK_QUEUE,
     )
-    service = await build_service(settings)
+    service = (await build_app(settings)).service
     try:
         assert "LOTSE_SMTP_URL is not" in caplog.text
         await Chat(service).command("mensch")

@@ -25,7 +25,9 @@ async def broken_server(
     server = mail_servers.server(("imap", mail_servers.postfix.expired, "tls", LOCAL))
     ours = dataclasses.replace(knowledge, server=server)
     service = ConversationService(await Store.open(sqlite_url), ours, LexiconUnderstander(ours))
-    service.register(RunCheck, CheckActionHandler(ours, timeout=5.0, ca_file=mail_servers.pki.ca))
+    service.register(
+        RunCheck, CheckActionHandler(lambda: ours, timeout=5.0, ca_file=mail_servers.pki.ca)
+    )
     attach_tickets(service)
     yield service
     await service.close()

@@ -57,13 +57,14 @@ class _Result:
 class CheckActionHandler:
     def __init__(
         self,
-        knowledge: KnowledgeBase,
+        knowledge: Callable[[], KnowledgeBase],
         *,
         timeout: float,
         ca_file: Path | None,
         clock: Callable[[], float] = time.monotonic,
         checker: Checker = _check,
     ) -> None:
+        # Read at every check: it reaches only the endpoints in the knowledge in service now.
         self.knowledge = knowledge
         self.timeout = timeout
         self.ca_file = ca_file
@@ -103,7 +104,7 @@ class CheckActionHandler:
         except Exception:
             log.exception("connection check failed")
             metrics.ERRORS.labels("check").inc()
-            return [Reply(texts.failed_text(tr) + "\n\n" + helpdesk_text(self.knowledge, tr))]
+            return [Reply(texts.failed_text(tr) + "\n\n" + helpdesk_text(self.knowledge(), tr))]
         self._users[key] = (self.clock(), result)
         context.state.last_check = result.report.as_json()
         if action.details:
@@ -128,7 +129,7 @@ class CheckActionHandler:
         return await asyncio.shield(self._running)
 
     async def _run(self) -> _Result:
-        report = await self.checker(self.knowledge.server, self.timeout, self.ca_file)
+        report = await self.checker(self.knowledge().server, self.timeout, self.ca_file)
         metrics.CHECKS.labels(report.overall).inc()
         result = _Result(report, self.clock())
         self._shared = result
@@ -153,7 +154,7 @@ class CheckActionHandler:
         elif age >= 1:
             text = f"{text}\n{texts.cached_note(age, tr)}"
         if result.report.overall == "error":
-            text = f"{text}\n\n{helpdesk_text(self.knowledge, tr)}"
+            text = f"{text}\n\n{helpdesk_text(self.knowledge(), tr)}"
         option = Option(texts.details_option_label(tr), DETAILS_PAYLOAD)
         return Reply(text, (option,))
 

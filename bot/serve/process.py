@@ -35,7 +35,7 @@ from functools import partial
 
 from aiohttp import web
 
-from bot.app import build_service
+from bot.app import build_app
 from bot.channels.base import Channel, Stopper
 from bot.channels.telegram import TelegramRunner
 from bot.config import Settings
@@ -161,7 +161,8 @@ async def serve(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
 
-    service = await build_service(settings)
+    app = await build_app(settings)
+    service = app.service
     health = Health(settings, service)
     health.follow_reloads()
     http_runner = await _start_http(settings, health) if http else None
@@ -221,7 +222,7 @@ async def serve(
         for runner in runners:
             if runner.status.state != "failed":
                 runner.status.state = "stopped"
-        await service.close()
+        await app.close()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
         log.info("stopped")

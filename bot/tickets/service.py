@@ -62,6 +62,7 @@ class TicketService:
         knowledge: Callable[[], KnowledgeBase],
         *,
         mail: MailSettings | None = None,
+        links: HandoffLinks | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.store = store
@@ -69,7 +70,7 @@ class TicketService:
         self.knowledge = knowledge
         self.mail = mail
         self.conversation: ConversationService | None = None
-        self.links: HandoffLinks | None = None  # set when LOTSE_HANDOFF_SECRET is
+        self.links = links  # with LOTSE_HANDOFF_SECRET
         self._listeners: list[Listener] = []
         self._senders: dict[str, UserSender] = {}
 
