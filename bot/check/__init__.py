@@ -1,4 +1,5 @@
 """The connection check: test the mail server's encrypted ports and explain the result.
+Room: action handlers (below the conversation service, which calls them).
 
 `check_server` (in `checker`) is the core; `command` is `lotse check`, `handler` the chat's
 `RunCheck` service, `advice` the diagnosis of settings a user describes.

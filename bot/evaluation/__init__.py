@@ -1,0 +1,1 @@
+"""Room: tools. `lotse eval`: the conversation and redaction corpora measured."""

@@ -1,4 +1,4 @@
-"""User-facing text through gettext catalogs (Babel).
+"""User-facing text through gettext catalogs (Babel). Room: shared below every other.
 
 German is the source language: the German texts stand in the code as message ids, so they are
 reviewed together with it; `locale/en/LC_MESSAGES/lotse.po` translates every one of them.

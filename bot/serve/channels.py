@@ -1,4 +1,4 @@
-"""The chat channels `lotse serve` can run, each with what runs beside it (room: process).
+"""The chat channels `lotse serve` can run, each with what runs beside it (room: wiring).
 
 Channels (bot/channels/) know one platform; the agents' chats (bot/agents/) build on them.
 This module is where the two meet, so neither imports the other the wrong way: each channel

@@ -1,4 +1,4 @@
-"""The ticket service's periodic jobs for `lotse serve` (room: process; run through the leases
+"""The ticket service's periodic jobs for `lotse serve` (room: wiring; run through the leases
 of bot/serve/jobs.py): ticket mail, retention."""
 
 from __future__ import annotations

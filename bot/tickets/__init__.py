@@ -1,1 +1,2 @@
-"""Hand-over to helpdesk agents: tickets, ticket mail, hand-back links, retention."""
+"""Hand-over to helpdesk agents: tickets, ticket mail, hand-back links, retention.
+Room: action handlers (below the conversation service, which calls them)."""
