@@ -18,10 +18,12 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from bot.agents.desk import Desk
 from bot.agents.telegram import connect_agents
 from bot.channels.telegram import TelegramChannel, build_application
 from bot.config import Settings
 from bot.conversation import Inbound
+from bot.i18n import translator
 from bot.knowledge.loader import load_knowledge
 from bot.tickets import records
 from bot.tickets.records import MailSettings
@@ -51,7 +53,8 @@ async def measure(messages: int, database: Path) -> str:
     channel = TelegramChannel(service)
     channel.install(app)
     await app.initialize()
-    desk = connect_agents(app, channel, settings)
+    desk = Desk(tickets, service.registry, translator("de"))
+    connect_agents(app, channel, settings, desk)
     await app.start()
     try:
         await service.handle(Inbound("telegram", "1001", text="Thunderbird"))

@@ -14,26 +14,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot.agents.desk import Desk
 from bot.check.handler import CheckActionHandler
-from bot.config import Settings
+from bot.config import ConfigurationError, Settings
 from bot.conversation import ConversationService
 from bot.engine.decision import RunCheck
+from bot.i18n import translator
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.registry import KnowledgeRegistry
 from bot.profiles.handler import ProfileHandler
 from bot.storage.store import Store
 from bot.storage.tables import utcnow
 from bot.tickets.links import HandoffLinks, secret_problem
-from bot.tickets.records import MailSettings
+from bot.tickets.records import mail_settings
 from bot.tickets.service import TicketService
 from bot.understanding.lexicon import LexiconUnderstander
 from bot.understanding.types import Understander
 
 log = logging.getLogger(__name__)
-
-
-class ConfigurationError(Exception):
-    """A setting cannot work; the message says which and why."""
 
 
 def build_understander(settings: Settings, knowledge: KnowledgeBase) -> Understander:
@@ -62,6 +60,7 @@ class App:
     service: ConversationService
     tickets: TicketService
     check: CheckActionHandler | None
+    desk: Desk  # the agents' chats of every channel meet here
 
     async def close(self) -> None:
         await self.service.close()  # stops following the knowledge, closes the store
@@ -102,8 +101,9 @@ async def build_app(
     registry.on_reload(lambda _outcome, current: understander.use_knowledge(current))
     tickets = build_tickets(settings, store, lambda: registry.current, clock=clock)
     tickets.attach(service)  # the one link back: tickets relay to and resume conversations
+    desk = Desk(tickets, registry, translator(settings.locale), clock=clock)
     service.watch_knowledge()
-    return App(settings, registry, store, understander, service, tickets, checker)
+    return App(settings, registry, store, understander, service, tickets, checker, desk)
 
 
 def build_tickets(
@@ -130,13 +130,3 @@ def build_tickets(
             mail=mail,
         )
     return TicketService(store, knowledge, mail=mail, links=links, clock=clock)
-
-
-def mail_settings(settings: Settings, timezone: str) -> MailSettings | None:
-    """Where ticket mail goes; None (nothing queued) without a helpdesk address or without a
-    mail server to deliver to."""
-    if not settings.helpdesk_email or settings.smtp_url is None:
-        return None
-    return MailSettings(
-        recipient=settings.helpdesk_email, sender=settings.mail_from, timezone=timezone
-    )

@@ -11,9 +11,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot.app import ConfigurationError, build_app
+from bot.app import build_app
 from bot.channels.console import ConsoleChannel
-from bot.config import Settings
+from bot.config import ConfigurationError, Settings
 from bot.engine.render import guide_text, settings_text
 from bot.i18n import translator
 from bot.knowledge.base import KnowledgeBase

@@ -126,3 +126,7 @@ def without_password(url: str) -> str:
     user = parts.username or ""
     host = parts.netloc.rpartition("@")[2]
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+class ConfigurationError(Exception):
+    """A setting cannot work; the message says which and why."""

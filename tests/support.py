@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from bot.app import build_app
+from bot.app import App, build_app
 from bot.channels.matrix import DRAIN_SECONDS as MATRIX_DRAIN_SECONDS
 from bot.config import Settings
 from bot.conversation import ConversationService, Inbound
@@ -211,17 +211,17 @@ def attach_tickets(
 
 async def serve_matrix(
     settings: Settings,
-    service: ConversationService | None = None,
+    app: App | None = None,
     *,
     on_ready: Callable[[], None] | None = None,
 ) -> None:
     """The Matrix channel with its agents' room, as `lotse serve` builds it but alone (no
     lease, no jobs, no outbox delivery), until cancelled; raises when the channel fails.
-    Without `service` one is built from the settings and closed at the end."""
-    own_service = service is None
-    if service is None:
-        service = (await build_app(settings)).service
-    channel = matrix_with_agents(settings, service)
+    Without `app` one is built from the settings and closed at the end."""
+    own_app = app is None
+    if app is None:
+        app = await build_app(settings)
+    channel = matrix_with_agents(app)
     failed: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
 
     def fail(error: BaseException) -> None:
@@ -235,8 +235,8 @@ async def serve_matrix(
         raise await failed
     finally:
         await channel.stop(MATRIX_DRAIN_SECONDS)
-        if own_service:
-            await service.close()
+        if own_app:
+            await app.close()
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ import pytest
 from nio import RoomSendResponse  # type: ignore[import-untyped]
 from pydantic import SecretStr
 
-from bot.agents.desk import Desk
 from bot.agents.matrix import privileged_creators
 from bot.app import build_app
 from bot.channels.matrix import DIRECT_ROOMS_FILE
@@ -253,10 +252,10 @@ async def test_a_stopped_matrix_channel_sends_nothing_more_through_its_closed_cl
     app = await build_app(bot_settings(synapse_server, lotse, agents_room, tmp_path))
     service = app.service
     assert service.tickets is not None
-    desk = Desk.for_service(service)
+    desk = app.desk
     ready = asyncio.Event()
     settings = bot_settings(synapse_server, lotse, agents_room, tmp_path)
-    task = asyncio.ensure_future(serve_matrix(settings, service, on_ready=ready.set))
+    task = asyncio.ensure_future(serve_matrix(settings, app, on_ready=ready.set))
     try:
         await asyncio.wait_for(ready.wait(), 60)
         assert service.tickets.sender_for("matrix") is not None

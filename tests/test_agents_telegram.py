@@ -27,9 +27,11 @@ from bot.channels.telegram import (
 )
 from bot.config import Settings
 from bot.conversation import ConversationService, Inbound
+from bot.i18n import translator
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.registry import KnowledgeRegistry
 from bot.storage.store import Store
+from bot.storage.tables import utcnow
 from bot.tickets import records
 from bot.tickets.records import MERGE_WINDOW, NewTicket
 from bot.tickets.service import TicketService
@@ -59,6 +61,7 @@ async def running_bot(
     agent_chat: int | None = AGENT_CHAT,
     *,
     polling: bool = True,
+    clock: StepClock | None = None,
 ) -> AsyncIterator[Running]:
     """The bot as `lotse serve` runs its Telegram part, with the agents' chat connected.
 
@@ -74,7 +77,8 @@ async def running_bot(
     channel = TelegramChannel(service)
     channel.install(app)
     await app.initialize()
-    desk = connect_agents(app, channel, settings)
+    desk = Desk(service.tickets, service.registry, translator("de"), clock=clock or utcnow)
+    connect_agents(app, channel, settings, desk)
     assert app.updater is not None
     if polling:
         await app.updater.start_polling(timeout=1, allowed_updates=ALLOWED_UPDATES)
@@ -399,10 +403,8 @@ async def instance(
     """One `lotse serve` process: its own store, services and desk, nothing kept in memory."""
     service = await open_service(url, knowledge)
     TicketService(service.store, lambda: service.knowledge).attach(service)
-    if clock is not None:
-        Desk.for_service(service, clock=clock)
     try:
-        async with running_bot(api, service, polling=polling) as running:
+        async with running_bot(api, service, polling=polling, clock=clock) as running:
             yield running
     finally:
         await service.store.close()

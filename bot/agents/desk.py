@@ -34,7 +34,6 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
-from weakref import WeakKeyDictionary
 
 from bot.agents import card_refs, cards
 from bot.agents.card_refs import ChatPlace
@@ -53,9 +52,8 @@ from bot.agents.commands import (
     parse_command,
     parse_tap,
 )
-from bot.conversation import ConversationService
 from bot.engine.decision import Reply
-from bot.i18n import Translator, translator
+from bot.i18n import Translator
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.registry import KnowledgeRegistry, ReloadOutcome
 from bot.storage.tables import utcnow
@@ -118,9 +116,6 @@ def place(chat: AgentChat) -> ChatPlace:
     return ChatPlace(chat.name, chat.address)
 
 
-_desks: WeakKeyDictionary[ConversationService, Desk] = WeakKeyDictionary()
-
-
 class Desk:
     def __init__(
         self,
@@ -143,22 +138,6 @@ class Desk:
         if tickets is not None:
             tickets.on_event(self.on_event)
         registry.on_reload(self._on_reload)
-
-    @classmethod
-    def for_service(
-        cls,
-        service: ConversationService,
-        locale: str | None = None,
-        *,
-        clock: Callable[[], datetime] = utcnow,
-    ) -> Desk:
-        """The one desk of a conversation service, shared by its Telegram and Matrix glue
-        (`clock`: for the desk made now, if none exists yet)."""
-        desk = _desks.get(service)
-        if desk is None:
-            tr = translator(locale or service.default_locale)
-            desk = _desks[service] = cls(service.tickets, service.registry, tr, clock=clock)
-        return desk
 
     def add_chat(self, chat: AgentChat) -> None:
         self._chats[chat.name] = chat

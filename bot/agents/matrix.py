@@ -212,13 +212,12 @@ class MatrixAgentRoom:
         return RepliedTo(self.desk.ticket_named_at_start(str(getattr(event, "body", ""))))
 
 
-async def connect_agents(runner: MatrixRunner, settings: Settings) -> Stopper:
+async def connect_agents(runner: MatrixRunner, settings: Settings, desk: Desk) -> Stopper:
     """Let tickets reach Matrix users, and run the agents' room if one is configured; the
     stopper disconnects them again (the channel stopped in this process: shutdown, or the
     lease went to another instance), so nothing is sent through its closed client."""
     channel = runner.channel
     assert channel is not None
-    desk = Desk.for_service(channel.service, settings.locale)
     tickets = desk.tickets
     if tickets is not None:
         tickets.register_user_sender(CHANNEL, runner.send)

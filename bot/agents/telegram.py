@@ -196,10 +196,11 @@ class TelegramAgentChat:
         await with_retries(partial(query.answer, text, show_alert=outcome.alert))
 
 
-def connect_agents(app: AnyApplication, channel: TelegramChannel, settings: Settings) -> Desk:
+def connect_agents(
+    app: AnyApplication, channel: TelegramChannel, settings: Settings, desk: Desk
+) -> None:
     """Let tickets reach Telegram users, and run the agents' group if one is configured."""
     service = channel.service
-    desk = Desk.for_service(service, settings.locale)
     tickets = desk.tickets
     if tickets is not None:
 
@@ -215,4 +216,3 @@ def connect_agents(app: AnyApplication, channel: TelegramChannel, settings: Sett
         agents = TelegramAgentChat(app.bot, settings.telegram_agent_chat, desk)
         agents.install(app)
         desk.add_chat(agents)
-    return desk

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from bot.agents.desk import Desk
 from bot.agents.matrix import connect_agents as connect_matrix_agents
 from bot.agents.telegram import connect_agents as connect_telegram_agents
+from bot.app import App
 from bot.channels.base import Channel, OnFailure, Stopper
 from bot.channels.matrix import MatrixRunner
 from bot.channels.telegram import AnyApplication, TelegramChannel, TelegramRunner
 from bot.config import Settings
-from bot.conversation import ConversationService
 from bot.engine.decision import Reply
 from bot.serve.stranded import start_answering_stranded
 
@@ -35,38 +34,34 @@ def configured_channels(settings: Settings) -> list[str]:
     return [kind.name for kind in KINDS if kind.configured(settings)]
 
 
-def telegram(settings: Settings, service: ConversationService) -> Channel:
+def telegram(app: App) -> Channel:
     """Telegram with the agents' group; answering stranded messages once it runs."""
+    settings, desk = app.settings, app.desk
 
-    def attach(app: AnyApplication, channel: TelegramChannel) -> Stopper:
-        desk = connect_telegram_agents(app, channel, settings)
+    def attach(application: AnyApplication, channel: TelegramChannel) -> Stopper:
+        connect_telegram_agents(application, channel, settings, desk)
         return lambda within: desk.stop_delivery(TelegramRunner.name, within)
 
-    runner = TelegramRunner(settings, service, attach=attach)
-    return WithCompanions(runner, [lambda: start_answering_stranded(service, runner.name)])
+    runner = TelegramRunner(settings, app.service, attach=attach)
+    return WithCompanions(runner, [lambda: start_answering_stranded(app.service, runner.name)])
 
 
-def matrix_with_agents(settings: Settings, service: ConversationService) -> MatrixRunner:
+def matrix_with_agents(app: App) -> MatrixRunner:
     return MatrixRunner(
-        settings, service, attach=lambda runner: connect_matrix_agents(runner, settings)
+        app.settings,
+        app.service,
+        attach=lambda runner: connect_matrix_agents(runner, app.settings, app.desk),
     )
 
 
-def matrix(settings: Settings, service: ConversationService) -> Channel:
-    """Matrix with the agents' room; delivering its outbox once it runs."""
-    runner = matrix_with_agents(settings, service)
-
-    def deliver() -> Stopper | None:
-        # What this and other instances queued for Matrix users and the Matrix agents' room
-        # (bot/tickets/channel_outbox.py).
-        if service.tickets is None:
-            return None
-        return Desk.for_service(service).deliver(runner.name)
-
-    return WithCompanions(runner, [deliver])
+def matrix(app: App) -> Channel:
+    """Matrix with the agents' room; once it runs, delivering what this and other instances
+    queued for Matrix users and the Matrix agents' room (bot/tickets/channel_outbox.py)."""
+    runner = matrix_with_agents(app)
+    return WithCompanions(runner, [lambda: app.desk.deliver(runner.name)])
 
 
-BUILDERS: dict[str, Callable[[Settings, ConversationService], Channel]] = {
+BUILDERS: dict[str, Callable[[App], Channel]] = {
     TelegramRunner.name: telegram,
     MatrixRunner.name: matrix,
 }

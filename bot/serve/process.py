@@ -35,7 +35,7 @@ from functools import partial
 
 from aiohttp import web
 
-from bot.app import build_app
+from bot.app import App, build_app
 from bot.channels.base import Channel, Stopper
 from bot.channels.telegram import TelegramRunner
 from bot.config import Settings
@@ -101,14 +101,9 @@ class ChannelRunner:
         self.failed.set()
 
 
-async def _start(
-    build: Callable[[Settings, ConversationService], Channel],
-    settings: Settings,
-    service: ConversationService,
-    runner: ChannelRunner,
-) -> Stopper:
+async def _start(build: Callable[[App], Channel], app: App, runner: ChannelRunner) -> Stopper:
     """Start one channel; its stopper. A channel that cannot start is reported failed."""
-    channel = build(settings, service)
+    channel = build(app)
     try:
         await channel.start(runner.fail)
     except asyncio.CancelledError:  # stopped while connecting
@@ -174,7 +169,7 @@ async def serve(
     exit_code = 0
     try:
         for runner in runners:
-            start = partial(_start, BUILDERS[runner.name], settings, service, runner)
+            start = partial(_start, BUILDERS[runner.name], app, runner)
             if kind(runner.name).needs_lease:
                 lease = ChannelLease(service.store, f"channel:{runner.name}", holder, matrix_lease)
                 stoppers.append(await _lead(start, runner, lease))

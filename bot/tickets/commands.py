@@ -8,8 +8,7 @@ import json
 import sys
 from zoneinfo import ZoneInfo
 
-from bot.app import ConfigurationError, mail_settings
-from bot.config import Settings
+from bot.config import ConfigurationError, Settings
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.loader import load_knowledge
 from bot.numbers import ascii_number
@@ -31,7 +30,7 @@ from bot.tickets.models import (
     no_such_ticket,
     unknown_guide,
 )
-from bot.tickets.records import parked_mails
+from bot.tickets.records import mail_settings, parked_mails
 from bot.tickets.retention import run_purge
 from bot.tickets.service import TicketService
 

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, delete, func, insert, or_, select, text, update
 
 from bot.clock import as_utc
+from bot.config import Settings
 from bot.storage.tables import (
     ChannelOutboxRow,
     Conversation,
@@ -74,6 +75,16 @@ class MailSettings:
 
     def message_id(self, idstring: str) -> str:
         return make_msgid(idstring=idstring, domain=self.domain)
+
+
+def mail_settings(settings: Settings, timezone: str) -> MailSettings | None:
+    """Where ticket mail goes; None (nothing queued) without a helpdesk address or without a
+    mail server to deliver to."""
+    if not settings.helpdesk_email or settings.smtp_url is None:
+        return None
+    return MailSettings(
+        recipient=settings.helpdesk_email, sender=settings.mail_from, timezone=timezone
+    )
 
 
 def new_message_id(mail: MailSettings | None, idstring: str) -> str:
