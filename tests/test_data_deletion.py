@@ -12,10 +12,12 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
+from bot.agents.desk import Desk
 from bot.agents.telegram import connect_agents
 from bot.channels.telegram import ALLOWED_UPDATES, TelegramChannel, build_application
 from bot.config import Settings
 from bot.conversation import ConversationService
+from bot.i18n import translator
 from bot.knowledge.base import KnowledgeBase
 from bot.storage.tables import OutgoingMail
 from bot.tickets.outbox import deliver_queue
@@ -108,7 +110,8 @@ async def bot(
     channel = TelegramChannel(tickets_service)
     channel.install(app)
     await app.initialize()
-    desk = connect_agents(app, channel, settings)
+    desk = Desk(tickets_service.tickets, tickets_service.registry, translator("de"))
+    connect_agents(app, channel, settings, desk)
     assert app.updater is not None
     await app.updater.start_polling(timeout=1, allowed_updates=ALLOWED_UPDATES)
     await app.start()
