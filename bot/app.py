@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 
 from bot.agents.desk import Desk
 from bot.check.handler import CheckActionHandler
@@ -60,7 +61,13 @@ class App:
     service: ConversationService
     tickets: TicketService
     check: CheckActionHandler | None
-    desk: Desk  # the agents' chats of every channel meet here
+    clock: Callable[[], datetime] = utcnow  # what the tickets and the desk read
+
+    @cached_property
+    def desk(self) -> Desk:
+        """Where the agents' chats of every channel meet. Made when the first channel connects
+        its agents' chat: from then on ticket events are queued for the agents' chats."""
+        return Desk(self.tickets, self.registry, translator(self.settings.locale), clock=self.clock)
 
     async def close(self) -> None:
         await self.service.close()  # stops following the knowledge, closes the store
@@ -101,9 +108,8 @@ async def build_app(
     registry.on_reload(lambda _outcome, current: understander.use_knowledge(current))
     tickets = build_tickets(settings, store, lambda: registry.current, clock=clock)
     tickets.attach(service)  # the one link back: tickets relay to and resume conversations
-    desk = Desk(tickets, registry, translator(settings.locale), clock=clock)
     service.watch_knowledge()
-    return App(settings, registry, store, understander, service, tickets, checker, desk)
+    return App(settings, registry, store, understander, service, tickets, checker, clock)
 
 
 def build_tickets(

@@ -218,11 +218,14 @@ async def connect_agents(runner: MatrixRunner, settings: Settings, desk: Desk) -
     lease went to another instance), so nothing is sent through its closed client."""
     channel = runner.channel
     assert channel is not None
+    # What may fail (resolving the room's alias) comes first: nothing is connected then.
+    room_id = (
+        await _room_id(channel, settings.matrix_agent_room) if settings.matrix_agent_room else None
+    )
     tickets = desk.tickets
     if tickets is not None:
         tickets.register_user_sender(CHANNEL, runner.send)
-    if settings.matrix_agent_room:
-        room_id = await _room_id(channel, settings.matrix_agent_room)
+    if room_id is not None:
         agents = MatrixAgentRoom(channel, room_id, desk, settings.matrix_agent_power_level)
         channel.agent_room = room_id
         channel.on_agent_message = agents.on_message
