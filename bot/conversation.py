@@ -357,9 +357,6 @@ class ConversationService:
         asked_for = language.requested(cleaned.text)
         if asked_for is not None:
             return await self._switch_language(inbound, state, asked_for)
-        if not state.locale_settled:
-            state = await self._detect_language(inbound, state, cleaned.text)
-            tr = translator(state.locale)
         option = match_option(state.options, cleaned.text)
         if option and option.payload.startswith(LANGUAGE_PAYLOAD):
             return await self._switch_language(
@@ -368,6 +365,11 @@ class ConversationService:
         message = understanding_from_payload(option.payload, cleaned.text) if option else None
         if message is None:
             message = await self.understand(cleaned.text)
+        if not state.locale_settled:
+            # A pasted error message shows the program's language more than the user's.
+            quoted = bool(message.entities.keys() & {"error", "trouble"})
+            state = await self._detect_language(inbound, state, cleaned.text, settle=not quoted)
+            tr = translator(state.locale)
         return engine.decide(state, message, tr)
 
     async def _ticket_turn(
@@ -568,14 +570,14 @@ class ConversationService:
         return decision
 
     async def _detect_language(
-        self, inbound: Inbound, state: ConversationState, text: str
+        self, inbound: Inbound, state: ConversationState, text: str, *, settle: bool
     ) -> ConversationState:
         """The first messages' language wins over the channel's language code (a German user
         on an English phone writes German); clear evidence settles it for the conversation."""
         evidence = language.evidence(text)
         if evidence is None:
             return state
-        detected, strong = evidence
+        detected, strong = evidence[0], evidence[1] and settle
         if detected != state.locale:
             await self.store.set_locale(inbound.channel, inbound.user, detected)
         return dataclasses.replace(state, locale=detected, locale_settled=strong)

@@ -74,3 +74,12 @@ async def test_a_quoted_german_error_does_not_switch_an_english_conversation(
     await chat.say("it says: Die Verbindung zum Server wurde leider unterbrochen")
     await chat.say("next")
     assert "Step 2 of 5" in chat.text
+
+
+async def test_a_pasted_english_error_does_not_settle_the_language_of_a_german_user(
+    service: ConversationService,
+) -> None:
+    chat = Chat(service)
+    await chat.say("530 5.7.0 Must issue a STARTTLS command first")
+    await chat.say("ich habe Thunderbird")
+    assert "Schritt 1 von 5" in chat.text

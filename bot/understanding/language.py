@@ -50,6 +50,7 @@ _SWITCH = re.compile(
     r"(?: (?:please|pls|bitte|sprechen|schreiben|reden|antworten))*"
     r"(?: (?:please|pls|bitte))?$"
 )
+_SERVER_REPLY = re.compile(r"\s*[2-5][0-9]{2}[ -]")
 _LANGUAGE_WORDS: dict[str, Language] = {
     "english": "en",
     "englisch": "en",
@@ -69,7 +70,9 @@ def evidence(text: str) -> tuple[Language, bool] | None:
         german += 1
     if german == english:
         return None
-    return ("de" if german > english else "en"), abs(german - english) >= 2
+    # A pasted server reply ("530 5.7.0 Must issue …") is the server's English, not the user's.
+    strong = abs(german - english) >= 2 and not _SERVER_REPLY.match(text)
+    return ("de" if german > english else "en"), strong
 
 
 def requested(text: str) -> Language | None:
