@@ -56,8 +56,9 @@ async def test_rasa_understands_what_the_lexicon_cannot(
     rasa_url: str, knowledge: KnowledgeBase
 ) -> None:
     nlu = RasaUnderstander(knowledge, rasa_url, timeout=5.0)
-    assert LexiconUnderstander(knowledge).understand_now("hat geklappt").intent != "next_step"
-    assert (await nlu.understand("hat geklappt")).intent == "next_step"
+    # Bavarian thanks: in Rasa's training data, in none of the lexicon's patterns.
+    assert LexiconUnderstander(knowledge).understand_now("vergelts gott").intent != "thank"
+    assert (await nlu.understand("vergelts gott")).intent == "thank"
     assert (await nlu.understand("servus, bin der Neue und hab Outlook 2016")).guide == (
         "outlook-2010-2016"
     )

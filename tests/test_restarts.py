@@ -322,7 +322,7 @@ async def polling_since(api: FakeTelegram, since: int, log: Path) -> None:
         methods = [call.method for call in api.calls[since:]]
         return "setMyCommands" in methods and methods[-1] == "getUpdates"
 
-    await api.wait_for(polling, f"the bot to start polling (its log: {log})", within=30)
+    await api.wait_for(polling, f"the bot to start polling (its log: {log})", within=90)
 
 
 @pytest.mark.slow
