@@ -14,18 +14,23 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 from zoneinfo import ZoneInfo
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import select
 
+from bot.agents.desk import Desk
+from bot.agents.telegram import connect_agents
 from bot.app import App, build_app
 from bot.channels.matrix import DRAIN_SECONDS as MATRIX_DRAIN_SECONDS
+from bot.channels.telegram import ALLOWED_UPDATES, TelegramChannel, build_application
 from bot.config import Settings
 from bot.conversation import ConversationService, Inbound
 from bot.engine.decision import Reply
 from bot.engine.state import ConversationState
+from bot.i18n import translator
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.loader import load_knowledge
 from bot.serve.channels import matrix_with_agents
@@ -35,6 +40,9 @@ from bot.tickets.links import HandoffLinks
 from bot.tickets.records import MailSettings
 from bot.tickets.service import TicketService
 from bot.understanding.lexicon import LexiconUnderstander
+
+if TYPE_CHECKING:  # imported as a plugin after this module; only the annotation needs it
+    from tests.servers.telegram_api import FakeTelegram
 
 REPO = Path(__file__).resolve().parents[1]
 KNOWLEDGE_DIR = REPO / "knowledge"
@@ -268,3 +276,47 @@ class StepClock:
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
+
+
+# --- the Telegram part of `lotse serve` with its agents' group ----------------------------
+
+AGENT_CHAT = -1001234567890  # the agents' Telegram group in tests
+
+
+@pytest.fixture
+async def tickets_service(
+    sqlite_url: str, knowledge: KnowledgeBase
+) -> AsyncIterator[ConversationService]:
+    service = await open_service(sqlite_url, knowledge)
+    TicketService(service.store, lambda: service.knowledge).attach(service)
+    yield service
+    await service.store.close()
+
+
+@pytest.fixture
+async def agents_group_bot(
+    telegram_api: FakeTelegram, tickets_service: ConversationService
+) -> AsyncIterator[None]:
+    """The Telegram part of `lotse serve`, with the agents' group."""
+    settings = Settings(
+        _env_file=None,
+        telegram_token=SecretStr(telegram_api.token),
+        telegram_base_url=telegram_api.base_url,
+        telegram_agent_chat=AGENT_CHAT,
+    )
+    app = build_application(settings)
+    channel = TelegramChannel(tickets_service)
+    channel.install(app)
+    await app.initialize()
+    desk = Desk(tickets_service.tickets, tickets_service.registry, translator("de"))
+    connect_agents(app, channel, settings, desk)
+    assert app.updater is not None
+    await app.updater.start_polling(timeout=1, allowed_updates=ALLOWED_UPDATES)
+    await app.start()
+    try:
+        yield
+    finally:
+        await desk.drain()
+        await app.updater.stop()
+        await app.stop()
+        await app.shutdown()

@@ -5,20 +5,11 @@ posted about their tickets (Telegram `deleteMessage`) and keeps the closed card.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from email.message import EmailMessage
 
-import pytest
-from pydantic import SecretStr
 from sqlalchemy import select
 
-from bot.agents.desk import Desk
-from bot.agents.telegram import connect_agents
-from bot.channels.telegram import ALLOWED_UPDATES, TelegramChannel, build_application
-from bot.config import Settings
 from bot.conversation import ConversationService
-from bot.i18n import translator
-from bot.knowledge.base import KnowledgeBase
 from bot.storage.tables import OutgoingMail
 from bot.tickets.outbox import deliver_queue
 from bot.tickets.records import DELETED_NOTE, queued_mails
@@ -26,9 +17,8 @@ from bot.tickets.service import TicketService
 from bot.tickets.smtp import SmtpSender
 from tests.servers.mail import Mailbox
 from tests.servers.telegram_api import FakeTelegram, FakeUser, TelegramChat, mentions
-from tests.support import MAIL_FROM, Chat, UserInbox, open_service
+from tests.support import AGENT_CHAT, MAIL_FROM, Chat, UserInbox
 
-AGENT_CHAT = -1001234567890
 ANNA = FakeUser(1001, "Anna", "de")
 BERT = FakeUser(2001, "Bert", "de")
 CONFIRM = "Ja, alles löschen"
@@ -85,47 +75,8 @@ async def test_a_closed_tickets_unsent_mail_goes_too_and_the_helpdesk_learns_why
     assert "Zebrafink" not in bodies[0]
 
 
-@pytest.fixture
-async def tickets_service(
-    sqlite_url: str, knowledge: KnowledgeBase
-) -> AsyncIterator[ConversationService]:
-    service = await open_service(sqlite_url, knowledge)
-    TicketService(service.store, lambda: service.knowledge).attach(service)
-    yield service
-    await service.store.close()
-
-
-@pytest.fixture
-async def bot(
-    telegram_api: FakeTelegram, tickets_service: ConversationService
-) -> AsyncIterator[None]:
-    """The Telegram part of `lotse serve`, with the agents' group."""
-    settings = Settings(
-        _env_file=None,
-        telegram_token=SecretStr(telegram_api.token),
-        telegram_base_url=telegram_api.base_url,
-        telegram_agent_chat=AGENT_CHAT,
-    )
-    app = build_application(settings)
-    channel = TelegramChannel(tickets_service)
-    channel.install(app)
-    await app.initialize()
-    desk = Desk(tickets_service.tickets, tickets_service.registry, translator("de"))
-    connect_agents(app, channel, settings, desk)
-    assert app.updater is not None
-    await app.updater.start_polling(timeout=1, allowed_updates=ALLOWED_UPDATES)
-    await app.start()
-    try:
-        yield
-    finally:
-        await desk.drain()
-        await app.updater.stop()
-        await app.stop()
-        await app.shutdown()
-
-
 async def test_the_bot_deletes_a_deleted_users_relayed_messages_from_the_agents_group(
-    telegram_api: FakeTelegram, bot: None
+    telegram_api: FakeTelegram, agents_group_bot: None
 ) -> None:
     api = telegram_api
     anna = TelegramChat(api, ANNA)

@@ -4,24 +4,13 @@ forged buttons get a polite answer instead of an error."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
-from pydantic import SecretStr
 
-from bot.agents.desk import Desk
-from bot.agents.telegram import connect_agents
-from bot.channels.telegram import ALLOWED_UPDATES, TelegramChannel, build_application
-from bot.config import Settings
 from bot.conversation import ConversationService
-from bot.i18n import translator
-from bot.knowledge.base import KnowledgeBase
 from bot.numbers import ascii_number
-from bot.tickets.service import TicketService
 from tests.servers.telegram_api import FakeTelegram, FakeUser, TelegramChat, mentions
-from tests.support import Chat, open_service
+from tests.support import AGENT_CHAT, Chat
 
-AGENT_CHAT = -1001234567890
 ANNA = FakeUser(1001, "Anna", "de")
 BERT = FakeUser(2001, "Bert", "de")
 
@@ -48,47 +37,8 @@ async def test_a_user_who_answers_with_a_superscript_two_gets_an_answer_not_an_e
     assert "schiefgegangen" not in chat.text
 
 
-@pytest.fixture
-async def tickets_service(
-    sqlite_url: str, knowledge: KnowledgeBase
-) -> AsyncIterator[ConversationService]:
-    service = await open_service(sqlite_url, knowledge)
-    TicketService(service.store, lambda: service.knowledge).attach(service)
-    yield service
-    await service.store.close()
-
-
-@pytest.fixture
-async def bot(
-    telegram_api: FakeTelegram, tickets_service: ConversationService
-) -> AsyncIterator[None]:
-    """The Telegram part of `lotse serve`, with the agents' group."""
-    settings = Settings(
-        _env_file=None,
-        telegram_token=SecretStr(telegram_api.token),
-        telegram_base_url=telegram_api.base_url,
-        telegram_agent_chat=AGENT_CHAT,
-    )
-    app = build_application(settings)
-    channel = TelegramChannel(tickets_service)
-    channel.install(app)
-    await app.initialize()
-    desk = Desk(tickets_service.tickets, tickets_service.registry, translator("de"))
-    connect_agents(app, channel, settings, desk)
-    assert app.updater is not None
-    await app.updater.start_polling(timeout=1, allowed_updates=ALLOWED_UPDATES)
-    await app.start()
-    try:
-        yield
-    finally:
-        await desk.drain()
-        await app.updater.stop()
-        await app.stop()
-        await app.shutdown()
-
-
 async def test_a_forged_button_or_ticket_number_in_the_agents_chat_is_refused_politely(
-    telegram_api: FakeTelegram, bot: None, tickets_service: ConversationService
+    telegram_api: FakeTelegram, agents_group_bot: None, tickets_service: ConversationService
 ) -> None:
     api = telegram_api
     anna = TelegramChat(api, ANNA)
