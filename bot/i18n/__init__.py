@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from datetime import date, datetime
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 from babel import Locale
@@ -53,6 +53,11 @@ def _translations(locale: str) -> NullTranslations:
     return Translations(buffer, domain=DOMAIN)
 
 
+@lru_cache(maxsize=1024)  # ports and step numbers, on every turn; Babel parses the locale each time
+def _number(value: int | float, locale: str) -> str:
+    return format_decimal(value, locale=locale)
+
+
 @dataclass(frozen=True)
 class Translator:
     """Texts, numbers and dates for one locale."""
@@ -63,7 +68,7 @@ class Translator:
         return _translations(self.locale).gettext(message)
 
     def number(self, value: int | float) -> str:
-        return format_decimal(value, locale=self.locale)
+        return _number(value, self.locale)
 
     def date(self, value: date | datetime) -> str:
         return babel_format_date(value, format="medium", locale=self.locale)

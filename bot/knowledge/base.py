@@ -18,8 +18,10 @@ What the engine can ask (all data, no fuzzy matching — typo tolerance is the l
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 from bot.knowledge import placeholders
@@ -59,6 +61,13 @@ class DeviceMatch:
         return self.device.platform
 
 
+def any_of(patterns: Iterable[str]) -> re.Pattern[str]:
+    """One pattern that matches where any of `patterns` does: a single scan rules out the
+    common case of no match before each pattern is tried on its own. Never matches when empty."""
+    alternatives = [f"(?:{pattern})" for pattern in patterns]
+    return re.compile("|".join(alternatives) if alternatives else r"(?!)")
+
+
 @dataclass(frozen=True)
 class Devices:
     """Device names and models; each pattern is matched against the normalised text."""
@@ -71,6 +80,8 @@ class Devices:
     def matches(self, text: str) -> list[DeviceMatch]:
         """Every device named in `text` (raw or normalised), in the order they appear."""
         normalized = normalize(text)
+        if not self._any_device.search(normalized):  # most messages name none
+            return []
         found: list[DeviceMatch] = []
         for device in self.entries:
             for pattern in device.compiled:
@@ -82,6 +93,10 @@ class Devices:
             if not result or match.start >= result[-1].end:
                 result.append(match)
         return result
+
+    @cached_property
+    def _any_device(self) -> re.Pattern[str]:
+        return any_of(p for device in self.entries for p in device.patterns)
 
     def match(self, text: str) -> DeviceMatch | None:
         """The first device named in `text`, if any."""
@@ -119,6 +134,8 @@ class Troubleshooting:
         """The entries whose patterns match `text`: those of `program` first, then generic
         ones, then those of other programs (the user may have named the wrong program)."""
         normalized = normalize(text)
+        if not self._any_error.search(normalized):  # most messages quote no error
+            return []
         hits = [e for e in self.entries if any(p.search(normalized) for p in e.compiled)]
 
         def rank(entry: TroubleshootingEntry) -> int:
@@ -127,6 +144,10 @@ class Troubleshooting:
             return 1 if not entry.programs else 2
 
         return sorted(hits, key=rank)
+
+    @cached_property
+    def _any_error(self) -> re.Pattern[str]:
+        return any_of(p for entry in self.entries for p in entry.patterns)
 
     def get(self, entry_id: str) -> TroubleshootingEntry | None:
         return next((e for e in self.entries if e.id == entry_id), None)

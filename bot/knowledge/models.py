@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from functools import cache
+from functools import cache, cached_property
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -536,7 +536,7 @@ class Device(Strict):
     # What users write; each must match a pattern (the checks try them).
     examples: list[NonEmpty] = Field(min_length=1)
 
-    @property
+    @cached_property  # matched on every turn: compile once
     def compiled(self) -> list[re.Pattern[str]]:
         return [re.compile(pattern) for pattern in self.patterns]
 
@@ -548,7 +548,7 @@ class GenericDevices(Strict):
     patterns: list[Pattern] = Field(min_length=1)
     examples: list[NonEmpty] = Field(min_length=1)
 
-    @property
+    @cached_property  # matched on every turn: compile once
     def compiled(self) -> list[re.Pattern[str]]:
         return [re.compile(pattern) for pattern in self.patterns]
 
@@ -597,7 +597,7 @@ class TroubleshootingEntry(Strict):
     # Where the cause and fix come from, beyond the wordings' own sources.
     source: list[Source] = Field(default_factory=list)
 
-    @property
+    @cached_property  # matched on every turn: compile once
     def compiled(self) -> list[re.Pattern[str]]:
         return [re.compile(pattern) for pattern in self.patterns]
 
