@@ -99,6 +99,12 @@ class ProgramLexicon:
             self._phrases.setdefault(word, _Target(program_id))
         # Longest phrases first, so "high sierra" wins over "sierra".
         self._ordered = sorted(self._phrases, key=lambda p: (-len(p.split()), -len(p)))
+        # A phrase can only be in a message that has its first word: each turn tries those.
+        self._rank = {phrase: rank for rank, phrase in enumerate(self._ordered)}
+        self._by_first_word: dict[str, list[str]] = {}
+        for phrase in self._ordered:
+            for first in phrase.split()[:1]:
+                self._by_first_word.setdefault(first, []).append(phrase)
         # Fuzzy candidates by number of words: an n-gram is compared with same-length phrases.
         self._fuzzy: dict[int, list[str]] = {}
         for phrase in self._ordered:
@@ -177,7 +183,8 @@ class ProgramLexicon:
         and every program named."""
         padded = f" {text} "
         found: list[tuple[_Target, float]] = []
-        for phrase in self._ordered:
+        named = {p for word in set(text.split()) for p in self._by_first_word.get(word, ())}
+        for phrase in sorted(named, key=self._rank.__getitem__):
             if f" {phrase} " in padded:
                 found.append((self._phrases[phrase], 100.0))
                 padded = padded.replace(f" {phrase} ", " | ")
