@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot.commands import menu
 from bot.conversation import ConversationService, Inbound
 from bot.engine.decision import RunCheck
 from bot.engine.engine import Engine
@@ -228,6 +229,17 @@ async def test_restart_and_help_work_from_anywhere(service: ConversationService)
     await chat.say("von vorne")
     assert "Welches Mailprogramm benutzen Sie?" in chat.text
     assert (await chat.state()).guide is None
+
+
+async def test_help_lists_every_command_with_what_it_does_in_the_users_language(
+    service: ConversationService,
+) -> None:
+    for locale, heading in (("de", "Befehle:"), ("en", "Commands:")):
+        inbound = Inbound("test", f"help-{locale}", command="hilfe", locale=locale)
+        text = "\n".join(reply.text for reply in await service.handle(inbound))
+        assert heading in text
+        for name, description in menu(translator(locale)):
+            assert f"/{name} – {description}" in text
 
 
 async def test_a_deep_link_opens_a_guide_directly(service: ConversationService) -> None:

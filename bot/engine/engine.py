@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Literal
 
 from bot.check.advice import diagnose_settings
+from bot.commands import menu
 from bot.engine import render
 from bot.engine.decision import (
     Decision,
@@ -1140,6 +1141,9 @@ class _Turn:
                 "• „meine Daten löschen“ – alles löschen, was ich gespeichert habe\n"
                 "Auf eine Frage können Sie auch einfach die Nummer einer Antwort schicken."
             )
+            + "\n\n"
+            + self._("Befehle:")
+            + "".join(f"\n• /{name} – {text}" for name, text in menu(self.tr))
         )
         self.ask()
 
