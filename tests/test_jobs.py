@@ -5,10 +5,9 @@ in the same table: one instance runs the channel, another takes over. On SQLite 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import suppress
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -16,11 +15,11 @@ import pytest
 from sqlalchemy import update
 
 from bot.serve.health import ChannelStatus
-from bot.serve.jobs import Job, JobRunner, take_lease
+from bot.serve.jobs import LEASE_MARGIN, Job, JobRunner, take_lease
 from bot.serve.leader import ChannelLease, Leader, LeaseTiming, Stopper
 from bot.storage.store import Store
 from bot.storage.tables import JobLease, utcnow
-from tests.support import wait_until
+from tests.support import StepClock, wait_until
 
 
 @dataclass
@@ -53,69 +52,79 @@ async def database_url(request: pytest.FixtureRequest, sqlite_url: str) -> Async
         yield request.getfixturevalue("postgres_url")
 
 
+@asynccontextmanager
 async def _two_instances(
-    url: str, recorder: Recorder, until: Callable[[], Awaitable[object]], **options: float
-) -> None:
-    """Two runners, each with its own store (as two processes have), until `until()` ends."""
+    url: str, recorder: Recorder, clock: StepClock, **options: float
+) -> AsyncIterator[list[JobRunner]]:
+    """Two runners on one clock, each with its own store (as two processes have)."""
     stores = [await Store.open(url), await Store.open(url)]
     runners = [
-        JobRunner(store, [recorder.job_for(who)], holder=who, tick=0.01, **options)
+        JobRunner(store, [recorder.job_for(who)], holder=who, clock=clock, **options)
         for who, store in zip(("a", "b"), stores, strict=True)
     ]
-    loops = [asyncio.create_task(runner.run_forever()) for runner in runners]
-    await until()
-    for loop in loops:
-        loop.cancel()
-    for loop in loops:
-        with suppress(asyncio.CancelledError):
-            await loop
+    try:
+        yield runners
+    finally:
+        for runner in runners:
+            await runner.stop()
+        for store in stores:
+            await store.close()
+
+
+async def _both_look(runners: list[JobRunner]) -> list[str]:
+    """Both instances look for due jobs at the same moment; the jobs started, by either."""
+    started = await asyncio.gather(*(runner.run_due() for runner in runners))
+    return [name for names in started for name in names]
+
+
+async def _finish(runners: list[JobRunner]) -> None:
     for runner in runners:
-        await runner.stop()
-    for store in stores:
-        await store.close()
+        await runner.stop()  # waits for a running job and its lease's release
 
 
-async def test_two_instances_never_run_a_job_twice_at_once_and_run_it_once_per_interval(
+async def test_of_two_instances_looking_at_once_only_one_runs_a_due_job_and_only_once_per_interval(
     database_url: str,
 ) -> None:
-    recorder = Recorder()
-    await _two_instances(database_url, recorder, lambda: asyncio.sleep(1.6))  # the window
-
-    runs = sorted(recorder.runs, key=lambda run: run[1])
-    # 0.05 s run + 0.3 s pause: a run at 0 s, ~0.35, ~0.7, ~1.05, ~1.4 -> 4 or 5 in 1.6 s.
-    assert 3 <= len(runs) <= 5, runs  # 3 when the machine is busy
-    for (_, _, ended), (_, next_started, _) in itertools.pairwise(runs):
-        assert next_started >= ended, "two runs overlapped"
-        assert next_started - ended >= 0.29, "a run came before the interval was over"
+    recorder, clock = Recorder(), StepClock()
+    async with _two_instances(database_url, recorder, clock) as runners:
+        assert await _both_look(runners) == ["purge"]
+        assert await _both_look(runners) == []  # running, or finished just now
+        await _finish(runners)
+        clock.advance(0.29)
+        assert await _both_look(runners) == []  # the 0.3 s interval is not over
+        clock.advance(0.02)
+        assert await _both_look(runners) == ["purge"]
+        await _finish(runners)
+    assert len(recorder.runs) == 2
 
 
 async def test_a_failed_run_is_tried_again_after_the_retry_delay_not_at_once(
     database_url: str,
 ) -> None:
-    recorder = Recorder(failures_left=1)
-
-    async def retried() -> None:
-        await wait_until(lambda: recorder.runs, "the run after the failed one")
-
-    await _two_instances(database_url, recorder, retried, retry_after=0.3)
-    # Retried after the 0.3 s delay (by either instance), not on the next 0.01 s tick.
-    (failed_at,) = recorder.failed_at
-    _who, retried_at, _ended = recorder.runs[0]
-    assert retried_at - failed_at >= 0.29, "retried before the delay was over"
-    assert recorder.failures_left == 0
+    recorder, clock = Recorder(failures_left=1), StepClock()
+    async with _two_instances(database_url, recorder, clock, retry_after=60) as runners:
+        assert await _both_look(runners) == ["purge"]
+        await _finish(runners)
+        assert recorder.failed_at and not recorder.runs
+        clock.advance(59)
+        assert await _both_look(runners) == []  # by either instance: the delay is not over
+        clock.advance(2)
+        assert await _both_look(runners) == ["purge"]
+        await _finish(runners)
+    assert len(recorder.runs) == 1 and recorder.failures_left == 0
 
 
 async def test_the_lease_of_an_instance_that_died_expires_and_another_takes_the_job_over(
     sqlite_url: str,
 ) -> None:
     store = await Store.open(sqlite_url)
-    recorder = Recorder()
-    dead = Job("purge", 3600, recorder.job_for("dead").run, timeout=-29.5)  # lease: 0.5 s
-    assert await store.run(take_lease, dead, "dead-instance", utcnow())
+    recorder, clock = Recorder(), StepClock()
+    job = recorder.job_for("alive", every=3600)
+    assert await store.run(take_lease, job, "dead-instance", clock())  # and then it died
 
-    runner = JobRunner(store, [recorder.job_for("alive", every=3600)], holder="alive", tick=0.01)
+    runner = JobRunner(store, [job], holder="alive", clock=clock)
     assert await runner.run_due() == []  # the lease still holds
-    await asyncio.sleep(0.6)  # the dead instance's lease runs out by the clock: no event
+    clock.advance(job.timeout + LEASE_MARGIN + 1)  # it runs out by the clock: no event
     assert await runner.run_due() == ["purge"]
     await runner.stop()
     assert [who for who, _, _ in recorder.runs] == ["alive"]
@@ -127,17 +136,19 @@ async def test_stop_waits_for_a_running_job_then_cancels_it_and_gives_the_lease_
     sqlite_url: str,
 ) -> None:
     store = await Store.open(sqlite_url)
-    recorder = Recorder(seconds=5)
-    runner = JobRunner(store, [recorder.job_for("a")], holder="a")
+    recorder, clock = Recorder(seconds=5), StepClock()
+    runner = JobRunner(store, [recorder.job_for("a")], holder="a", clock=clock)
     assert await runner.run_due() == ["purge"]
     started = time.monotonic()
     await runner.stop(wait=0.2)
     assert time.monotonic() - started < 1
     assert recorder.runs == []
-    # Released without counting as finished: the next instance may run it (after retry_after).
-    other = JobRunner(store, [recorder.job_for("b")], holder="b", retry_after=0)
-    later = utcnow() + timedelta(seconds=61)
-    assert await store.run(take_lease, other.jobs[0], "b", later)
+    # Released without counting as finished: the next instance may run it after retry_after.
+    other = JobRunner(store, [recorder.job_for("b")], holder="b", clock=clock)
+    assert await other.run_due() == []
+    clock.advance(61)
+    assert await other.run_due() == ["purge"]
+    await other.stop(wait=0.2)
     await store.close()
 
 

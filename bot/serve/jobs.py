@@ -28,8 +28,9 @@ from sqlalchemy import Connection, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot import metrics
+from bot.clock import utcnow
 from bot.storage.store import Store
-from bot.storage.tables import JobLease, utcnow
+from bot.storage.tables import JobLease
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ class JobRunner:
         holder: str | None = None,
         tick: float = 5.0,
         retry_after: float = 60.0,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         names = [job.name for job in jobs]
         if len(set(names)) != len(names):
@@ -78,6 +80,7 @@ class JobRunner:
         self.holder = holder or instance_id()
         self.tick = tick
         self.retry_after = retry_after
+        self.clock = clock  # what leases and intervals are measured by
         self._running: dict[str, asyncio.Task[None]] = {}
 
     async def run_due(self) -> list[str]:
@@ -86,7 +89,7 @@ class JobRunner:
         for job in self.jobs:
             if job.name in self._running:
                 continue
-            if await self.store.run(take_lease, job, self.holder, utcnow()):
+            if await self.store.run(take_lease, job, self.holder, self.clock()):
                 task = asyncio.create_task(self._run(job), name=f"job {job.name}")
                 self._running[job.name] = task
                 task.add_done_callback(partial(self._forget, job.name))
@@ -138,7 +141,7 @@ class JobRunner:
             with suppress(Exception):
                 await asyncio.shield(
                     self.store.run(
-                        _release, job.name, self.holder, utcnow(), finished, self.retry_after
+                        _release, job.name, self.holder, self.clock(), finished, self.retry_after
                     )
                 )
 
