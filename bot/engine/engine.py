@@ -237,7 +237,11 @@ class _Turn:
             self.help()
         elif topic == "wait":
             self.say(self._("Lassen Sie sich Zeit – schreiben Sie einfach, wenn Sie so weit sind."))
-        elif topic == "username" and intent in ("ask_explanation", "out_of_scope", "inform"):
+        elif (
+            topic == "username"
+            and intent in ("ask_explanation", "out_of_scope", "inform")
+            and "trouble" not in entities  # "Login failed": the error's answer names it too
+        ):
             self._username()
         elif entities.get("client") in self.kb.cards and intent not in _REQUESTS:
             self._show_card(entities["client"])
@@ -245,7 +249,7 @@ class _Turn:
             self._inform(message)
         elif entities.get("device") == "generic" and self._asks_platform(message):
             self._ask_platform()
-        elif "trouble" in entities and intent not in _REQUESTS_BESIDES_A_CHECK:
+        elif self._reports_an_error(message) and intent not in _REQUESTS_BESIDES_A_CHECK:
             # "Identität … kann nicht überprüft werden" is an error message, not a request.
             if self._is_complaint(message) or self.state.stage is Stage.GUIDE:
                 self._complaint(message)
@@ -528,13 +532,7 @@ class _Turn:
             self.say(advice)
         troubled = {"error", "trouble"} & message.entities.keys()
         if troubled and not self._troubleshoot(message, program_id):
-            self.say(
-                _(
-                    "Eine solche Fehlermeldung bedeutet meist, dass Port oder Verschlüsselung "
-                    "nicht zusammenpassen – genau das stellen wir jetzt Schritt für Schritt "
-                    "richtig ein."
-                )
-            )
+            self._unknown_error()
         if message.guide:
             guide = self.kb.guides[message.guide]
             exact = version is None or covers(guide, version) or not guide.versions
@@ -1022,8 +1020,21 @@ class _Turn:
         if entry is None:
             return False
         locale = self.tr.locale
-        self.say(entry.explanation.get(locale) + "\n\n" + entry.fix.get(locale))
+        text = entry.explanation.get(locale) + "\n\n" + entry.fix.get(locale)
+        if entry.cause == "login":  # the login name's form is in server.yaml, not in the entry
+            text += "\n\n" + self._login_name_text()
+        self.say(text)
         return True
+
+    def _unknown_error(self) -> None:
+        """An error message the knowledge does not know: the usual cause and the settings."""
+        self.say(
+            self._(
+                "Eine solche Fehlermeldung bedeutet meist, dass Port und Verschlüsselung nicht "
+                "zusammenpassen. So muss es eingestellt sein:"
+            )
+        )
+        self.say(render.settings_text(self.kb, self.state.protocol, self.tr))
 
     def _trouble_entry(
         self, message: Understanding, program: str | None = None
@@ -1036,17 +1047,25 @@ class _Turn:
         entries = self.kb.troubleshooting.match(message.text, known)
         return entries[0] if entries else None
 
+    def _reports_an_error(self, message: Understanding) -> bool:
+        """An error message the knowledge knows, or any error before a program is known (then
+        the usual cause and the settings beat asking for the program first)."""
+        if "trouble" in message.entities:
+            return True
+        unplaced = self.state.stage in (Stage.START, Stage.PROGRAM)
+        return unplaced and "error" in message.entities and "answer" not in message.entities
+
     def _trouble(self, message: Understanding) -> None:
         """A pasted error message outside a guide: cause and fix, then the check and a person;
         the program (or the question) the user was at stays."""
         _ = self._
         entry = self._trouble_entry(message)
-        assert entry is not None
         if self.state.stage is Stage.START:
             self.state.stage = Stage.PROGRAM
-        self._troubleshoot(message)
+        if not self._troubleshoot(message):
+            self._unknown_error()
         offer = [self._person_option()]
-        if entry.offer_check:
+        if entry is None or entry.offer_check:
             offer.insert(0, Option(_("Verbindung testen"), "request_check"))
             text = _(
                 "Ich kann die Verbindung zum Mailserver prüfen oder einen Menschen aus dem "
@@ -1164,13 +1183,15 @@ class _Turn:
         self._ask_what_next_or_continue()
 
     def _username(self) -> None:
+        self.say(self._login_name_text())
+        self._ask_what_next_or_continue()
+
+    def _login_name_text(self) -> str:
         """What users log in with: the FAQ's answer for server.yaml's rule (or built from it)."""
         _ = self._
         entry = self._faq_by_id("login-name")
         if entry is not None:
-            self.say(entry.answer.get(self.tr.locale))
-            self._ask_what_next_or_continue()
-            return
+            return entry.answer.get(self.tr.locale)
         server = self.kb.server
         domain = server.mail_domains[0] if server.mail_domains else None
         if server.login_name == "address":
@@ -1181,14 +1202,13 @@ class _Turn:
             example = _("(bei vorname.nachname@{domain} also vorname.nachname)")
         if domain:
             text += " " + example.format(domain=domain)
-        self.say(
+        return (
             text
             + ". "
             + _(
                 "Benutzername und Passwort bleiben beim Einschalten der Verschlüsselung wie bisher."
             )
         )
-        self._ask_what_next_or_continue()
 
     def _off_topic(self) -> None:
         self.say(
