@@ -15,11 +15,15 @@ from bot.understanding.normalize import normalize
 
 Language = Literal["de", "en"]
 
-# Function words and the helpdesk's everyday words, normalised (umlauts spelt out).
+# Function words and the helpdesk's everyday words, normalised (umlauts spelt out), with
+# dialect forms ("i hob", "des geht ned", "woas i ned"). Words both languages write alike are in
+# neither list: "i" and "a" (Bavarian "ich", "ein"), "find" ("ich find"), "will" ("I will").
 _GERMAN_WORDS = """
     ich mich mir mein meine meinen meinem meiner du dich dir dein deine sie ihnen ihr ihre
     wir uns unser er es ist bin sind war habe hab haben hat hatte kann koennen konnte muss
-    muessen moechte moechten will wollen soll sollte wuerde wird werden
+    muessen moechte moechten wollen soll sollte wuerde wird werden hast kannst gemacht
+    hob hobs host ned net koa koane woas woass waas wois scho gmacht mei moi bissl gell isch
+    nimmer nimma ois ebbes gehts gibts schritt einrichten
     der die das den dem des ein eine einen einem einer kein keine keinen nicht nichts nix
     und oder aber auch noch schon nur mit ohne von vom zu zum zur bei beim auf im fuer ueber
     unter nach wie wo wann warum wieso welche welcher welches wer hier da dort jetzt dann
@@ -30,13 +34,14 @@ _GERMAN_WORDS = """
     gut guten tag morgen abend
 """
 _ENGLISH_WORDS = """
-    i i'm i've ive me my mine you your you're we our he she it it's its is are were
+    i'm i've ive me my mine you your you're we our he she it it's its is are were
     have has had can could can't cant cannot must would won't should do does did don't
     dont doesn't didn't not no yes yeah yep nope
-    the a this that these those and or but still only with without from of to on at
+    the this that these those and or but still only with without from of to on at
     for about by into how what what's where when why which who here there now then
     please thanks thank hello bye goodbye
-    next back again done finished works working work find see shows says get got
+    next back again done finished works working work see shows says get got step stuck
+    broken changed newest latest
     settings encryption encrypted phone computer laptop account mailbox guide instructions
     help need use using know idea sure whatever fine great good morning evening pls plz thx
 """
