@@ -609,9 +609,17 @@ class _Turn:
         else:
             self._show_step()
 
-    def _set_protocol(self, protocol: str) -> None:
+    def _set_protocol(self, protocol: str, *, confirm: bool = True) -> None:
         guide = self.guide
+        answered = self.state.stage is Stage.PROTOCOL or self.state.protocol != protocol
         self.state.protocol = protocol
+        if confirm and answered and guide is not None:
+            # Say what was understood: the answer may have been a port ("993") or a word.
+            self.say(
+                self._("Gut, dann zeige ich Ihnen die Schritte für {protocol}.").format(
+                    protocol=_PROTOCOL_NAMES.get(protocol, protocol)
+                )
+            )
         if guide is None and self.state.card is not None:
             self._show_card(self.state.card)  # only the chosen protocol's settings now
             return
@@ -850,7 +858,7 @@ class _Turn:
                 "einfach „POP3“."
             )
         )
-        self._set_protocol("imap")
+        self._set_protocol("imap", confirm=False)
 
     # --- configuration profile (Apple) ---------------------------------------------------
 
@@ -1356,6 +1364,7 @@ class _Turn:
 
 _IN_GUIDE = (Stage.GUIDE, Stage.FINISHED)
 # Where "Handy" answers which program: ask the platform.
+_PROTOCOL_NAMES = {"imap": "IMAP", "pop3": "POP3"}
 _ASKS_PLATFORM = (Stage.START, Stage.PROGRAM, Stage.FINISHED)
 _QUESTIONS = (Stage.START, Stage.PROGRAM, Stage.VERSION, Stage.PROTOCOL)
 # What the user asks for explicitly wins over an answer in the same message.
