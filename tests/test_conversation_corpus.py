@@ -74,6 +74,37 @@ async def test_a_miss_names_the_first_turn_that_went_wrong_and_why(tmp_path: Pat
     assert "devices/not-helpful, turn 2 'Hallo': missing 'Zauberspruch'" in printed
 
 
+async def test_the_report_gives_english_speakers_conversations_their_own_figure(
+    tmp_path: Path,
+) -> None:
+    corpus = write_corpus(
+        tmp_path,
+        """
+        kind: errors
+        conversations:
+          - id: er-de-helped
+            turns:
+              - user: "/mensch"
+                expect_any: ["Helpdesk", "Anfrage"]
+          - id: er-en-not-helped
+            locale: en
+            turns:
+              - user: "Hello"
+                expect: ["Zauberspruch"]
+          - id: er-en-helped
+            locale: en
+            turns:
+              - user: "/mensch"
+                expect: ['re:helpdesk|request']
+        """,
+    )
+    printed = (await evaluate_corpus(settings(), corpus)).format().split("\n")
+    assert [line.split() for line in printed if line.startswith(("German", "English"))] == [
+        ["German", "1/1", "100.0%"],
+        ["English", "1/2", "50.0%"],
+    ]
+
+
 @pytest.mark.parametrize(
     ("text", "complaint"),
     [
@@ -132,7 +163,7 @@ def test_lotse_eval_conversations_prints_the_share_per_kind(
 
 # The share of the repository's corpus that ends helpfully may only go up: raise these figures
 # with every improvement (README, "Conversation quality", records the current ones).
-RECORDED_SHARE = 0.92
+RECORDED_SHARE = 0.96
 
 
 async def test_the_repository_corpus_ends_helpfully_at_least_as_often_as_recorded() -> None:

@@ -44,6 +44,12 @@ class Conversation:
     turns: tuple[Turn, ...]
     locale: str | None = None  # the language the user's channel reports
 
+    @property
+    def english(self) -> bool:
+        """An English speaker's conversation: the kind `english`, or `-en-` in the id (the
+        corpus README's convention for English conversations in the other kinds)."""
+        return self.kind == "english" or "-en-" in self.id
+
 
 @dataclass(frozen=True)
 class Miss:
@@ -86,6 +92,12 @@ class CorpusReport:
         for kind in self.kinds:
             helpful = total[kind] - missed[kind]
             lines.append(f"{kind:<22} {f'{helpful}/{total[kind]}':>9} {self.share(kind):>7.1%}")
+        lines.append("")
+        for language, english in (("German", False), ("English", True)):
+            had = sum(1 for c in self.conversations if c.english == english)
+            lost = sum(1 for m in self.misses if m.conversation.english == english)
+            share = 1.0 if not had else (had - lost) / had
+            lines.append(f"{language:<22} {f'{had - lost}/{had}':>9} {share:>7.1%}")
         if self.misses:
             lines += ["", "Misses (the first turn that went wrong):"]
         for miss in self.misses:
