@@ -114,7 +114,7 @@ def test_a_new_tickets_card_says_everything_an_agent_needs_in_short_lines() -> N
         "Anlass: Nutzer bittet um einen Menschen",
         "Programm: Thunderbird, Version 60.3.1, Anleitung thunderbird, Schritt 3",
         "Verbindungstest: Fehler (IMAP 993 ✓, SMTP 587 ✗)",
-        "Kanal: telegram, Sprache: de",
+        "Kanal: telegram, Sprache: Deutsch",
         "Wartet seit 7 Min. auf eine Antwort.",
         "Antworten Sie auf diese Nachricht, um dem Nutzer zu schreiben.",
     ]

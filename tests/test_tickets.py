@@ -7,6 +7,7 @@ import re
 import pytest
 
 from bot import metrics
+from bot.agents.cards import card
 from bot.conversation import ConversationService
 from bot.engine.decision import Reply
 from bot.i18n import translator
@@ -72,6 +73,19 @@ async def test_a_user_who_asks_for_a_human_gets_a_ticket_number_and_when_someone
     assert await queued_subjects(service) == [
         "[Lotse#1] Neue Anfrage: Nutzer bittet um einen Menschen – thunderbird"
     ]
+
+
+async def test_an_english_speakers_ticket_card_tells_the_agents_the_user_writes_english(
+    service: ConversationService, tickets: TicketService
+) -> None:
+    events = Events(tickets)
+    chat = Chat(service)
+    await chat.say("Hello, I need help with my email encryption")
+    await chat.command("mensch")
+    assert "request" in chat.text  # the user is answered in English
+    (created,) = events.seen
+    shown = card(created.ticket, created.ticket.created_at, translator("de"))
+    assert "Kanal: test, Sprache: Englisch" in shown.text.split("\n")
 
 
 async def test_asking_again_refers_to_the_open_ticket_instead_of_opening_a_second(

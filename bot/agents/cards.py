@@ -63,7 +63,7 @@ def card(
             result=labels.check_summary(ticket.last_check, tr, None)
         ),
         _("Kanal: {channel}, Sprache: {locale}").format(
-            channel=ticket.channel, locale=ticket.locale
+            channel=ticket.channel, locale=tr.name_of_language(ticket.locale)
         ),
         waiting_line(ticket, now, tr),
     ]

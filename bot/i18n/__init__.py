@@ -14,7 +14,7 @@ from datetime import date, datetime
 from functools import cache, lru_cache
 from pathlib import Path
 
-from babel import Locale
+from babel import Locale, UnknownLocaleError
 from babel.dates import format_date as babel_format_date
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
@@ -75,7 +75,14 @@ class Translator:
 
     @property
     def language_name(self) -> str:
-        return Locale.parse(self.locale).get_display_name(self.locale) or self.locale
+        return self.name_of_language(self.locale)
+
+    def name_of_language(self, locale: str) -> str:
+        """`locale`'s language named in this translator's language ("en" -> "Englisch")."""
+        try:
+            return Locale.parse(locale).get_display_name(self.locale) or locale
+        except (UnknownLocaleError, ValueError):  # an unknown or malformed code stays as it is
+            return locale
 
 
 @cache

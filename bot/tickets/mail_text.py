@@ -56,7 +56,7 @@ def ticket_fields(ticket: Ticket, zone: ZoneInfo) -> list[str]:
         f"Status:          {labels.status_label(ticket.status, GERMAN)}",
         f"Grund:           {labels.reason_label(ticket.reason, GERMAN)}",
         f"Kanal:           {ticket.channel} (Nutzer-ID {ticket.user or 'gelöscht'})",
-        f"Sprache:         {ticket.locale}",
+        f"Sprache:         {GERMAN.name_of_language(ticket.locale)}",
         f"Programm:        {ticket.program or '–'} {ticket.version or ''}".rstrip(),
         f"Anleitung:       {step}",
         f"Verbindungstest: {check_line(ticket.last_check, zone)}",
