@@ -161,6 +161,25 @@ def test_a_correction_carries_the_new_program(lexicon: LexiconUnderstander) -> N
     assert result.guide == "thunderbird"
 
 
+@pytest.mark.parametrize(
+    ("text", "version"),
+    [
+        ("nicht 2013, sondern 2016", "2016"),
+        ("vorher hatte ich 2010, jetzt 2016", "2016"),
+        ("statt 2007 hab ich jetzt 2019", "2019"),
+        ("not 2016 but 2013", "2013"),
+        ("wait, not 2019, I had 2010", "2010"),
+        ("Outlook 2016, nicht 2013", "2016"),
+    ],
+)
+def test_a_value_the_user_replaces_in_the_same_message_is_not_taken(
+    lexicon: LexiconUnderstander, text: str, version: str
+) -> None:
+    result = lexicon.understand_now(text)
+    assert result.entities.get("version") == version
+    assert result.intent != "step_problem"  # "nicht" here corrects, it does not complain
+
+
 def test_protocol_port_and_security_are_recognised(lexicon: LexiconUnderstander) -> None:
     result = lexicon.understand_now("IMAP mit STARTTLS auf Port 143")
     assert result.entities == {"protocol": "imap", "security": "starttls", "port": "143"}

@@ -128,6 +128,22 @@ NEGATION = re.compile(
 )
 
 
+# "nicht 2013, sondern 2016", "vorher 2010, jetzt 2016", "statt 2007 hab ich 2019", "2016, nicht
+# 2013": the value the user replaces, beside the one they mean (Rasa's role `previous`).
+_REPLACED = re.compile(
+    r"\b(?:nicht|not|statt|anstatt|instead of|vorher|frueher|previously|before|hatte|had)"
+    r"(?: (?:mehr|die|der|das|version|the|mal|ich|i|zuerst|noch))* "
+    r"[0-9]{1,4}(?:\.[0-9]{1,3})*\b(?=\D*[0-9])"
+    r"|(?<=[0-9]) (?:nicht|not|statt|anstatt|instead of)(?: (?:die|der|das|version|the))* "
+    r"[0-9]{1,4}(?:\.[0-9]{1,3})*\b"
+)
+
+
+def without_replaced(normalized: str) -> str:
+    """The message without a value the user replaces by the one after it."""
+    return " ".join(_REPLACED.sub(" ", normalized).split())
+
+
 def without_identity(normalized: str) -> str:
     """The message without the part where the user says who they are."""
     return " ".join(_IDENTITY.sub(" ", normalized).split())

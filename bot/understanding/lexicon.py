@@ -24,6 +24,7 @@ from bot.understanding.acts import (
     step_asked,
     topic,
     without_identity,
+    without_replaced,
 )
 from bot.understanding.normalize import normalize
 from bot.understanding.patterns import KEYWORDS, match_intent
@@ -302,6 +303,8 @@ class LexiconUnderstander:
         normalized = without_identity(normalize(text))
         step, rest = step_asked(normalized)
         rest = ERROR_CODE.sub(" ", rest)  # "0x800CCC0E" holds no version
+        # "nicht 2013, sondern 2016": the replaced value is neither a slot nor a complaint.
+        rest = without_replaced(rest)
         intent, confidence = self._intent(normalized)
         entities = self.entities(rest)
         match = self.lexicon.find(rest)  # "Schritt 1" is no version 1
@@ -318,7 +321,7 @@ class LexiconUnderstander:
         acts = self.acts(normalized, step)
         if intent is None and acts.get("answer") == "unknown":
             intent, confidence = "step_problem", 0.7  # "keine Ahnung": cannot go on alone
-        if intent is None and not acts and NEGATION.search(normalized):
+        if intent is None and not acts and NEGATION.search(without_replaced(normalized)):
             # "das Häkchen gibts bei mir nicht": a negative statement is a complaint.
             intent, confidence = "step_problem", 0.6
         if (informative or acts) and intent in (None, "greet", "affirm", "deny", "out_of_scope"):
