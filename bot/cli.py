@@ -14,10 +14,10 @@ from pathlib import Path
 from bot.app import build_app
 from bot.channels.console import ConsoleChannel
 from bot.config import ConfigurationError, Settings
-from bot.engine.render import guide_text, settings_text
 from bot.i18n import translator
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.loader import KnowledgeError, load_knowledge
+from bot.knowledge.render import guide_text, settings_text
 from bot.knowledge.schema import SCHEMA_FILE, schema_text
 from bot.profiles.export import export as export_autoconfig
 from bot.storage.store import Store

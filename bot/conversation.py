@@ -20,7 +20,6 @@ from zoneinfo import ZoneInfo
 
 from bot import metrics
 from bot.commands import COMMAND_INTENTS, COMMANDS
-from bot.engine import render
 from bot.engine.decision import (
     Action,
     Decision,
@@ -35,6 +34,7 @@ from bot.engine.options import match_option, understanding_from_payload
 from bot.engine.state import ConversationState, Option, Stage
 from bot.gate import CleanedText, clean
 from bot.i18n import Translator, pick_locale, translator
+from bot.knowledge import render
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.registry import KnowledgeRegistry
 from bot.locks import KeyedLocks

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.check.advice import diagnose_settings
+from bot.engine.advice import diagnose_settings
 from bot.i18n import translator
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.models import Server

@@ -12,11 +12,11 @@ import pytest
 
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.diff import describe_changes
+from bot.knowledge.lexicon import ProgramLexicon
 from bot.knowledge.loader import KnowledgeError, load_knowledge
 from bot.knowledge.translations import text_hash
 from bot.knowledge.versions import guide_for_version
-from bot.understanding.lexicon import ProgramLexicon
-from bot.understanding.normalize import normalize
+from bot.normalize import normalize
 from tests.support import KNOWLEDGE_DIR, REPO
 
 

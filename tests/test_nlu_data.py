@@ -13,6 +13,7 @@ import yaml
 
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.loader import load_knowledge
+from bot.normalize import normalize
 from bot.understanding.evaluation import (
     Example,
     ExamplesFileError,
@@ -20,7 +21,6 @@ from bot.understanding.evaluation import (
     parse_annotated,
     score,
 )
-from bot.understanding.normalize import normalize
 from bot.understanding.training_data import NLU_DIR, export, render
 from bot.understanding.types import INTENTS, Understanding
 

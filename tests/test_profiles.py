@@ -13,8 +13,8 @@ from xml.etree import ElementTree as ET
 import pytest
 
 from bot.conversation import ConversationService
+from bot.knowledge.accounts import ForeignAddress, account_for
 from bot.knowledge.base import KnowledgeBase
-from bot.profiles.account import ForeignAddress, account_for
 from bot.profiles.apple import mobileconfig, sign
 from bot.profiles.export import export
 from bot.profiles.outlook import OUTLOOK_NS, REQUEST_NS, address_from_request, autodiscover

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from bot.normalize import normalize
 from bot.numbers import DIGITS, MAX_DIGITS, ascii_number
-from bot.understanding.normalize import normalize
 
 PREFIXES = ("/", "!")
 # Commands and the argument each takes after the ticket number.

@@ -21,7 +21,7 @@ from typing import Any
 
 from bot.commands import COMMANDS
 from bot.engine.decision import Reply
-from bot.understanding.normalize import normalize
+from bot.normalize import normalize
 
 MSGTYPE = "m.notice"
 HTML_FORMAT = "org.matrix.custom.html"

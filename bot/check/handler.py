@@ -26,11 +26,11 @@ from bot.check import texts
 from bot.check.checker import check_server
 from bot.check.report import CheckReport
 from bot.engine.decision import Action, Reply, RunCheck
-from bot.engine.render import helpdesk_text
 from bot.engine.state import Option
 from bot.i18n import Translator
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.models import Server
+from bot.knowledge.render import helpdesk_text
 
 if TYPE_CHECKING:  # the conversation service imports handlers, not the other way round
     from bot.conversation import ActionContext

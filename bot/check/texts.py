@@ -11,22 +11,13 @@ from typing import TYPE_CHECKING
 
 from bot.check.grading import BSI_KEYS, MOZ_CERT, MOZ_CIPHERS, MOZ_PROTOCOLS
 from bot.check.report import worst
+from bot.engine.advice import protocol_label, security_label
 from bot.i18n import Translator
 
 if TYPE_CHECKING:
     from bot.check.report import CheckReport, EndpointResult, Finding, Status
 
 ICONS: dict[str, str] = {"ok": "✅", "warning": "⚠️", "error": "❌"}
-PROTOCOLS = {"imap": "IMAP", "pop3": "POP3", "smtp": "SMTP", "eas": "Exchange ActiveSync"}
-_SECURITY = {"tls": "SSL/TLS", "starttls": "STARTTLS"}
-
-
-def protocol_label(protocol: str) -> str:
-    return PROTOCOLS.get(protocol, protocol.upper())
-
-
-def security_label(security: str) -> str:
-    return _SECURITY.get(security, security)
 
 
 def endpoint_label(endpoint: EndpointResult, tr: Translator) -> str:

@@ -16,9 +16,8 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Literal
 
-from bot.check.advice import diagnose_settings
 from bot.commands import menu
-from bot.engine import render
+from bot.engine.advice import diagnose_settings
 from bot.engine.decision import (
     Decision,
     DeleteUserData,
@@ -31,12 +30,13 @@ from bot.engine.decision import (
 from bot.engine.state import ConversationState, Option, Stage
 from bot.gate import MAX_MESSAGE_LENGTH
 from bot.i18n import SUPPORTED_LOCALES, Translator, pick_locale, translator
+from bot.knowledge import render
+from bot.knowledge.accounts import ForeignAddress, account_for, find_address
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.models import FaqEntry, Guide, Step, TroubleshootingEntry
 from bot.knowledge.versions import covers, guide_for_version
+from bot.normalize import normalize, words
 from bot.numbers import ascii_number
-from bot.profiles.account import ForeignAddress, account_for, find_address
-from bot.understanding.normalize import normalize, words
 from bot.understanding.types import Understanding
 
 Rejection = Literal["too_long", "unreadable", "secret"]

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from typing import cast
 
 from bot.engine.state import Option
+from bot.normalize import normalize
 from bot.numbers import ascii_number
-from bot.understanding.normalize import normalize
 from bot.understanding.types import INTENTS, Intent, Understanding
 
 

@@ -45,7 +45,7 @@ from bot.knowledge.models import (
     TroubleshootingEntry,
 )
 from bot.knowledge.versions import parse_version
-from bot.understanding.normalize import normalize
+from bot.normalize import normalize
 
 # --- devices -----------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from pydantic import BaseModel
 
 from bot.knowledge import placeholders
 from bot.knowledge.base import Devices, KnowledgeBase
+from bot.knowledge.lexicon import ProgramLexicon
 from bot.knowledge.models import (
     CardsFile,
     DevicesFile,
@@ -36,7 +37,7 @@ from bot.knowledge.models import (
 )
 from bot.knowledge.translations import open_translations
 from bot.knowledge.versions import guide_for_version
-from bot.understanding.normalize import normalize
+from bot.normalize import normalize
 
 YamlPath = tuple[str | int, ...]
 
@@ -62,10 +63,6 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-ZÄÖÜ])")
 def check_reachability(
     knowledge: KnowledgeBase, files: dict[str, ProgramFile]
 ) -> Iterator[Finding]:
-    # Imported here: the lexicon depends on the knowledge package, not the other way round.
-    from bot.understanding.lexicon import ProgramLexicon
-    from bot.understanding.normalize import normalize
-
     lexicon = ProgramLexicon(knowledge)
     for name, file in files.items():
         program = file.program

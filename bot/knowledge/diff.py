@@ -16,10 +16,10 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from bot.engine.render import guide_text, settings_text
 from bot.i18n import translator
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.loader import KnowledgeError, load_knowledge
+from bot.knowledge.render import guide_text, settings_text
 
 
 def run_diff(default_dir: Path, old: str, new: str | None) -> int:

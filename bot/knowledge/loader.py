@@ -27,7 +27,7 @@ from bot.knowledge.models import (
     TroubleshootingFile,
 )
 from bot.knowledge.translations import without_stale
-from bot.understanding.normalize import normalize
+from bot.normalize import normalize
 
 SERVER_FILE = "server.yaml"
 FAQ_FILE = "faq.yaml"

@@ -30,7 +30,7 @@ from pydantic import (
     field_validator,
 )
 
-from bot.understanding.normalize import normalize
+from bot.normalize import normalize
 
 Protocol = Literal["imap", "pop3", "smtp", "eas"]
 Security = Literal["tls", "starttls"]
@@ -522,7 +522,7 @@ def _compiles(pattern: str) -> str:
 
 
 # A regular expression matched against the normalised text (lower case, umlauts spelled out
-# as ae/oe/ue/ss, punctuation dropped; see bot.understanding.normalize).
+# as ae/oe/ue/ss, punctuation dropped; see bot.normalize).
 Pattern = Annotated[str, StringConstraints(min_length=1), BeforeValidator(_compiles)]
 
 

@@ -15,8 +15,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
 
+from bot.knowledge.accounts import Account
 from bot.knowledge.models import Server
-from bot.profiles.account import Account, host_of, preferred
+from bot.profiles.account import host_of, preferred
 
 _NAMESPACE = uuid.UUID("6f1f2d4e-8f0b-4c39-9a55-3d1c2c7a9e10")  # Lotse's; keeps UUIDs stable
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.engine.decision import Action, Attachment, Reply, SendProfile
+from bot.knowledge.accounts import account_for
 from bot.knowledge.models import Server
-from bot.profiles.account import account_for
 from bot.profiles.apple import mobileconfig, sign
 
 if TYPE_CHECKING:  # the service imports this module to register the handler

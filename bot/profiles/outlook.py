@@ -8,15 +8,9 @@ from __future__ import annotations
 
 from xml.etree import ElementTree as ET
 
+from bot.knowledge.accounts import Account, ForeignAddress, account_for
 from bot.knowledge.models import Server
-from bot.profiles.account import (
-    Account,
-    ForeignAddress,
-    account_for,
-    host_of,
-    preferred,
-    serialise,
-)
+from bot.profiles.account import host_of, preferred, serialise
 
 REQUEST_NS = "http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006"
 RESPONSE_NS = "http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006"

@@ -22,7 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bot import metrics
 from bot.conversation import ConversationService
-from bot.profiles.account import ForeignAddress, account_for
+from bot.knowledge.accounts import ForeignAddress, account_for
 from bot.profiles.export import AUTOCONFIG_PATHS, AUTODISCOVER_PATHS
 from bot.profiles.outlook import address_from_request, autodiscover
 from bot.profiles.thunderbird import autoconfig

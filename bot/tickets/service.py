@@ -24,10 +24,10 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from bot import metrics
-from bot.engine import render
 from bot.engine.decision import Action, HandOver, Reply
 from bot.gate import clean
 from bot.i18n import Translator, translator
+from bot.knowledge import render
 from bot.knowledge.base import KnowledgeBase
 from bot.storage.store import Store, StoredMessage
 from bot.storage.tables import utcnow

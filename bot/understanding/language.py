@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from bot.understanding.normalize import normalize
+from bot.normalize import normalize
 
 Language = Literal["de", "en"]
 

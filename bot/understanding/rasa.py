@@ -25,9 +25,9 @@ import httpx
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.models import VERSION_PATTERN
 from bot.knowledge.versions import guide_for_version
+from bot.normalize import normalize
 from bot.numbers import ascii_number
 from bot.understanding.lexicon import LexiconUnderstander
-from bot.understanding.normalize import normalize
 from bot.understanding.patterns import match_intent
 from bot.understanding.training_data import PROTOCOL_SYNONYMS, SECURITY_SYNONYMS
 from bot.understanding.types import ENTITY_NAMES, INTENTS, Intent, Understanding

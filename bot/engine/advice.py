@@ -8,9 +8,20 @@ explains a port the server does not list.
 
 from __future__ import annotations
 
-from bot.check.texts import protocol_label, security_label
 from bot.i18n import Translator
 from bot.knowledge.models import Endpoint, Server
+
+PROTOCOLS = {"imap": "IMAP", "pop3": "POP3", "smtp": "SMTP", "eas": "Exchange ActiveSync"}
+_SECURITY = {"tls": "SSL/TLS", "starttls": "STARTTLS"}
+
+
+def protocol_label(protocol: str) -> str:
+    return PROTOCOLS.get(protocol, protocol.upper())
+
+
+def security_label(security: str) -> str:
+    return _SECURITY.get(security, security)
+
 
 SEED_RULES: dict[int, tuple[str, str]] = {
     993: ("imap", "tls"),

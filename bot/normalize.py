@@ -1,4 +1,5 @@
-"""Text normalisation shared by every matcher, so patterns and aliases see the same form."""
+"""Text normalisation shared by every matcher, so patterns and aliases see the same form (a leaf:
+knowledge, understanding, engine and channels all use it; it imports nothing of Lotse)."""
 
 from __future__ import annotations
 
