@@ -22,14 +22,13 @@ from bot.agents.desk import Desk
 from bot.agents.telegram import connect_agents
 from bot.channels.telegram import TelegramChannel, build_application
 from bot.config import Settings
-from bot.conversation import Inbound
 from bot.i18n import translator
 from bot.knowledge.loader import load_knowledge
+from bot.storage.tables import utcnow
 from bot.tickets import records
-from bot.tickets.records import MailSettings
-from bot.tickets.service import TicketService
+from bot.turns import Inbound
 from tests.servers.telegram_api import FakeTelegram
-from tests.support import KNOWLEDGE_DIR, open_service
+from tests.support import KNOWLEDGE_DIR, open_app
 
 GROUP = -1001234567890
 SETTLE = 5.0  # seconds after the card: time for relays still held or in flight
@@ -39,10 +38,8 @@ async def measure(messages: int, database: Path) -> str:
     api = FakeTelegram()
     await api.start()
     knowledge = load_knowledge(KNOWLEDGE_DIR)
-    service = await open_service(f"sqlite:///{database}", knowledge)
-    mail = MailSettings("helpdesk@example.test", "lotse@example.test")
-    tickets = TicketService(service.store, lambda: service.knowledge, mail=mail)
-    tickets.attach(service)
+    lotse = await open_app(f"sqlite:///{database}", knowledge, tickets=True, clock=utcnow)
+    service, tickets = lotse.service, lotse.tickets
     settings = Settings(
         _env_file=None,
         telegram_token=SecretStr(api.token),

@@ -40,9 +40,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.conversation import ConversationService, Inbound
+from bot.conversation import ConversationService
 from bot.knowledge.loader import load_knowledge
 from bot.storage.store import Store
+from bot.turns import Inbound
 from bot.understanding.lexicon import LexiconUnderstander
 
 KNOWLEDGE_DIR = Path(__file__).resolve().parents[1] / "knowledge"

@@ -1,10 +1,11 @@
 """The composition root (room: wiring): settings -> knowledge registry, store, understanding,
-conversation service with its action handlers (profiles, check, tickets with links) -> `App`.
+tickets with links, and the conversation service with its action handlers (profiles, check
+followed by the incident report, hand-over) and turn middlewares (tickets and relays,
+hand-back links) -> `App`.
 
-Each part gets what it needs through its constructor; only the tickets are linked back to the
-conversation service they relay to (`TicketService.attach`). A knowledge reload has one
-subscriber here (the understander); the check, profiles and tickets read the current knowledge
-through a callable.
+Each part gets what it needs through its constructor. A knowledge reload has one subscriber
+here (the understander); the check, profiles and tickets read the current knowledge through a
+callable.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from bot.agents.desk import Desk
 from bot.check.handler import CheckActionHandler
 from bot.config import ConfigurationError, Settings
 from bot.conversation import ConversationService
-from bot.engine.decision import RunCheck
+from bot.engine.decision import Action, HandOver, Reply, RunCheck, SendProfile
 from bot.i18n import translator
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.registry import KnowledgeRegistry
@@ -27,8 +28,10 @@ from bot.profiles.handler import ProfileHandler
 from bot.storage.store import Store
 from bot.storage.tables import utcnow
 from bot.tickets.links import HandoffLinks, secret_problem
+from bot.tickets.middleware import LinkTurns, TicketTurns
 from bot.tickets.records import mail_settings
-from bot.tickets.service import TicketService
+from bot.tickets.service import Resume, TicketService
+from bot.turns import ActionHandler, TurnMiddleware
 from bot.understanding.lexicon import LexiconUnderstander
 from bot.understanding.types import Understander
 
@@ -77,16 +80,22 @@ async def build_app(
     settings: Settings,
     *,
     store: Store | None = None,
+    registry: KnowledgeRegistry | None = None,
     clock: Callable[[], datetime] = utcnow,
     check: bool = True,
+    hand_over: bool = True,
 ) -> App:
     """Load and validate the knowledge base (raises KnowledgeError), open the store (unless
-    one is given), and build each part through its constructor. Tests may give a store, pin
-    the clock the tickets read, or leave the connection check out."""
+    one is given), and build each part through its constructor. Tests may give a store or the
+    knowledge registry (loaded once for many apps, or reloaded by the test: nothing here
+    watches a given one), pin the clock the tickets read, or leave the connection check or
+    the hand-over to agents out (then a user who asks for either gets the helpdesk's
+    contact)."""
     problem = secret_problem(settings)
     if problem is not None:
         raise ConfigurationError(problem)
-    registry = KnowledgeRegistry.load(settings.knowledge_dir)
+    watch = registry is None
+    registry = registry or KnowledgeRegistry.load(settings.knowledge_dir)
     understander = build_understander(settings, registry.current)
     store = store or await Store.open(settings.database_url)
     profiles = ProfileHandler(
@@ -94,21 +103,38 @@ async def build_app(
         signing_certificate=settings.profile_signing_certificate,
         signing_key=settings.profile_signing_key,
     )
-    service = ConversationService(
-        store, registry, understander, default_locale=settings.locale, profiles=profiles
-    )
+
+    async def resume(channel: str, user: str, guide: str | None, intro: str) -> list[Reply]:
+        return await service.resume(channel, user, guide, intro)  # built below, used later
+
+    tickets = build_tickets(settings, store, lambda: registry.current, resume=resume, clock=clock)
+    handlers: dict[type[Action], ActionHandler] = {SendProfile: profiles}
     checker = None
     if check:
         # It reads the knowledge at every check: only the endpoints in service are reached.
         checker = CheckActionHandler(
             lambda: registry.current, timeout=settings.check_timeout, ca_file=settings.check_ca_file
         )
-        service.register(RunCheck, checker)
+        # A broken mail server: the helpdesk must know (once per outage).
+        handlers[RunCheck] = tickets.after_checks(checker) if hand_over else checker
+    if hand_over:
+        handlers[HandOver] = tickets.handle_hand_over
+    # Without the hand-over, no relays, and hand-back links are refused like forged ones.
+    middlewares: tuple[TurnMiddleware, ...] = (LinkTurns(tickets.links if hand_over else None),)
+    if hand_over:
+        middlewares = (TicketTurns(tickets), *middlewares)
+    service = ConversationService(
+        store,
+        registry,
+        understander,
+        default_locale=settings.locale,
+        handlers=handlers,
+        middlewares=middlewares,
+    )
     # The one subscriber to follow a reload; everything else reads `registry.current`.
     registry.on_reload(lambda _outcome, current: understander.use_knowledge(current))
-    tickets = build_tickets(settings, store, lambda: registry.current, clock=clock)
-    tickets.attach(service)  # the one link back: tickets relay to and resume conversations
-    service.watch_knowledge()
+    if watch:
+        service.watch_knowledge()
     return App(settings, registry, store, understander, service, tickets, checker, clock)
 
 
@@ -117,6 +143,7 @@ def build_tickets(
     store: Store,
     knowledge: Callable[[], KnowledgeBase],
     *,
+    resume: Resume | None = None,
     clock: Callable[[], datetime] = utcnow,
 ) -> TicketService:
     """Tickets for hand-over to agents; mail when LOTSE_HELPDESK_EMAIL and LOTSE_SMTP_URL are
@@ -135,4 +162,4 @@ def build_tickets(
             days=settings.handoff_link_days,
             mail=mail,
         )
-    return TicketService(store, knowledge, mail=mail, links=links, clock=clock)
+    return TicketService(store, knowledge, mail=mail, links=links, resume=resume, clock=clock)

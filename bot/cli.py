@@ -132,9 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_nlu_command(settings, args)
         if args.command in ("tickets", "handoff-link", "purge"):
-            from bot.tickets.commands import run as run_ticket_command
-
-            return run_ticket_command(settings, args)
+            return asyncio.run(_tickets(settings, args))
         if args.command == "eval":
             from bot.evaluation.command import run_eval_command
 
@@ -178,6 +176,16 @@ async def _chat(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         await app.close()
     return 0
+
+
+async def _tickets(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.tickets.commands import run as run_ticket_command
+
+    app = await build_app(settings, check=False)
+    try:
+        return await run_ticket_command(settings, app.tickets, args)
+    finally:
+        await app.close()
 
 
 def _understand(settings: Settings, args: argparse.Namespace) -> int:

@@ -11,25 +11,15 @@ import dataclasses
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from bot import metrics
 from bot.commands import COMMAND_INTENTS, COMMANDS
-from bot.engine.decision import (
-    Action,
-    Decision,
-    DeleteUserData,
-    HandOver,
-    Reply,
-    RunCheck,
-    SendProfile,
-)
-from bot.engine.engine import LANGUAGE_PAYLOAD, Engine, secret_warning
+from bot.engine.decision import Action, Decision, DeleteUserData, HandOver, Reply, RunCheck
+from bot.engine.engine import LANGUAGE_PAYLOAD, Engine
 from bot.engine.options import match_option, understanding_from_payload
 from bot.engine.state import ConversationState, Option, Stage
 from bot.gate import CleanedText, clean
@@ -38,16 +28,18 @@ from bot.knowledge import render
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.registry import KnowledgeRegistry
 from bot.locks import KeyedLocks
-from bot.profiles.handler import ProfileHandler
 from bot.storage.store import ConcurrentUpdate, MessageNotStored, Store, StoreBusy, TurnStart
-from bot.tickets.links import PREFIX as LINK_PREFIX
-from bot.tickets.links import LinkRefused, Refusal, outcomes, refusal_text
-from bot.tickets.models import LinkOutcome, Ticket
+from bot.turns import (
+    ActionContext,
+    ActionHandler,
+    Inbound,
+    Turn,
+    TurnMiddleware,
+    TurnRecord,
+    warn_of_secret,
+)
 from bot.understanding import language
 from bot.understanding.types import Understander, Understanding
-
-if TYPE_CHECKING:  # the ticket service is optional and imports this module's types
-    from bot.tickets.service import TicketService
 
 log = logging.getLogger(__name__)
 
@@ -59,36 +51,6 @@ STRANDED_NOTICE_WITHIN = timedelta(days=1)
 _OWN_PAYLOAD = re.compile(r"(?:g_|h_)[A-Za-z0-9_-]{1,62}")
 
 
-@dataclass(frozen=True)
-class Inbound:
-    """One thing a user did: typed text, tapped an option, or sent a command."""
-
-    channel: str
-    user: str  # the platform's id for the user (pseudonymous)
-    text: str | None = None
-    option: str | None = None  # payload of a tapped option
-    command: str | None = None  # "start", "neu", "hilfe", ... without the slash
-    argument: str | None = None  # e.g. the deep-link payload of /start
-    locale: str | None = None  # the platform's language hint, used on first contact
-
-
-@dataclass(frozen=True)
-class ActionContext:
-    inbound: Inbound
-    state: ConversationState
-    translator: Translator
-
-
-ActionHandler = Callable[[Action, ActionContext], Awaitable[list[Reply]]]
-
-
-@dataclass
-class _TurnNotes:
-    """What a turn did besides deciding, for the records after it."""
-
-    relayed: bool = False  # the message went to the agent (and is in the ticket already)
-
-
 class ConversationService:
     def __init__(
         self,
@@ -97,7 +59,8 @@ class ConversationService:
         understander: Understander,
         *,
         default_locale: str = "de",
-        profiles: ProfileHandler | None = None,
+        handlers: Mapping[type[Action], ActionHandler] | None = None,
+        middlewares: Sequence[TurnMiddleware] = (),
     ) -> None:
         self.store = store
         self.registry = (
@@ -108,13 +71,13 @@ class ConversationService:
         self.understander = understander
         self._watcher: asyncio.Task[None] | None = None
         self.default_locale = default_locale
-        self._handlers: dict[type, ActionHandler] = {}
-        # Profiles need no outside service; the app gives one that signs them.
-        self.register(SendProfile, profiles or ProfileHandler(lambda: self.knowledge.server))
+        # Who carries out the engine's actions (check, profiles, hand-over); an action
+        # without one gets the helpdesk contact.
+        self._handlers: dict[type[Action], ActionHandler] = dict(handlers or {})
+        # Run around every turn, in this order (tickets, relays, hand-back links).
+        self._middlewares = tuple(middlewares)
         # One turn at a time per user; different users run concurrently.
         self._locks: KeyedLocks[tuple[str, str]] = KeyedLocks()
-        # Hand-over to agents; set by TicketService.attach (without it: helpdesk contact).
-        self.tickets: TicketService | None = None
 
     @property
     def knowledge(self) -> KnowledgeBase:
@@ -169,8 +132,9 @@ class ConversationService:
     async def is_blocked(self, channel: str, user: str) -> bool:
         return await self.store.is_blocked(channel, user)
 
-    def register(self, action: type, handler: ActionHandler) -> None:
-        """Let a service (connection check, tickets) carry out an action the engine asks for."""
+    def register(self, action: type[Action], handler: ActionHandler) -> None:
+        """Let a service (connection check, tickets) carry out an action the engine asks for
+        (tests put a fake check in; `build_app` gives the handlers to the constructor)."""
         self._handlers[action] = handler
 
     def _lock(self, channel: str, user: str) -> asyncio.Lock:
@@ -238,11 +202,13 @@ class ConversationService:
             else ConversationState(locale=start.locale)
         )
         tr = translator(state_before.locale)
-        notes = _TurnNotes()
+        turn = Turn(
+            inbound, cleaned, state_before, state_before, tr, start.updated_at, self._engine_for
+        )
         try:
-            decision = await self._decide(inbound, cleaned, state_before, start, tr, notes)
+            decision = await self._decide(turn)
             if inbound.command is not None and cleaned is not None:  # a command's argument
-                _warn_of_secret(decision, cleaned, tr)
+                warn_of_secret(decision, cleaned, tr)
             # In the language the turn settled on (detected or switched to).
             tr = translator(decision.state.locale)
             replies, deleted = await self._dispatch(decision, inbound, tr)
@@ -253,66 +219,23 @@ class ConversationService:
             decision, deleted = Decision(state_before), False
         if not deleted:
             reply_texts = [self._reply_text(reply) for reply in replies]
-            # Marked as reported in the state saved now, so each outcome is mailed once.
-            link_outcomes = (
-                outcomes(state_before, decision.state)
-                if self.tickets is not None and self.tickets.links is not None
-                else []
-            )
-            await self.store.finish_turn(
-                start, decision.state.to_json(), decision.state.revision, reply_texts
-            )
-            inbound_text = self._transcript_text(inbound, cleaned.text if cleaned else None)
-            await self._after_turn(
-                inbound_text, state_before, decision.state, reply_texts, notes, link_outcomes
-            )
+            saved = decision.state
+            for middleware in self._middlewares:
+                saved = middleware.before_save(turn, saved)
+            await self.store.finish_turn(start, saved.to_json(), saved.revision, reply_texts)
+            if self._middlewares:
+                message = self._transcript_text(inbound, cleaned.text if cleaned else None)
+                record = TurnRecord(message, decision.state, saved, reply_texts)
+                for middleware in self._middlewares:
+                    await middleware.after_turn(turn, record)
         return replies
 
-    async def _after_turn(
-        self,
-        inbound_text: str,
-        before: ConversationState,
-        after: ConversationState,
-        reply_texts: list[str],
-        notes: _TurnNotes,
-        link_outcomes: list[LinkOutcome],
-    ) -> None:
-        """Tickets: a turn Lotse answered while a ticket is active is part of its transcript; a
-        hand-back link's user reached an outcome the agent wants to know."""
-        if self.tickets is None:
-            return
-        try:
-            ticket = after.ticket
-            if ticket is not None and reply_texts:
-                # A relayed message is in the ticket already, and so is the message of the
-                # turn that opened it (copied with the conversation); their replies are not.
-                already_recorded = notes.relayed or ticket != before.ticket
-                await self.tickets.record_turn(
-                    ticket, None if already_recorded else inbound_text, reply_texts
-                )
-            if after.handoff_link and self.tickets.links is not None:
-                for outcome in link_outcomes:
-                    await self.tickets.links.report(after.handoff_link, outcome)
-        except Exception:  # the user has their answer; the records are second
-            log.exception("recording the turn for a ticket failed")
-            metrics.ERRORS.labels("ticket_record").inc()
-
-    async def _decide(
-        self,
-        inbound: Inbound,
-        cleaned: CleanedText | None,
-        state: ConversationState,
-        start: TurnStart,
-        tr: Translator,
-        notes: _TurnNotes,
-    ) -> Decision:
-        if self.tickets is not None and (state.ticket is not None or inbound.command == "bot"):
-            ticket = await self.tickets.active(state.ticket) if state.ticket is not None else None
-            if ticket is None:
-                state = dataclasses.replace(state, ticket=None)  # closed meanwhile
-            relayed = await self._ticket_turn(inbound, cleaned, state, ticket, tr, notes)
-            if relayed is not None:
-                return relayed
+    async def _decide(self, turn: Turn) -> Decision:
+        for middleware in self._middlewares:
+            decided = await middleware.before_turn(turn)
+            if decided is not None:
+                return decided
+        inbound, cleaned, state, tr = turn.inbound, turn.cleaned, turn.state, turn.translator
         engine = self._engine_for(state)
         if inbound.command is not None and inbound.command not in COMMANDS:
             return engine.unknown_command(state, tr, COMMANDS)
@@ -321,10 +244,8 @@ class ConversationService:
             decision.outputs.insert(0, Reply(tr.gettext("Sie schreiben bereits mit mir, Lotse.")))
             return decision
         if inbound.command == "start":
-            if inbound.argument and inbound.argument.startswith(LINK_PREFIX):
-                return await self._follow_link(inbound, inbound.argument, state, start, tr)
             guide = _guide_from_payload(inbound.argument)
-            last_seen = tr.date(start.updated_at) if start.updated_at else None
+            last_seen = tr.date(turn.updated_at) if turn.updated_at else None
             return engine.welcome(state, tr, guide=guide, last_seen=last_seen)
         if inbound.command == "hilfe":
             return engine.help(state, tr)
@@ -349,7 +270,7 @@ class ConversationService:
             return engine.decide(state, message, tr)
         assert cleaned is not None  # a text message
         if cleaned.too_long:
-            return _warn_of_secret(engine.reject(state, "too_long", tr), cleaned, tr)
+            return warn_of_secret(engine.reject(state, "too_long", tr), cleaned, tr)
         if cleaned.had_secret:
             return engine.reject(state, "secret", tr)
         if cleaned.unreadable:
@@ -371,91 +292,6 @@ class ConversationService:
             state = await self._detect_language(inbound, state, cleaned.text, settle=not quoted)
             tr = translator(state.locale)
         return engine.decide(state, message, tr)
-
-    async def _ticket_turn(
-        self,
-        inbound: Inbound,
-        cleaned: CleanedText | None,
-        state: ConversationState,
-        ticket: Ticket | None,
-        tr: Translator,
-        notes: _TurnNotes,
-    ) -> Decision | None:
-        """While an agent has the user's ticket, what the user writes goes to the agent and
-        Lotse stays silent (one note the first time); `/bot` ends that. None: Lotse answers
-        as usual, as for commands and taps (see `_for_agent`)."""
-        assert self.tickets is not None
-        if ticket is None or ticket.status != "open":
-            return None
-        if inbound.command not in (None, "bot") or inbound.option is not None:
-            return None  # addressed to Lotse (see `_for_agent`)
-        engine = self._engine_for(state)
-        if inbound.command == "bot":
-            await self.tickets.user_returned(ticket)
-            decision = engine.prompt(state, tr)
-            text = tr.gettext(
-                "Gern, ab jetzt antworte wieder ich, Lotse. Ihre Anfrage Nr. {number} bleibt "
-                "beim Helpdesk offen."
-            ).format(number=ticket.number)
-            decision.outputs.insert(0, Reply(text))
-            return decision
-        if cleaned is None or not self._for_agent(cleaned, state):
-            return None
-        if cleaned.too_long or cleaned.unreadable:
-            rejected = engine.reject(state, "too_long" if cleaned.too_long else "unreadable", tr)
-            return _warn_of_secret(rejected, cleaned, tr)
-        await self.tickets.relay_from_user(ticket, cleaned.text)
-        notes.relayed = True
-        # Silent (the agent answers); a password was relayed redacted, and gets a warning.
-        decision = engine.reject(state, "secret", tr) if cleaned.had_secret else Decision(state)
-        if state.relay_noted != ticket.number:  # once per ticket: where the message went
-            decision.state = dataclasses.replace(decision.state, relay_noted=ticket.number)
-            decision.outputs.append(
-                Reply(
-                    tr.gettext(
-                        "Ihre Nachricht ist beim Helpdesk angekommen. Die Antwort bekommen Sie "
-                        "hier im Chat."
-                    )
-                )
-            )
-        return decision
-
-    @staticmethod
-    def _for_agent(cleaned: CleanedText, state: ConversationState) -> bool:
-        """Free text is for the agent. Commands (/loeschen, /hilfe, /sprache, /start with or
-        without a link, /neu, /pruefen, /mensch) and taps on Lotse's buttons never get here:
-        a user who types /hilfe or taps "Ja, alles löschen" expects Lotse's answer, and must be
-        able to delete their data while the ticket is open. So is a typed answer to the
-        question such a command just asked (a typed "Ja" to "alles löschen?", a language)."""
-        if state.stage is Stage.CONFIRM_DELETE:  # "Ja" or "nein" answer Lotse's question
-            return False
-        option = match_option(state.options, cleaned.text)
-        return option is None or not option.payload.startswith(LANGUAGE_PAYLOAD)
-
-    async def _follow_link(
-        self,
-        inbound: Inbound,
-        token: str,
-        state: ConversationState,
-        start: TurnStart,
-        tr: Translator,
-    ) -> Decision:
-        """A hand-back link: the guide it names, or a polite refusal and the normal start."""
-        links = self.tickets.links if self.tickets is not None else None
-        reason: Refusal = "forged"
-        if links is not None:
-            try:
-                link_id, guide = await links.redeem(token, inbound.channel, inbound.user)
-            except LinkRefused as refused:
-                log.info("hand-back link refused (%s)", refused.reason)
-                reason = refused.reason
-            else:
-                state = dataclasses.replace(state.fresh(), handoff_link=link_id)
-                return self._engine_for(state).welcome(state, tr, guide=guide)
-        last_seen = tr.date(start.updated_at) if start.updated_at else None
-        decision = self._engine_for(state).welcome(state, tr, last_seen=last_seen)
-        decision.outputs.insert(0, Reply(refusal_text(reason, tr)))
-        return decision
 
     async def resume(self, channel: str, user: str, guide: str | None, intro: str) -> list[Reply]:
         """Lotse speaks first (an agent handed the user back): the intro, then the start of
@@ -526,19 +362,21 @@ class ConversationService:
                     return await self._respond(inbound, cleaned, stranded.start)
                 if age <= STRANDED_NOTICE_WITHIN:
                     notice = self._stranded_notice(stranded.start, stranded.created_at, now)
-                    # While an agent has the user's ticket, Lotse asks nothing (see _ticket_turn).
-                    ask = not await self._with_agent(stranded.start)
+                    # While an agent has the user's ticket, Lotse asks nothing.
+                    ask = not await self._keeps_lotse_quiet(stranded.start)
                     return await self._speak_first(stranded.start, notice, None, ask=ask)
             except ConcurrentUpdate:  # another instance answered it meanwhile
                 log.info("a stranded message was answered by another instance")
             return []
 
-    async def _with_agent(self, start: TurnStart) -> bool:
-        number = ConversationState.from_json(start.state).ticket if start.state else None
-        if self.tickets is None or number is None:
+    async def _keeps_lotse_quiet(self, start: TurnStart) -> bool:
+        if not start.state:
             return False
-        ticket = await self.tickets.active(number)
-        return ticket is not None and ticket.status == "open"
+        state = ConversationState.from_json(start.state)
+        for middleware in self._middlewares:
+            if await middleware.keeps_lotse_quiet(state):
+                return True
+        return False
 
     def _stranded_notice(self, start: TurnStart, written: datetime, now: datetime) -> str:
         saved = ConversationState.from_json(start.state) if start.state else None
@@ -590,26 +428,26 @@ class ConversationService:
     async def _dispatch(
         self, decision: Decision, inbound: Inbound, tr: Translator
     ) -> tuple[list[Reply], bool]:
-        """Carry out the engine's actions in order.
+        """Carry out the engine's actions in order; each handler's state change is applied to
+        `decision.state` before the next action.
 
         Returns the replies and whether the user's data was deleted (then nothing is saved).
         """
         replies: list[Reply] = []
         deleted = False
-        context = ActionContext(inbound, decision.state, tr)
         for item in decision.outputs:
             if isinstance(item, Reply):
                 replies.append(item)
             elif isinstance(item, DeleteUserData):
-                if self.tickets is not None:
-                    await self.tickets.forget_user(inbound.channel, inbound.user)
+                for middleware in self._middlewares:
+                    await middleware.forget_user(inbound.channel, inbound.user)
                 await self.store.delete_user(inbound.channel, inbound.user)
                 deleted = True
             elif type(item) in self._handlers:
-                replies.extend(await self._handlers[type(item)](item, context))
-                if isinstance(item, RunCheck) and self.tickets is not None:
-                    # A broken mail server: the helpdesk must know (once per outage).
-                    replies.extend(await self.tickets.after_check(context))
+                context = ActionContext(inbound, decision.state, tr)
+                handled = await self._handlers[type(item)](item, context)
+                replies.extend(handled.replies)
+                decision.state = handled.change.applied_to(decision.state)
             else:
                 replies.extend(self._without_service(item, tr))
         return replies, deleted
@@ -668,13 +506,6 @@ def _inbound_from_transcript(channel: str, user: str, text: str) -> Inbound:
         if command in COMMANDS or command.isalpha():  # an unknown one is answered as such
             return Inbound(channel, user, command=command, argument=argument or None)
     return Inbound(channel, user, text=text)
-
-
-def _warn_of_secret(decision: Decision, cleaned: CleanedText, tr: Translator) -> Decision:
-    """A password was removed from what the user sent: say so first, whatever else is said."""
-    if cleaned.had_secret:
-        decision.outputs.insert(0, Reply(secret_warning(tr)))
-    return decision
 
 
 def _admit(inbound: Inbound) -> tuple[Inbound, CleanedText | None]:

@@ -1,6 +1,6 @@
-"""Test helpers: the repo's knowledge base, a conversation service on a temporary SQLite file,
-`Chat`, which talks to the service the way a channel does, pinned clocks, free ports, and
-`wait_until` for what nothing signals."""
+"""Test helpers: the repo's knowledge base, apps built by `build_app` on a temporary SQLite file
+(with or without tickets), `Chat`, which talks to the service the way a channel does, pinned
+clocks, free ports, and `wait_until` for what nothing signals."""
 
 from __future__ import annotations
 
@@ -21,25 +21,22 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from bot.agents.desk import Desk
 from bot.agents.telegram import connect_agents
 from bot.app import App, build_app
 from bot.channels.matrix import DRAIN_SECONDS as MATRIX_DRAIN_SECONDS
 from bot.channels.telegram import ALLOWED_UPDATES, TelegramChannel, build_application
 from bot.config import Settings
-from bot.conversation import ConversationService, Inbound
+from bot.conversation import ConversationService
 from bot.engine.decision import Reply
 from bot.engine.state import ConversationState
-from bot.i18n import translator
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.loader import load_knowledge
+from bot.knowledge.registry import KnowledgeRegistry
 from bot.serve.channels import matrix_with_agents
 from bot.storage.store import Store
-from bot.storage.tables import Conversation, User
-from bot.tickets.links import HandoffLinks
-from bot.tickets.records import MailSettings
+from bot.storage.tables import Conversation, User, utcnow
 from bot.tickets.service import TicketService
-from bot.understanding.lexicon import LexiconUnderstander
+from bot.turns import Inbound
 
 if TYPE_CHECKING:  # imported as a plugin after this module; only the annotation needs it
     from tests.servers.telegram_api import FakeTelegram
@@ -125,16 +122,61 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'lotse.sqlite3'}"
 
 
+def settings_for(url: str, **overrides: Any) -> Settings:
+    """Settings for a test app: the repo's knowledge and `url`, nothing from the environment."""
+    return Settings(_env_file=None, database_url=url, knowledge_dir=KNOWLEDGE_DIR, **overrides)
+
+
+async def open_app(
+    url: str,
+    knowledge: KnowledgeBase | KnowledgeRegistry,
+    *,
+    tickets: bool = False,
+    check: bool = False,
+    clock: Callable[[], datetime] | None = None,
+    store: Store | None = None,
+    **settings: Any,
+) -> App:
+    """An app as `build_app` makes it, without the connection check. Without `tickets` a user
+    who asks for a human gets the helpdesk's contact; with them, tickets queue mail to the
+    helpdesk queue (`HELPDESK_QUEUE`; a test that delivers it runs the queue itself) and
+    hand-back links work, with the clock pinned to `THURSDAY_EVENING` unless given: what
+    users are told depends on the helpdesk's hours. `settings` override the test's settings
+    (the check's CA file, say). A knowledge base stays fixed; a registry is the test's to
+    reload. Close the app with `app.close()` (or `app.service.close()`)."""
+    overrides = {**(TICKET_SETTINGS if tickets else {}), **settings}
+    return await build_app(
+        settings_for(url, **overrides),
+        registry=(
+            knowledge
+            if isinstance(knowledge, KnowledgeRegistry)
+            else KnowledgeRegistry.fixed(knowledge)
+        ),
+        clock=clock or (lambda: THURSDAY_EVENING),
+        check=check,
+        hand_over=tickets,
+        store=store,
+    )
+
+
 async def open_service(url: str, knowledge: KnowledgeBase) -> ConversationService:
-    store = await Store.open(url)
-    return ConversationService(store, knowledge, LexiconUnderstander(knowledge))
+    """The conversation service of an app without tickets (see `open_app`)."""
+    return (await open_app(url, knowledge)).service
 
 
 @pytest.fixture
-async def service(sqlite_url: str, knowledge: KnowledgeBase) -> AsyncIterator[ConversationService]:
-    service = await open_service(sqlite_url, knowledge)
-    yield service
-    await service.store.close()
+async def app(
+    request: pytest.FixtureRequest, sqlite_url: str, knowledge: KnowledgeBase
+) -> AsyncIterator[App]:
+    """The app on a temporary SQLite file; with tickets when the test asks for `tickets`."""
+    app = await open_app(sqlite_url, knowledge, tickets="tickets" in request.fixturenames)
+    yield app
+    await app.close()
+
+
+@pytest.fixture
+def service(app: App) -> ConversationService:
+    return app.service
 
 
 @dataclass
@@ -182,7 +224,7 @@ class Chat:
 
 HELPDESK_QUEUE = "servicedesk@helpdesk.lotse.test"  # the mailbox in tests.servers.mail
 MAIL_FROM = "lotse@uni-beispiel.de"
-LINK_SECRET = "test-handoff-secret"
+LINK_SECRET = "test-handoff-secret-of-32-characters"  # MIN_SECRET_LENGTH
 
 
 BERLIN = ZoneInfo("Europe/Berlin")  # the helpdesk's time zone in knowledge/server.yaml
@@ -203,18 +245,15 @@ def clock_at(moment: datetime) -> Callable[[], datetime]:
 THURSDAY_EVENING = berlin("2026-11-26 18:30")
 
 
-def attach_tickets(
-    service: ConversationService, clock: Callable[[], datetime] = lambda: THURSDAY_EVENING
-) -> TicketService:
-    """Tickets (mail to the helpdesk queue, hand-back links) on a conversation service, with
-    the clock pinned: what users are told depends on the helpdesk's hours."""
-    mail = MailSettings(recipient=HELPDESK_QUEUE, sender=MAIL_FROM)
-    links = HandoffLinks(service.store, LINK_SECRET, days=14, mail=mail)
-    tickets = TicketService(
-        service.store, lambda: service.knowledge, mail=mail, links=links, clock=clock
-    )
-    tickets.attach(service)
-    return tickets
+# Tickets in test apps: mail queued for the helpdesk queue, hand-back links with this secret.
+TICKET_SETTINGS: dict[str, Any] = {
+    "helpdesk_email": HELPDESK_QUEUE,
+    "mail_from": MAIL_FROM,
+    "smtp_url": SecretStr("smtp://127.0.0.1:25"),  # queued only: nothing here delivers it
+    "handoff_secret": SecretStr(LINK_SECRET),
+}
+# Tickets that queue no mail (no helpdesk address) and no hand-back links.
+WITHOUT_MAIL: dict[str, Any] = {"helpdesk_email": None, "handoff_secret": None}
 
 
 async def serve_matrix(
@@ -248,8 +287,9 @@ async def serve_matrix(
 
 
 @pytest.fixture
-def tickets(service: ConversationService) -> TicketService:
-    return attach_tickets(service)
+def tickets(app: App) -> TicketService:
+    """The tickets of the `app` fixture (which then has them)."""
+    return app.tickets
 
 
 @dataclass
@@ -284,19 +324,15 @@ AGENT_CHAT = -1001234567890  # the agents' Telegram group in tests
 
 
 @pytest.fixture
-async def tickets_service(
-    sqlite_url: str, knowledge: KnowledgeBase
-) -> AsyncIterator[ConversationService]:
-    service = await open_service(sqlite_url, knowledge)
-    TicketService(service.store, lambda: service.knowledge).attach(service)
-    yield service
-    await service.store.close()
+async def tickets_app(sqlite_url: str, knowledge: KnowledgeBase) -> AsyncIterator[App]:
+    """An app with tickets that queue no mail, on the real clock."""
+    app = await open_app(sqlite_url, knowledge, tickets=True, clock=utcnow, **WITHOUT_MAIL)
+    yield app
+    await app.close()
 
 
 @pytest.fixture
-async def agents_group_bot(
-    telegram_api: FakeTelegram, tickets_service: ConversationService
-) -> AsyncIterator[None]:
+async def agents_group_bot(telegram_api: FakeTelegram, tickets_app: App) -> AsyncIterator[None]:
     """The Telegram part of `lotse serve`, with the agents' group."""
     settings = Settings(
         _env_file=None,
@@ -305,10 +341,10 @@ async def agents_group_bot(
         telegram_agent_chat=AGENT_CHAT,
     )
     app = build_application(settings)
-    channel = TelegramChannel(tickets_service)
+    channel = TelegramChannel(tickets_app.service)
     channel.install(app)
     await app.initialize()
-    desk = Desk(tickets_service.tickets, tickets_service.registry, translator("de"))
+    desk = tickets_app.desk
     connect_agents(app, channel, settings, desk)
     assert app.updater is not None
     await app.updater.start_polling(timeout=1, allowed_updates=ALLOWED_UPDATES)

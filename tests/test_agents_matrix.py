@@ -251,20 +251,19 @@ async def test_a_stopped_matrix_channel_sends_nothing_more_through_its_closed_cl
     agents_room = (await bert.client.room_create(name="Helpdesk", invite=[lotse.user_id])).room_id
     app = await build_app(bot_settings(synapse_server, lotse, agents_room, tmp_path))
     service = app.service
-    assert service.tickets is not None
     desk = app.desk
     ready = asyncio.Event()
     settings = bot_settings(synapse_server, lotse, agents_room, tmp_path)
     task = asyncio.ensure_future(serve_matrix(settings, app, on_ready=ready.set))
     try:
         await asyncio.wait_for(ready.wait(), 60)
-        assert service.tickets.sender_for("matrix") is not None
+        assert app.tickets.sender_for("matrix") is not None
         assert "matrix" in desk.chat_names
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    assert service.tickets.sender_for("matrix") is None
+    assert app.tickets.sender_for("matrix") is None
     assert "matrix" not in desk.chat_names
     await service.close()
 

@@ -18,6 +18,7 @@ from telegram import Update
 
 from bot.agents.desk import Desk
 from bot.agents.telegram import connect_agents
+from bot.app import App
 from bot.channels.telegram import (
     ALLOWED_UPDATES,
     CHANNEL,
@@ -26,18 +27,16 @@ from bot.channels.telegram import (
     build_application,
 )
 from bot.config import Settings
-from bot.conversation import ConversationService, Inbound
+from bot.conversation import ConversationService
 from bot.i18n import translator
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.registry import KnowledgeRegistry
-from bot.storage.store import Store
 from bot.storage.tables import utcnow
 from bot.tickets import records
 from bot.tickets.records import MERGE_WINDOW, NewTicket
-from bot.tickets.service import TicketService
-from bot.understanding.lexicon import LexiconUnderstander
+from bot.turns import Inbound
 from tests.servers.telegram_api import FakeTelegram, FakeUser, SentMessage, TelegramChat, mentions
-from tests.support import KNOWLEDGE_DIR, StepClock, open_service
+from tests.support import KNOWLEDGE_DIR, WITHOUT_MAIL, StepClock, open_app
 
 AGENT_CHAT = -1001234567890
 ANNA = FakeUser(1001, "Anna", "de")
@@ -52,12 +51,13 @@ class Running:
     app: AnyApplication
     channel: TelegramChannel
     desk: Desk
+    lotse: App
 
 
 @asynccontextmanager
 async def running_bot(
     api: FakeTelegram,
-    service: ConversationService,
+    lotse: App,
     agent_chat: int | None = AGENT_CHAT,
     *,
     polling: bool = True,
@@ -74,17 +74,17 @@ async def running_bot(
         telegram_agent_chat=agent_chat,
     )
     app = build_application(settings)
-    channel = TelegramChannel(service)
+    channel = TelegramChannel(lotse.service)
     channel.install(app)
     await app.initialize()
-    desk = Desk(service.tickets, service.registry, translator("de"), clock=clock or utcnow)
+    desk = Desk(lotse.tickets, lotse.registry, translator("de"), clock=clock or utcnow)
     connect_agents(app, channel, settings, desk)
     assert app.updater is not None
     if polling:
         await app.updater.start_polling(timeout=1, allowed_updates=ALLOWED_UPDATES)
     await app.start()
     try:
-        yield Running(app, channel, desk)
+        yield Running(app, channel, desk, lotse)
     finally:
         await desk.drain()
         await desk.stop_delivery("telegram", 5.0)
@@ -95,20 +95,8 @@ async def running_bot(
 
 
 @pytest.fixture
-async def service_with_tickets(
-    sqlite_url: str, knowledge: KnowledgeBase
-) -> AsyncIterator[ConversationService]:
-    service = await open_service(sqlite_url, knowledge)
-    TicketService(service.store, lambda: service.knowledge).attach(service)
-    yield service
-    await service.store.close()
-
-
-@pytest.fixture
-async def bot(
-    telegram_api: FakeTelegram, service_with_tickets: ConversationService
-) -> AsyncIterator[Running]:
-    async with running_bot(telegram_api, service_with_tickets) as running:
+async def bot(telegram_api: FakeTelegram, tickets_app: App) -> AsyncIterator[Running]:
+    async with running_bot(telegram_api, tickets_app) as running:
         yield running
 
 
@@ -270,8 +258,7 @@ async def test_a_reply_to_the_list_the_help_or_an_error_answer_reaches_no_user(
             hint = await bert.replies(mentions(HINT))
             assert hint[-1].text == HINT
         await running.desk.drain()
-        tickets = running.channel.service.tickets
-        assert tickets is not None
+        tickets = running.lotse.tickets
         ticket = await tickets.get(1)
         assert ticket is not None and ticket.status == "new" and ticket.assignee is None
     # After a restart the bot knows its messages only from the database: still no answer.
@@ -316,8 +303,7 @@ async def test_an_agent_is_told_when_the_user_cannot_be_reached_and_not_to_repea
     bert.send("Bitte prüfen Sie Port 993.", reply_to=card)
     warning = await bert.replies(mentions("Bitte nicht wiederholen"))
     assert warning[-1].text.startswith("Ticket Nr. 1 ist gespeichert.")
-    tickets = bot.channel.service.tickets
-    assert tickets is not None
+    tickets = bot.lotse.tickets
     transcript = [m.text for m in await tickets.transcript(1)]
     assert transcript.count("Bitte prüfen Sie Port 993.") == 1
 
@@ -326,8 +312,7 @@ async def test_an_answer_to_a_user_on_a_channel_this_instance_does_not_run_is_re
     telegram_api: FakeTelegram, bot: Running
 ) -> None:
     """A Matrix user's ticket, handled by an instance that runs only Telegram."""
-    tickets = bot.channel.service.tickets
-    assert tickets is not None
+    tickets = bot.lotse.tickets
     new = NewTicket("requested", "matrix", "@anna:uni.example", "de", *[None] * 6)
     await tickets.store.run(records.create, new, None)
     bert = agents_chat(telegram_api)
@@ -349,8 +334,7 @@ async def test_only_the_agents_group_acts_as_agents(
     assert "Welches Mailprogramm benutzen Sie?" in mallory.text  # Lotse answers as to anyone
     await bot.desk.drain()
     assert not any("Passwort" in m.text for m in api.messages_to(ANNA.id))
-    tickets = bot.channel.service.tickets
-    assert tickets is not None
+    tickets = bot.lotse.tickets
     ticket = await tickets.get(1)
     assert ticket is not None and ticket.status == "new" and ticket.assignee is None
 
@@ -361,14 +345,14 @@ async def test_a_reload_of_the_knowledge_base_and_a_rejected_edit_are_posted_to_
     directory = tmp_path / "knowledge"
     shutil.copytree(KNOWLEDGE_DIR, directory)
     registry = KnowledgeRegistry.load(directory)
-    store = await Store.open(sqlite_url)
-    service = ConversationService(store, registry, LexiconUnderstander(registry.current))
+    lotse = await open_app(sqlite_url, registry)
+    service = lotse.service
 
     def notices() -> list[str]:
         return [m.text for m in bot_messages_in_group(telegram_api)]
 
     try:
-        async with running_bot(telegram_api, service):
+        async with running_bot(telegram_api, lotse):
             service.watch_knowledge(interval=0.05)  # as the running bot does, every 2 s
             guide = directory / "thunderbird.yaml"
             guide.write_text(guide.read_text().replace("Extras", "Extras (Menü)", 1))
@@ -401,13 +385,12 @@ async def instance(
     clock: StepClock | None = None,
 ) -> AsyncIterator[Running]:
     """One `lotse serve` process: its own store, services and desk, nothing kept in memory."""
-    service = await open_service(url, knowledge)
-    TicketService(service.store, lambda: service.knowledge).attach(service)
+    lotse = await open_app(url, knowledge, tickets=True, clock=utcnow, **WITHOUT_MAIL)
     try:
-        async with running_bot(api, service, polling=polling, clock=clock) as running:
+        async with running_bot(api, lotse, polling=polling, clock=clock) as running:
             yield running
     finally:
-        await service.store.close()
+        await lotse.close()
 
 
 _delivered_ids = itertools.count(1_000_000)
@@ -517,8 +500,7 @@ async def taken_ticket(api: FakeTelegram, running: Running) -> ConversationServi
     """Anna's ticket #1, taken by Bert, its card and status line shown."""
     await ticket_opened(api, TelegramChat(api, ANNA))
     service = running.channel.service
-    assert service.tickets is not None
-    await service.tickets.take(1, "Bert")
+    await running.lotse.tickets.take(1, "Bert")
     await running.desk.drain()
     return service
 

@@ -14,12 +14,12 @@ import pytest
 
 from bot.check.handler import CACHE_SECONDS, DETAILS_PAYLOAD, USER_INTERVAL, CheckActionHandler
 from bot.check.report import CheckReport, EndpointResult, Finding
-from bot.conversation import ActionContext, Inbound
 from bot.engine.decision import HandOver, Reply, RunCheck
 from bot.engine.state import ConversationState
 from bot.i18n import translator
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.models import Server
+from bot.turns import ActionContext, Inbound
 from tests.servers.mail import MailServers
 
 
@@ -88,7 +88,7 @@ async def test_a_check_replies_with_a_summary_and_a_details_option(
     handler: CheckActionHandler, checker: FakeChecker
 ) -> None:
     ctx = context()
-    replies = await handler(RunCheck(), ctx)
+    replies = (await handler(RunCheck(), ctx)).replies
     assert checker.runs == 1
     (reply,) = replies
     assert reply.text.splitlines()[1] == "✅ IMAP: Port 993 (SSL/TLS) in Ordnung"
@@ -99,11 +99,10 @@ async def test_a_check_replies_with_a_summary_and_a_details_option(
 async def test_the_result_is_stored_in_the_conversation_for_agents(
     handler: CheckActionHandler,
 ) -> None:
-    ctx = context()
-    await handler(RunCheck(), ctx)
-    assert ctx.state.last_check is not None
-    assert ctx.state.last_check["overall"] == "ok"
-    assert ctx.state.last_check["endpoints"][0]["port"] == 993
+    kept = (await handler(RunCheck(), context())).change.last_check
+    assert kept is not None
+    assert kept["overall"] == "ok"
+    assert kept["endpoints"][0]["port"] == 993
 
 
 async def test_a_second_request_within_30_s_gets_the_last_result_with_a_note(
@@ -114,7 +113,7 @@ async def test_a_second_request_within_30_s_gets_the_last_result_with_a_note(
     await handler(RunCheck(), context())  # ... so this is a new check (and a new request)
     assert checker.runs == 2
     clock.now += USER_INTERVAL - 10
-    replies = await handler(RunCheck(), context())
+    replies = (await handler(RunCheck(), context())).replies
     assert checker.runs == 2
     assert text(replies).startswith("Sie haben den Server gerade erst prüfen lassen")
     assert "in 10 Sekunden" in text(replies)
@@ -134,7 +133,7 @@ async def test_within_60_s_everyone_gets_the_cached_result(
 ) -> None:
     await handler(RunCheck(), context("anna"))
     clock.now += 45
-    replies = await handler(RunCheck(), context("ben"))
+    replies = (await handler(RunCheck(), context("ben"))).replies
     assert checker.runs == 1
     assert "Ergebnis von vor 45 Sekunden." in text(replies)
     clock.now += 16  # 61 s after the check
@@ -151,7 +150,7 @@ async def test_concurrent_requests_share_one_running_check(
     checker.release.set()
     results = await asyncio.gather(*waiting)
     assert checker.runs == 1
-    assert all(len(replies) == 1 for replies in results)
+    assert all(len(handled.replies) == 1 for handled in results)
 
 
 async def test_details_show_the_fresh_result_without_checking_again(
@@ -159,7 +158,7 @@ async def test_details_show_the_fresh_result_without_checking_again(
 ) -> None:
     await handler(RunCheck(), context())
     clock.now += 5
-    replies = await handler(RunCheck(details=True), context())
+    replies = (await handler(RunCheck(details=True), context())).replies
     assert checker.runs == 1
     assert replies[0].text.startswith("IMAP\n\n✅ Port 993 (SSL/TLS): in Ordnung")
     assert replies[-1].text == "Ergebnis von vor 5 Sekunden."
@@ -168,7 +167,7 @@ async def test_details_show_the_fresh_result_without_checking_again(
 async def test_details_without_a_fresh_result_run_a_check(
     handler: CheckActionHandler, checker: FakeChecker, clock: Clock
 ) -> None:
-    replies = await handler(RunCheck(details=True), context())
+    replies = (await handler(RunCheck(details=True), context())).replies
     assert checker.runs == 1
     assert replies[0].text.startswith("IMAP")
 
@@ -180,7 +179,7 @@ async def test_an_error_points_the_user_to_the_helpdesk(
     handler = CheckActionHandler(
         lambda: knowledge, timeout=3, ca_file=None, clock=clock, checker=failing
     )
-    (reply,) = await handler(RunCheck(), context())
+    (reply,) = (await handler(RunCheck(), context())).replies
     assert "❌ IMAP: Port 993 (SSL/TLS): nicht erreichbar" in reply.text
     assert knowledge.helpdesk.email in reply.text
 
@@ -194,18 +193,18 @@ async def test_a_crashing_check_gives_a_friendly_answer(
     handler = CheckActionHandler(
         lambda: knowledge, timeout=3, ca_file=None, clock=clock, checker=broken
     )
-    (reply,) = await handler(RunCheck(), context())
+    (reply,) = (await handler(RunCheck(), context())).replies
     assert reply.text.startswith("Der Verbindungstest selbst ist leider fehlgeschlagen.")
 
 
 async def test_the_summary_follows_the_users_language(handler: CheckActionHandler) -> None:
-    (reply,) = await handler(RunCheck(), context(locale="en"))
+    (reply,) = (await handler(RunCheck(), context(locale="en"))).replies
     assert reply.text.splitlines()[1] == "✅ IMAP: Port 993 (SSL/TLS) OK"
     assert reply.options[0].label == "Show details"
 
 
 async def test_other_actions_are_not_its_business(handler: CheckActionHandler) -> None:
-    assert await handler(HandOver("requested"), context()) == []
+    assert (await handler(HandOver("requested"), context())).replies == []
 
 
 @pytest.mark.slow
@@ -220,8 +219,9 @@ async def test_the_handler_checks_the_real_servers_from_the_knowledge_base(
         revision="test",
     )
     handler = CheckActionHandler(lambda: ours, timeout=5.0, ca_file=mail_servers.pki.ca)
-    ctx = context()
-    (reply,) = await handler(RunCheck(), ctx)
+    handled = await handler(RunCheck(), context())
+    (reply,) = handled.replies
     lines = reply.text.splitlines()
     assert [line.split(":")[0] for line in lines[1:4]] == ["✅ IMAP", "✅ POP3", "✅ SMTP"]
-    assert ctx.state.last_check is not None and ctx.state.last_check["overall"] == "ok"
+    kept = handled.change.last_check
+    assert kept is not None and kept["overall"] == "ok"

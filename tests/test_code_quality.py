@@ -32,8 +32,8 @@ def test_mypy_strict_finds_no_type_errors() -> None:
 
 
 def test_packages_import_only_downwards() -> None:
-    """The import contracts in pyproject.toml (`[tool.importlinter]`): no cycle between the
-    channels, the agents' chats and the process that composes them."""
+    """The import contract in pyproject.toml (`[tool.importlinter]`): every room (package or
+    top-level module) imports only the rooms below it, so no import cycle between them."""
     result = subprocess.run(
         [str(Path(sys.executable).with_name("lint-imports")), "--no-cache"],
         cwd=REPO,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.commands import menu
-from bot.conversation import ConversationService, Inbound
+from bot.conversation import ConversationService
 from bot.engine.decision import RunCheck
 from bot.engine.engine import Engine
 from bot.engine.options import understanding_from_payload
@@ -14,6 +14,7 @@ from bot.gate import CUT_MARKER, MAX_MESSAGE_LENGTH
 from bot.i18n import translator
 from bot.knowledge.base import KnowledgeBase
 from bot.redaction import REDACTED
+from bot.turns import Inbound
 from bot.understanding.types import Understanding
 from tests.support import Chat, open_service
 

@@ -15,15 +15,17 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert
 
+from bot.app import App
 from bot.conversation import ConversationService
 from bot.gate import CUT_MARKER, MAX_MESSAGE_LENGTH
 from bot.knowledge.base import KnowledgeBase
 from bot.storage.store import Store
 from bot.storage.tables import TicketMessage
 from bot.tickets.outbox import deliver_queue
+from bot.tickets.service import TicketService
 from bot.tickets.smtp import SmtpSender
 from tests.servers.mail import Mailbox
-from tests.support import MAIL_FROM, REPO, Chat, UserInbox, attach_tickets, open_service
+from tests.support import MAIL_FROM, REPO, Chat, UserInbox, open_app
 
 # What reaches a bot from clients and scripts, and must never reach a database, terminal or mail.
 LONE_SURROGATE = "Hallo \ud800 ich nutze Thunderbird"
@@ -33,13 +35,23 @@ UNSAFE = ("\x00", "\x1b", "\x07", "\x9b", "\ud800")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-async def any_service(
-    request: pytest.FixtureRequest, knowledge: KnowledgeBase
-) -> AsyncIterator[ConversationService]:
+async def any_app(request: pytest.FixtureRequest, knowledge: KnowledgeBase) -> AsyncIterator[App]:
+    """On either database; with tickets when the test asks for them (`any_tickets`)."""
     url_fixture = "sqlite_url" if request.param == "sqlite" else "postgres_url"
-    service = await open_service(request.getfixturevalue(url_fixture), knowledge)
-    yield service
-    await service.store.close()
+    url = request.getfixturevalue(url_fixture)
+    app = await open_app(url, knowledge, tickets="any_tickets" in request.fixturenames)
+    yield app
+    await app.close()
+
+
+@pytest.fixture
+def any_service(any_app: App) -> ConversationService:
+    return any_app.service
+
+
+@pytest.fixture
+def any_tickets(any_app: App) -> TicketService:
+    return any_app.tickets
 
 
 async def stored_texts(service: ConversationService, chat: Chat) -> list[str]:
@@ -106,9 +118,9 @@ async def test_an_unknown_command_is_answered_with_the_known_ones_and_stored_red
 
 
 async def test_what_a_user_sent_reaches_the_ticket_and_its_mail_cleaned_cut_and_redacted(
-    any_service: ConversationService, helpdesk_mailbox: Mailbox
+    any_service: ConversationService, any_tickets: TicketService, helpdesk_mailbox: Mailbox
 ) -> None:
-    tickets = attach_tickets(any_service)
+    tickets = any_tickets
     tickets.register_user_sender("test", UserInbox().send)
     chat = Chat(any_service)
     await chat.say("Thunderbird")
@@ -205,8 +217,8 @@ async def test_a_password_where_a_long_message_is_cut_leaves_no_piece_behind(
 async def test_lotse_tickets_show_prints_rows_from_before_the_gate_and_agent_names_harmless(
     sqlite_url: str, knowledge: KnowledgeBase
 ) -> None:
-    service = await open_service(sqlite_url, knowledge)
-    tickets = attach_tickets(service)
+    app = await open_app(sqlite_url, knowledge, tickets=True)
+    service, tickets = app.service, app.tickets
     tickets.register_user_sender("test", UserInbox().send)
     await Chat(service).command("mensch")
     await tickets.take(1, "Petra\x1b]0;root\x07")  # a display name is the agent's choice
@@ -214,7 +226,7 @@ async def test_lotse_tickets_show_prints_rows_from_before_the_gate_and_agent_nam
         ticket_id=1, direction="in", text="alt \x1b[2J\x1b[31mrot\x00"
     )
     await service.store.run(lambda conn: conn.execute(old_row))
-    await service.store.close()
+    await service.close()
 
     shown = _lotse(sqlite_url, "tickets", "show", "1").stdout
     assert "alt rot\ufffd" in shown

@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from bot.app import App
 from bot.conversation import ConversationService
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.registry import KnowledgeRegistry, ReloadOutcome
 from bot.storage.store import Store
+from bot.tickets.service import TicketService
 from bot.understanding.lexicon import LexiconUnderstander
-from tests.support import KNOWLEDGE_DIR, Chat, UserInbox, attach_tickets
+from tests.support import KNOWLEDGE_DIR, Chat, UserInbox, open_app
 
 OLD_STEP = 'Klicken Sie auf "Weitere Einstellungen".'
 NEW_STEP = 'Klicken Sie unten rechts auf "Weitere Einstellungen ...".'
@@ -28,13 +30,25 @@ def kb_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def live(kb_dir: Path, sqlite_url: str) -> AsyncIterator[ConversationService]:
+async def live_app(
+    request: pytest.FixtureRequest, kb_dir: Path, sqlite_url: str
+) -> AsyncIterator[App]:
+    """An app on a copy of the knowledge that the test edits and reloads; with tickets when
+    the test asks for `live_tickets`."""
     registry = KnowledgeRegistry.load(kb_dir)
-    understander = LexiconUnderstander(registry.current)
-    registry.on_reload(lambda _outcome, current: understander.use_knowledge(current))
-    service = ConversationService(await Store.open(sqlite_url), registry, understander)
-    yield service
-    await service.close()
+    app = await open_app(sqlite_url, registry, tickets="live_tickets" in request.fixturenames)
+    yield app
+    await app.close()
+
+
+@pytest.fixture
+def live(live_app: App) -> ConversationService:
+    return live_app.service
+
+
+@pytest.fixture
+def live_tickets(live_app: App) -> TicketService:
+    return live_app.tickets
 
 
 def _edit(path: Path, old: str, new: str) -> None:
@@ -145,10 +159,10 @@ async def test_a_conversation_whose_guide_vanished_after_a_restart_starts_over_p
 
 
 async def test_a_user_handed_back_mid_guide_after_an_edit_continues_on_their_revision(
-    live: ConversationService, kb_dir: Path
+    live: ConversationService, live_tickets: TicketService, kb_dir: Path
 ) -> None:
     inbox = UserInbox()
-    tickets = attach_tickets(live)
+    tickets = live_tickets
     tickets.register_user_sender("test", inbox.send)
     anna = Chat(live, user="anna")
     await anna.say("Outlook 2007")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from bot.conversation import ConversationService, Inbound
+from bot.conversation import ConversationService
+from bot.turns import Inbound
 from tests.support import Chat
 
 

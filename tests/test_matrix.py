@@ -34,9 +34,10 @@ from nio.crypto import decrypt_attachment  # type: ignore[import-untyped]
 from pydantic import SecretStr
 
 from bot.config import Settings
-from bot.conversation import ConversationService, Inbound
+from bot.conversation import ConversationService
 from bot.engine.decision import Reply
 from bot.storage.store import Store
+from bot.turns import Inbound
 from tests.matrix_user import GREETING, MatrixUser, matrix_user
 from tests.servers.synapse import MatrixAccount, SynapseServer
 from tests.support import REPO, serve_matrix

@@ -20,17 +20,17 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from bot.check.handler import CheckActionHandler
-from bot.conversation import ConversationService, Inbound
-from bot.engine.decision import RunCheck
+from bot.app import App
+from bot.conversation import ConversationService
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.loader import load_knowledge
 from bot.serve.jobs import JobRunner
 from bot.serve.stranded import answer_stranded, sweep_job
 from bot.storage.store import Store
+from bot.turns import Inbound
 from bot.understanding.lexicon import LexiconUnderstander
 from tests.servers.telegram_api import FakeTelegram, FakeUser, TelegramChat, mentions
-from tests.support import KNOWLEDGE_DIR, REPO, Chat, UserInbox, attach_tickets
+from tests.support import KNOWLEDGE_DIR, REPO, Chat, UserInbox, open_app
 
 ANNA = FakeUser(5001, "Anna", "de")
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -116,13 +116,14 @@ def knowledge_dir_checking(tmp_path: Path, port: int) -> Path:
     return directory
 
 
-async def checking_service(url: str, knowledge: KnowledgeBase) -> ConversationService:
+async def checking_app(url: str, knowledge: KnowledgeBase) -> App:
     """An instance as `lotse serve` builds it: a connection check (of `knowledge`'s server,
     waiting up to a minute) and tickets."""
-    service = ConversationService(await Store.open(url), knowledge, LexiconUnderstander(knowledge))
-    service.register(RunCheck, CheckActionHandler(lambda: knowledge, timeout=60, ca_file=None))
-    attach_tickets(service)
-    return service
+    return await open_app(url, knowledge, tickets=True, check=True, check_timeout=60)
+
+
+async def checking_service(url: str, knowledge: KnowledgeBase) -> ConversationService:
+    return (await checking_app(url, knowledge)).service
 
 
 async def strand_a_check(url: str, knowledge: KnowledgeBase, hole: Blackhole) -> datetime:
@@ -228,12 +229,12 @@ async def test_answered_users_blocked_users_and_other_channels_get_nothing_after
 async def test_a_user_talking_to_an_agent_gets_the_apology_but_no_question_from_lotse(
     sqlite_url: str, knowledge: KnowledgeBase
 ) -> None:
-    service = await checking_service(sqlite_url, knowledge)
+    app = await checking_app(sqlite_url, knowledge)
+    service = app.service
     anna = Chat(service, "anna", "telegram")
     await anna.command("mensch")
-    assert service.tickets is not None
-    service.tickets.register_user_sender("telegram", UserInbox().send)
-    await service.tickets.take(1, "Agentin Berta")  # Lotse is silent while she has it
+    app.tickets.register_user_sender("telegram", UserInbox().send)
+    await app.tickets.take(1, "Agentin Berta")  # Lotse is silent while she has it
     await service.store.begin_turn("telegram", "anna", "de", "Geht es jetzt?")  # cut off
     written = (await service.store.transcript("telegram", "anna"))[-1].created_at
     inbox = UserInbox()
@@ -249,20 +250,20 @@ async def test_a_user_talking_to_an_agent_gets_the_apology_but_no_question_from_
 async def test_the_sweep_answers_a_message_an_instance_that_never_came_back_left_not_a_new_one(
     sqlite_url: str, knowledge: KnowledgeBase
 ) -> None:
-    service = await checking_service(sqlite_url, knowledge)
+    app = await checking_app(sqlite_url, knowledge)
+    service = app.service
     inbox = UserInbox()
-    assert service.tickets is not None
-    service.tickets.register_user_sender("telegram", inbox.send)  # Telegram runs here
+    app.tickets.register_user_sender("telegram", inbox.send)  # Telegram runs here
     await service.store.begin_turn("telegram", "anna", "de", "Thunderbird")  # cut off elsewhere
     written = (await service.store.transcript("telegram", "anna"))[-1].created_at
     clock = written + timedelta(seconds=30)
-    runner = JobRunner(service.store, [sweep_job(service, "telegram", now=lambda: clock)])
+    runner = JobRunner(service.store, [sweep_job(app, "telegram", now=lambda: clock)])
     assert await runner.run_due() == ["stranded:telegram"]
     await runner.stop()
     assert inbox.sent == {}  # her turn may still be under way on that instance
 
     clock = written + timedelta(minutes=3)
-    await sweep_job(service, "telegram", now=lambda: clock).run()
+    await sweep_job(app, "telegram", now=lambda: clock).run()
     assert "Schritt 1 von 5" in inbox.text("anna")
     await service.close()
 

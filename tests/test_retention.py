@@ -28,7 +28,7 @@ from bot.tickets.models import TicketEvent
 from bot.tickets.records import queued_mails
 from bot.tickets.retention import WAITING_CLOSE_DAYS, run_purge
 from bot.tickets.service import TicketService
-from tests.support import REPO, Chat, UserInbox, attach_tickets, open_service
+from tests.support import REPO, Chat, UserInbox, open_app
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -43,8 +43,8 @@ async def database_url(request: pytest.FixtureRequest, sqlite_url: str) -> Async
 async def served(
     database_url: str, knowledge: KnowledgeBase
 ) -> AsyncIterator[tuple[ConversationService, TicketService]]:
-    service = await open_service(database_url, knowledge)
-    tickets = attach_tickets(service)
+    app = await open_app(database_url, knowledge, tickets=True)
+    service, tickets = app.service, app.tickets
     tickets.register_user_sender("test", UserInbox().send)
     yield service, tickets
     await service.close()
@@ -150,8 +150,7 @@ async def test_agents_list_show_and_close_tickets_and_admins_purge_from_the_comm
     tmp_path: Path, knowledge: KnowledgeBase
 ) -> None:
     url = f"sqlite:///{tmp_path / 'lotse.sqlite3'}"
-    service = await open_service(url, knowledge)
-    attach_tickets(service)
+    service = (await open_app(url, knowledge, tickets=True)).service
     chat = Chat(service, user="anna", channel="telegram")
     await chat.say("Thunderbird")
     await chat.command("mensch")

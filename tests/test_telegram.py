@@ -20,10 +20,11 @@ from bot.channels.telegram import (
     build_application,
 )
 from bot.config import Settings
-from bot.conversation import ConversationService, Inbound
+from bot.conversation import ConversationService
 from bot.engine.decision import Reply
 from bot.engine.state import Option
 from bot.storage.store import Store
+from bot.turns import Inbound
 from tests.servers.telegram_api import FakeTelegram, FakeUser, TelegramChat, mentions
 from tests.support import wait_until
 

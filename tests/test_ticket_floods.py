@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
+from bot.app import App
 from bot.check.handler import CheckActionHandler
 from bot.conversation import ConversationService
 from bot.engine.decision import RunCheck
@@ -18,12 +20,10 @@ from bot.storage.store import Store
 from bot.tickets import records
 from bot.tickets.models import TicketEvent
 from bot.tickets.outbox import deliver_queue
-from bot.tickets.records import MailSettings
 from bot.tickets.service import TicketService
 from bot.tickets.smtp import SmtpSender
-from bot.understanding.lexicon import LexiconUnderstander
 from tests.servers.mail import LOCAL, Mailbox, MailServers
-from tests.support import HELPDESK_QUEUE, MAIL_FROM, Chat, StepClock, UserInbox, open_service
+from tests.support import MAIL_FROM, Chat, StepClock, UserInbox, open_app
 
 LIMITED = "Sie haben in kurzer Zeit schon mehrere Anfragen an den Helpdesk gestellt"
 
@@ -40,22 +40,23 @@ class Events:
         return sum(1 for event in self.seen if event.kind == kind)
 
 
-def with_tickets(service: ConversationService, clock: StepClock) -> TicketService:
-    mail = MailSettings(recipient=HELPDESK_QUEUE, sender=MAIL_FROM)
-    tickets = TicketService(service.store, lambda: service.knowledge, mail=mail, clock=clock)
-    tickets.attach(service)
-    return tickets
+async def with_tickets(
+    url: str, knowledge: KnowledgeBase, clock: StepClock, **settings: Any
+) -> App:
+    """Tickets that mail the helpdesk queue, on `clock` (no hand-back links)."""
+    return await open_app(
+        url, knowledge, tickets=True, clock=clock, handoff_secret=None, **settings
+    )
 
 
 @pytest.fixture
 async def clocked(
     sqlite_url: str, knowledge: KnowledgeBase
 ) -> AsyncIterator[tuple[ConversationService, TicketService, StepClock]]:
-    service = await open_service(sqlite_url, knowledge)
     clock = StepClock()
-    tickets = with_tickets(service, clock)
-    yield service, tickets, clock
-    await service.store.close()
+    app = await with_tickets(sqlite_url, knowledge, clock)
+    yield app.service, app.tickets, clock
+    await app.close()
 
 
 async def delete_my_data(chat: Chat) -> None:
@@ -155,14 +156,12 @@ async def broken_server(
     # IMAPS with an expired certificate: the check reports an error for the server.
     server = mail_servers.server(("imap", mail_servers.postfix.expired, "tls", LOCAL))
     ours = dataclasses.replace(knowledge, server=server)
-    service = ConversationService(await Store.open(sqlite_url), ours, LexiconUnderstander(ours))
-    service.register(
-        RunCheck, CheckActionHandler(lambda: ours, timeout=5.0, ca_file=mail_servers.pki.ca)
-    )
     clock = StepClock()
-    tickets = with_tickets(service, clock)
-    yield service, tickets, clock
-    await service.close()
+    app = await with_tickets(
+        sqlite_url, ours, clock, check=True, check_timeout=5.0, check_ca_file=mail_servers.pki.ca
+    )
+    yield app.service, app.tickets, clock
+    await app.close()
 
 
 async def test_the_2nd_to_50th_users_whose_check_finds_the_same_server_error_join_one_incident(
@@ -211,21 +210,15 @@ async def test_an_incident_ends_when_nobody_reported_it_for_a_while_or_the_serve
     # The server is repaired: a check finds it healthy, and the next outage is a new incident.
     repaired = dataclasses.replace(knowledge, server=mail_servers.good_server())
     handler = CheckActionHandler(lambda: repaired, timeout=5.0, ca_file=mail_servers.pki.ca)
-    service.register(RunCheck, handler)
+    service.register(RunCheck, tickets.after_checks(handler))  # as `build_app` registers it
     healthy = Chat(service, user="user-3")
     await healthy.command("pruefen")
     assert "Anfrage Nr." not in healthy.text
-    service.register(
-        RunCheck,
-        CheckActionHandler(
-            lambda: dataclasses.replace(
-                knowledge,
-                server=mail_servers.server(("imap", mail_servers.postfix.expired, "tls", LOCAL)),
-            ),
-            timeout=5.0,
-            ca_file=mail_servers.pki.ca,
-        ),
+    broken = dataclasses.replace(
+        knowledge, server=mail_servers.server(("imap", mail_servers.postfix.expired, "tls", LOCAL))
     )
+    handler = CheckActionHandler(lambda: broken, timeout=5.0, ca_file=mail_servers.pki.ca)
+    service.register(RunCheck, tickets.after_checks(handler))
     broken_again = Chat(service, user="user-4")
     await broken_again.command("pruefen")
     assert "ich habe den Helpdesk informiert (Anfrage Nr. 3)" in broken_again.text
@@ -238,23 +231,28 @@ async def test_users_checking_at_once_on_two_instances_during_an_outage_open_one
     server = mail_servers.server(("imap", mail_servers.postfix.expired, "tls", LOCAL))
     ours = dataclasses.replace(knowledge, server=server)
     clock = StepClock()
-    services = []
+    apps = []
     for migrate in (True, False):  # two `lotse serve` instances on one PostgreSQL
         store = await Store.open(postgres_url, migrate=migrate)
-        service = ConversationService(store, ours, LexiconUnderstander(ours))
-        check = CheckActionHandler(lambda: ours, timeout=5.0, ca_file=mail_servers.pki.ca)
-        service.register(RunCheck, check)
-        with_tickets(service, clock)
-        services.append(service)
+        apps.append(
+            await with_tickets(
+                postgres_url,
+                ours,
+                clock,
+                store=store,
+                check=True,
+                check_timeout=5.0,
+                check_ca_file=mail_servers.pki.ca,
+            )
+        )
     try:
-        chats = [Chat(services[n % 2], user=f"user-{n}") for n in range(20)]
+        chats = [Chat(apps[n % 2].service, user=f"user-{n}") for n in range(20)]
         await asyncio.gather(*(chat.command("pruefen") for chat in chats))
-        tickets = services[0].tickets
-        assert tickets is not None
+        tickets = apps[0].tickets
         assert [t.number for t in await tickets.listing()] == [1]
         incident = await tickets.get(1)
         assert incident is not None and incident.affected == 20
         assert all("Anfrage Nr. 1)" in chat.text for chat in chats)
     finally:
-        for service in services:
-            await service.close()
+        for app in apps:
+            await app.close()

@@ -157,7 +157,7 @@ async def test_the_serve_jobs_deliver_the_queue_every_30_s_and_purge_daily(
         helpdesk_email=helpdesk_mailbox.address,
         mail_from=MAIL_FROM,
     )
-    jobs = {job.name: job for job in ticket_jobs(settings, service)}
+    jobs = {job.name: job for job in ticket_jobs(settings, tickets)}
     assert {name: job.every for name, job in jobs.items()} == {
         "ticket-mail": 30.0,
         "retention": 86400.0,
@@ -236,14 +236,14 @@ async def test_with_a_helpdesk_address_but_no_mail_server_nothing_is_queued(
         database_url=f"sqlite:///{tmp_path / 'lotse.sqlite3'}",
         helpdesk_email=HELPDESK_QUEUE,
     )
-    service = (await build_app(settings)).service
+    app = await build_app(settings)
     try:
         assert "LOTSE_SMTP_URL is not" in caplog.text
-        await Chat(service).command("mensch")
-        assert service.tickets is not None and await service.tickets.get(1) is not None
-        assert await service.store.run(queued_mails) == 0
+        await Chat(app.service).command("mensch")
+        assert await app.tickets.get(1) is not None
+        assert await app.store.run(queued_mails) == 0
     finally:
-        await service.close()
+        await app.close()
 
 
 def test_a_check_in_a_link_outcome_mail_shows_when_it_ran_in_local_time() -> None:

@@ -16,7 +16,7 @@ from bot.storage.tables import OutgoingMail
 from bot.tickets.hours import answer_time
 from bot.tickets.models import TicketError, TicketEvent, UserNotReached
 from bot.tickets.service import TicketService
-from tests.support import Chat, UserInbox, attach_tickets, berlin, clock_at
+from tests.support import Chat, UserInbox, berlin, clock_at, open_app
 
 
 def tickets_opened(reason: str) -> float:
@@ -281,16 +281,17 @@ def test_the_answer_time_follows_the_helpdesk_hours_in_berlin(
     ],
 )
 async def test_a_user_who_asks_for_a_human_is_told_when_the_helpdesk_answers_at_that_hour(
-    service: ConversationService, now: str, when: str
+    sqlite_url: str, knowledge: KnowledgeBase, now: str, when: str
 ) -> None:
-    attach_tickets(service, clock=clock_at(berlin(now)))
-    chat = Chat(service)
+    app = await open_app(sqlite_url, knowledge, tickets=True, clock=clock_at(berlin(now)))
+    chat = Chat(app.service)
     await chat.command("mensch")
     assert [reply.text for reply in chat.replies] == [
         "Ich habe Ihr Anliegen an den Helpdesk weitergegeben – Ihre Anfrage hat die Nummer 1. "
         "Sie müssen nichts wiederholen: Der Helpdesk sieht unser bisheriges Gespräch. "
         f"{when} Die Antwort bekommen Sie hier im Chat. Bis dahin helfe ich Ihnen gern weiter."
     ]
+    await app.close()
 
 
 async def agent_has_the_ticket(

@@ -7,36 +7,35 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.check.handler import CheckActionHandler
-from bot.conversation import ConversationService
-from bot.engine.decision import RunCheck
+from bot.app import App
 from bot.knowledge.base import KnowledgeBase
-from bot.storage.store import Store
-from bot.understanding.lexicon import LexiconUnderstander
 from tests.servers.mail import LOCAL, MailServers
-from tests.support import Chat, attach_tickets
+from tests.support import Chat, open_app
 
 
 @pytest.fixture
 async def broken_server(
     sqlite_url: str, knowledge: KnowledgeBase, mail_servers: MailServers
-) -> AsyncIterator[ConversationService]:
+) -> AsyncIterator[App]:
     # IMAPS with an expired certificate: the check reports an error for the server.
     server = mail_servers.server(("imap", mail_servers.postfix.expired, "tls", LOCAL))
     ours = dataclasses.replace(knowledge, server=server)
-    service = ConversationService(await Store.open(sqlite_url), ours, LexiconUnderstander(ours))
-    service.register(
-        RunCheck, CheckActionHandler(lambda: ours, timeout=5.0, ca_file=mail_servers.pki.ca)
+    app = await open_app(
+        sqlite_url,
+        ours,
+        tickets=True,
+        check=True,
+        check_timeout=5.0,
+        check_ca_file=mail_servers.pki.ca,
     )
-    attach_tickets(service)
-    yield service
-    await service.close()
+    yield app
+    await app.close()
 
 
 async def test_a_check_that_shows_a_server_error_hands_the_user_to_the_helpdesk(
-    broken_server: ConversationService,
+    broken_server: App,
 ) -> None:
-    chat = Chat(broken_server)
+    chat = Chat(broken_server.service)
     await chat.say("Thunderbird")
     await chat.command("pruefen")
     # The user asked for nothing: told what the test found and that the helpdesk knows.
@@ -46,7 +45,6 @@ async def test_a_check_that_shows_a_server_error_hands_the_user_to_the_helpdesk(
     assert "(Anfrage Nr. 1)" in chat.text
     assert "weitergegeben" not in chat.text
     tickets = broken_server.tickets
-    assert tickets is not None
     ticket = await tickets.get(1)
     assert ticket is not None and ticket.reason == "server_error"
     assert ticket.last_check is not None and ticket.last_check["overall"] == "error"

@@ -12,14 +12,14 @@ from bot.knowledge.base import KnowledgeBase
 from bot.tickets import records
 from bot.tickets.models import TicketError
 from tests.servers.postgres import waiting_for_a_lock
-from tests.support import Chat, attach_tickets, open_service, wait_until
+from tests.support import Chat, open_app, wait_until
 
 
 async def test_of_two_agents_taking_one_ticket_at_once_the_second_is_told_who_has_it(
     postgres_url: str, knowledge: KnowledgeBase
 ) -> None:
-    service = await open_service(postgres_url, knowledge)
-    tickets = attach_tickets(service)
+    app = await open_app(postgres_url, knowledge, tickets=True)
+    service, tickets = app.service, app.tickets
     await Chat(service).command("mensch")
     engine = create_async_engine(postgres_url)
     try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot.app import App
 from bot.conversation import ConversationService
 from bot.numbers import ascii_number
 from tests.servers.telegram_api import FakeTelegram, FakeUser, TelegramChat, mentions
@@ -38,7 +39,7 @@ async def test_a_user_who_answers_with_a_superscript_two_gets_an_answer_not_an_e
 
 
 async def test_a_forged_button_or_ticket_number_in_the_agents_chat_is_refused_politely(
-    telegram_api: FakeTelegram, agents_group_bot: None, tickets_service: ConversationService
+    telegram_api: FakeTelegram, agents_group_bot: None, tickets_app: App
 ) -> None:
     api = telegram_api
     anna = TelegramChat(api, ANNA)
@@ -60,7 +61,6 @@ async def test_a_forged_button_or_ticket_number_in_the_agents_chat_is_refused_po
 
     for typed in ("/nehmen ²", "!nehmen ١", "/antwort ² Hallo"):
         await bert.say(typed, mentions("Bitte nennen Sie die Ticketnummer"))
-    tickets = tickets_service.tickets
-    assert tickets is not None
+    tickets = tickets_app.tickets
     ticket = await tickets.get(1)
     assert ticket is not None and ticket.status == "new"  # nobody took it

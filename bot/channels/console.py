@@ -15,9 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
-from bot.conversation import ConversationService, Inbound
+from bot.conversation import ConversationService
 from bot.engine.decision import Attachment, Reply
 from bot.i18n import translator
+from bot.turns import Inbound
 
 CHANNEL = "console"
 

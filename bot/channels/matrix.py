@@ -81,10 +81,11 @@ from nio import (  # type: ignore[import-untyped]
 from bot.channels.base import OnFailure, Stopper
 from bot.channels.matrix_format import is_edit, message_text, parse_command, reply_content
 from bot.config import Settings
-from bot.conversation import ConversationService, Inbound
+from bot.conversation import ConversationService
 from bot.engine.decision import Attachment, Reply
 from bot.locks import KeyedLocks
 from bot.retry import Backoff
+from bot.turns import Inbound
 
 CHANNEL = "matrix"
 DEVICE_NAME = "Lotse"

@@ -49,11 +49,12 @@ from bot.channels.base import OnFailure, Stopper
 from bot.channels.telegram_format import button_owner, option_for, render_reply
 from bot.commands import COMMANDS, menu
 from bot.config import Settings
-from bot.conversation import ConversationService, Inbound
+from bot.conversation import ConversationService
 from bot.engine.decision import Reply
 from bot.i18n import SOURCE_LOCALE, SUPPORTED_LOCALES, Translator, pick_locale, translator
 from bot.locks import KeyedLocks
 from bot.retry import Backoff, retry
+from bot.turns import Inbound
 
 CHANNEL = "telegram"
 # What Telegram allows in a `t.me/<bot>?start=PAYLOAD` deep link.

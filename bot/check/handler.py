@@ -8,7 +8,8 @@
 - The reply is a summary (one line per protocol) with a "Details anzeigen" option; its payload
   `request_check:detail=1` comes back as `RunCheck(details=True)`, which shows the details of a
   fresh result without checking again.
-- The result is stored in the conversation (`state.last_check`) for agents to see.
+- The result goes into the conversation (`state.last_check`, as the handler's state change) for
+  agents to see.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from bot import metrics
 from bot.check import texts
@@ -31,9 +31,7 @@ from bot.i18n import Translator
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.models import Server
 from bot.knowledge.render import helpdesk_text
-
-if TYPE_CHECKING:  # the conversation service imports handlers, not the other way round
-    from bot.conversation import ActionContext
+from bot.turns import ActionContext, Handled, StateChange
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +73,9 @@ class CheckActionHandler:
         # (channel, user) -> (time of the last served request, the result it got)
         self._users: dict[tuple[str, str], tuple[float, _Result]] = {}
 
-    async def __call__(self, action: Action, context: ActionContext) -> list[Reply]:
+    async def __call__(self, action: Action, context: ActionContext) -> Handled:
         if not isinstance(action, RunCheck):
-            return []
+            return Handled([])
         tr = context.translator
         key = (context.inbound.channel, context.inbound.user)
         now = self.clock()
@@ -87,29 +85,27 @@ class CheckActionHandler:
         if action.details:
             fresh = self._fresh(mine, now)
             if fresh is not None:
-                context.state.last_check = fresh.report.as_json()
-                return self._detail_replies(fresh, now, tr)
+                return _handled(self._detail_replies(fresh, now, tr), fresh)
 
         if mine is not None and now - mine[0] < USER_INTERVAL:
             # Too soon: no new check, the user's last result with a note.
             result = mine[1]
-            context.state.last_check = result.report.as_json()
             note = texts.throttled_note(USER_INTERVAL - (now - mine[0]), tr)
             if action.details:
-                return [Reply(note), *self._detail_replies(result, now, tr)]
-            return [self._summary_reply(result, now, tr, note=note)]
+                return _handled([Reply(note), *self._detail_replies(result, now, tr)], result)
+            return _handled([self._summary_reply(result, now, tr, note=note)], result)
 
         try:
             result = await self._result(now)
         except Exception:
             log.exception("connection check failed")
             metrics.ERRORS.labels("check").inc()
-            return [Reply(texts.failed_text(tr) + "\n\n" + helpdesk_text(self.knowledge(), tr))]
+            failed = texts.failed_text(tr) + "\n\n" + helpdesk_text(self.knowledge(), tr)
+            return Handled([Reply(failed)])
         self._users[key] = (self.clock(), result)
-        context.state.last_check = result.report.as_json()
         if action.details:
-            return self._detail_replies(result, self.clock(), tr)
-        return [self._summary_reply(result, self.clock(), tr)]
+            return _handled(self._detail_replies(result, self.clock(), tr), result)
+        return _handled([self._summary_reply(result, self.clock(), tr)], result)
 
     # --- results -------------------------------------------------------------------------
 
@@ -164,3 +160,8 @@ class CheckActionHandler:
         if age >= 1:
             replies.append(Reply(texts.cached_note(age, tr)))
         return replies
+
+
+def _handled(replies: list[Reply], result: _Result) -> Handled:
+    """The replies, and the result kept in the conversation for agents to see."""
+    return Handled(replies, StateChange(last_check=result.report.as_json()))

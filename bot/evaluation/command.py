@@ -15,16 +15,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bot.app import build_understander
+from bot.app import build_app
 from bot.channels.console import parse_line
 from bot.config import Settings
-from bot.conversation import ConversationService
 from bot.engine.decision import Reply
 from bot.evaluation import redaction
 from bot.evaluation.conversations import CorpusError, CorpusReport, load_corpus, run_corpus
-from bot.knowledge.loader import KnowledgeError, load_knowledge
-from bot.storage.store import Store
-from bot.tickets.service import TicketService
+from bot.knowledge.loader import KnowledgeError
 
 CORPUS_DIR = Path(__file__).resolve().parents[2] / "tests" / "conversations"
 
@@ -47,24 +44,24 @@ async def evaluate_corpus(
     settings: Settings, corpus: Path, kinds: list[str] | None = None
 ) -> CorpusReport:
     conversations = [c for c in load_corpus(corpus) if not kinds or c.kind in kinds]
-    knowledge = load_knowledge(settings.knowledge_dir)
     with tempfile.TemporaryDirectory(prefix="lotse-eval-") as directory:
-        store = await Store.open(f"sqlite:///{Path(directory) / 'eval.sqlite3'}")
-        service = ConversationService(
-            store,
-            knowledge,
-            build_understander(settings, knowledge),
-            default_locale=settings.locale,
+        # Nothing leaves the machine: a throwaway database, no ticket mail, no hand-back links.
+        throwaway = settings.model_copy(
+            update={
+                "database_url": f"sqlite:///{Path(directory) / 'eval.sqlite3'}",
+                "helpdesk_email": None,
+                "handoff_secret": None,
+            }
         )
-        TicketService(store, lambda: service.knowledge).attach(service)
+        app = await build_app(throwaway, check=False)
 
         async def handle(user: str, line: str, locale: str | None) -> list[Reply]:
-            return await service.handle(parse_line(user, line, locale))
+            return await app.service.handle(parse_line(user, line, locale))
 
         try:
             return await run_corpus(conversations, handle)
         finally:
-            await service.close()
+            await app.close()
 
 
 def run_eval_command(settings: Settings, args: argparse.Namespace) -> int:

@@ -6,15 +6,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from bot.engine.decision import Action, Attachment, Reply, SendProfile
 from bot.knowledge.accounts import account_for
 from bot.knowledge.models import Server
 from bot.profiles.apple import mobileconfig, sign
-
-if TYPE_CHECKING:  # the service imports this module to register the handler
-    from bot.conversation import ActionContext
+from bot.turns import ActionContext, Handled
 
 MEDIA_TYPE = "application/x-apple-aspen-config"
 
@@ -32,7 +29,7 @@ class ProfileHandler:
             (signing_certificate, signing_key) if signing_certificate and signing_key else None
         )
 
-    async def __call__(self, action: Action, context: ActionContext) -> list[Reply]:
+    async def __call__(self, action: Action, context: ActionContext) -> Handled:
         assert isinstance(action, SendProfile)
         _ = context.translator.gettext
         server = self._server()
@@ -52,4 +49,4 @@ class ProfileHandler:
             "Das Profil legt ein neues Konto an. Entfernen Sie danach Ihr altes Konto für "
             "diese Adresse, sonst sehen Sie Ihre E-Mails doppelt."
         ).format(address=account.address)
-        return [Reply(text, attachment=Attachment(filename, profile, MEDIA_TYPE))]
+        return Handled([Reply(text, attachment=Attachment(filename, profile, MEDIA_TYPE))])

@@ -43,7 +43,7 @@ def telegram(app: App) -> Channel:
         return lambda within: desk.stop_delivery(TelegramRunner.name, within)
 
     runner = TelegramRunner(settings, app.service, attach=attach)
-    return WithCompanions(runner, [lambda: start_answering_stranded(app.service, runner.name)])
+    return WithCompanions(runner, [lambda: start_answering_stranded(app, runner.name)])
 
 
 def matrix_with_agents(app: App) -> MatrixRunner:

@@ -39,7 +39,6 @@ from bot.app import App, build_app
 from bot.channels.base import Channel, Stopper
 from bot.channels.telegram import TelegramRunner
 from bot.config import Settings
-from bot.conversation import ConversationService
 from bot.logs import configure_logging
 from bot.serve.channels import BUILDERS, configured_channels, kind
 from bot.serve.health import ChannelStatus, Health
@@ -73,13 +72,13 @@ def configuration_problems(settings: Settings, channels: list[str]) -> list[str]
     return problems
 
 
-def periodic_jobs(settings: Settings, service: ConversationService) -> list[Job]:
+def periodic_jobs(app: App) -> list[Job]:
     """The jobs every instance offers to run (leases decide which instance does)."""
     from bot.serve.ticket_jobs import ticket_jobs
 
-    jobs = ticket_jobs(settings, service)
-    if TelegramRunner.configured(settings):  # Matrix's homeserver sends them again itself
-        jobs.append(sweep_job(service, TelegramRunner.name))
+    jobs = ticket_jobs(app.settings, app.tickets)
+    if TelegramRunner.configured(app.settings):  # Matrix's homeserver sends them again itself
+        jobs.append(sweep_job(app, TelegramRunner.name))
     return jobs
 
 
@@ -162,7 +161,7 @@ async def serve(
     health.follow_reloads()
     http_runner = await _start_http(settings, health) if http else None
     holder = instance_id()  # of the job leases and the Matrix lease alike
-    jobs = JobRunner(service.store, periodic_jobs(settings, service), holder=holder)
+    jobs = JobRunner(service.store, periodic_jobs(app), holder=holder)
     jobs_task = asyncio.create_task(jobs.run_forever(), name="jobs")
     runners = [ChannelRunner(name, health.channel(name)) for name in names]
     stoppers: list[Stopper] = []

@@ -27,6 +27,7 @@ from contextlib import suppress
 from datetime import datetime, timedelta
 
 from bot import metrics
+from bot.app import App
 from bot.conversation import STRANDED_NOTICE_WITHIN, ConversationService
 from bot.serve.jobs import Job, raise_if_cancelling
 from bot.serve.leader import Stopper
@@ -74,30 +75,27 @@ async def answer_stranded(
     return sum(answered)
 
 
-def sweep_job(
-    service: ConversationService, channel: str, *, now: Callable[[], datetime] = utcnow
-) -> Job:
+def sweep_job(app: App, channel: str, *, now: Callable[[], datetime] = utcnow) -> Job:
     """`answer_stranded` every minute, on whichever instance takes the job's lease: a turn cut
     off on an instance that does not come back (scaled down, a SIGTERM past the drain time, a
     turn that could not be saved) gets its answer within minutes, not at the next start."""
 
     async def sweep() -> None:
-        tickets = service.tickets
-        send = tickets.sender_for(channel) if tickets is not None else None
+        send = app.tickets.sender_for(channel)
         if send is not None:  # the channel does not run here (it failed, or `lotse matrix`)
-            await answer_stranded(service, channel, send, now=now, min_age=SWEEP_MIN_AGE)
+            await answer_stranded(app.service, channel, send, now=now, min_age=SWEEP_MIN_AGE)
 
     return Job(f"stranded:{channel}", SWEEP_EVERY, sweep, timeout=300.0)
 
 
-def start_answering_stranded(service: ConversationService, channel: str) -> Stopper | None:
+def start_answering_stranded(app: App, channel: str) -> Stopper | None:
     """`answer_stranded` in the background with the sender `channel` registered here (None
     without one); the stopper cancels what is left of it."""
-    tickets = service.tickets
-    send = tickets.sender_for(channel) if tickets is not None else None
+    send = app.tickets.sender_for(channel)
     if send is None:
         return None
-    task = asyncio.create_task(answer_stranded(service, channel, send), name=f"stranded {channel}")
+    answering = answer_stranded(app.service, channel, send)
+    task = asyncio.create_task(answering, name=f"stranded {channel}")
 
     def ended(task: asyncio.Task[int]) -> None:
         if not task.cancelled() and task.exception() is not None:

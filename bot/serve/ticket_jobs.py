@@ -6,10 +6,10 @@ from __future__ import annotations
 import logging
 
 from bot.config import Settings
-from bot.conversation import ConversationService
 from bot.serve.jobs import Job
 from bot.tickets.outbox import deliver_queue
 from bot.tickets.retention import run_purge
+from bot.tickets.service import TicketService
 from bot.tickets.smtp import SmtpSender
 
 log = logging.getLogger(__name__)
@@ -18,9 +18,9 @@ MAIL_EVERY = 30.0  # seconds
 PURGE_EVERY = 24 * 3600.0
 
 
-def ticket_jobs(settings: Settings, service: ConversationService) -> list[Job]:
+def ticket_jobs(settings: Settings, tickets: TicketService) -> list[Job]:
     """Mail queue delivery every 30 s (when LOTSE_SMTP_URL is set) and retention daily."""
-    store = service.store
+    store = tickets.store
     jobs: list[Job] = []
     if settings.smtp_url is not None:
         sender = SmtpSender(settings.smtp_url.get_secret_value(), settings.smtp_ca_file)
@@ -44,7 +44,7 @@ def ticket_jobs(settings: Settings, service: ConversationService) -> list[Job]:
             store,
             settings.retention_days,
             settings.ticket_retention_days,
-            tickets=service.tickets,
+            tickets=tickets,
         )
         log.info("retention: %s", "; ".join(report.lines()))
 

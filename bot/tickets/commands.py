@@ -1,26 +1,21 @@
-"""`lotse tickets`, `lotse handoff-link` and `lotse purge`: the agents' and admins' commands."""
+"""`lotse tickets`, `lotse handoff-link` and `lotse purge`: the agents' and admins' commands
+(room: service; `bot/cli.py` builds the app and hands them its tickets)."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from zoneinfo import ZoneInfo
 
 from bot.config import ConfigurationError, Settings
-from bot.knowledge.base import KnowledgeBase
-from bot.knowledge.loader import load_knowledge
 from bot.numbers import ascii_number
-from bot.storage.store import Store
 from bot.storage.tables import utcnow
 from bot.tickets import mail_text, outbox
 from bot.tickets.links import (
     MAX_REFERENCE_LENGTH,
-    HandoffLinks,
     Link,
     reference_problem,
-    secret_problem,
 )
 from bot.tickets.models import (
     STATUSES,
@@ -30,7 +25,7 @@ from bot.tickets.models import (
     no_such_ticket,
     unknown_guide,
 )
-from bot.tickets.records import mail_settings, parked_mails
+from bot.tickets.records import parked_mails
 from bot.tickets.retention import run_purge
 from bot.tickets.service import TicketService
 
@@ -77,35 +72,20 @@ def _reference(value: str) -> str:
     return value
 
 
-def run(settings: Settings, args: argparse.Namespace) -> int:
-    return asyncio.run(_run(settings, args))
-
-
-async def _run(settings: Settings, args: argparse.Namespace) -> int:
+async def run(settings: Settings, tickets: TicketService, args: argparse.Namespace) -> int:
+    if args.command == "purge":
+        report = await run_purge(
+            tickets.store, settings.retention_days, settings.ticket_retention_days, tickets=tickets
+        )
+        print("\n".join(report.lines()))
+        return 0
     if args.command == "handoff-link":
-        problem = secret_problem(settings)  # before anything is stored
-        if problem is not None:
-            raise ConfigurationError(problem)
-    knowledge = load_knowledge(settings.knowledge_dir)
-    store = await Store.open(settings.database_url)
+        return await _handoff_link(settings, tickets, args)
     try:
-        mail = mail_settings(settings, knowledge.helpdesk.timezone)
-        tickets = TicketService(store, lambda: knowledge, mail=mail)
-        if args.command == "purge":
-            report = await run_purge(
-                store, settings.retention_days, settings.ticket_retention_days, tickets=tickets
-            )
-            print("\n".join(report.lines()))
-            return 0
-        if args.command == "handoff-link":
-            return await _handoff_link(settings, store, args, knowledge)
-        try:
-            return await _tickets(tickets, args)
-        except TicketError as error:
-            print(error, file=sys.stderr)
-            return 1
-    finally:
-        await store.close()
+        return await _tickets(tickets, args)
+    except TicketError as error:
+        print(error, file=sys.stderr)
+        return 1
 
 
 async def _tickets(tickets: TicketService, args: argparse.Namespace) -> int:
@@ -191,23 +171,18 @@ def _line(ticket: Ticket, zone: ZoneInfo) -> str:
 
 
 async def _handoff_link(
-    settings: Settings, store: Store, args: argparse.Namespace, knowledge: KnowledgeBase
+    settings: Settings, tickets: TicketService, args: argparse.Namespace
 ) -> int:
-    if settings.handoff_secret is None or not settings.handoff_secret.get_secret_value():
+    if tickets.links is None:
         raise ConfigurationError(
             "LOTSE_HANDOFF_SECRET is not set: hand-back links need a secret shared by the bot "
             "(e.g. `openssl rand -hex 32`)."
         )
+    knowledge = tickets.knowledge()
     if args.guide not in knowledge.guides:
         print(unknown_guide(args.guide, knowledge.guides), file=sys.stderr)
         return 1
-    links = HandoffLinks(
-        store,
-        settings.handoff_secret.get_secret_value(),
-        days=settings.handoff_link_days,
-        mail=mail_settings(settings, knowledge.helpdesk.timezone),
-    )
-    link = await links.create(args.guide, args.ref)
+    link = await tickets.links.create(args.guide, args.ref)
     zone = ZoneInfo(knowledge.helpdesk.timezone)
     print(link_instructions(link, settings.telegram_bot_username, zone))
     return 0

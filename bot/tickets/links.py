@@ -260,22 +260,14 @@ def refusal_text(reason: Refusal, tr: Translator) -> str:
     return text + " " + _("Sie können aber gern hier direkt mit mir weitermachen.")
 
 
-def outcomes(before: ConversationState, after: ConversationState) -> list[LinkOutcome]:
+def reached(before: ConversationState, after: ConversationState) -> list[OutcomeKind]:
     """What a turn reached that the agent who sent the link wants to know, each kind only the
-    first time (`after.link_reported` remembers them; the caller saves it with the state)."""
-    if after.handoff_link is None:
-        return []
-    found: list[LinkOutcome] = []
-
-    def reached(kind: OutcomeKind) -> None:
-        if kind not in after.link_reported:
-            found.append(LinkOutcome(kind, after.guide, after.ticket, after.last_check))
-
+    first time (`after.link_reported` holds the kinds reported before)."""
+    found: list[OutcomeKind] = []
     if after.stage is Stage.FINISHED and before.stage is not Stage.FINISHED:
-        reached("finished")
+        found.append("finished")
     if after.ticket is not None and after.ticket != before.ticket:
-        reached("human")
+        found.append("human")
     if after.last_check and after.last_check != before.last_check:
-        reached("check")
-    after.link_reported = [*after.link_reported, *(outcome.kind for outcome in found)]
-    return found
+        found.append("check")
+    return [kind for kind in found if kind not in after.link_reported]

@@ -1,12 +1,16 @@
 """The ticket service: hand-over from Lotse to helpdesk agents and back.
 
-- The conversation service's `HandOver` action opens a ticket (one active ticket per user;
-  asking again refers to it). The reply gives the number and when the helpdesk answers.
+- The engine's `HandOver` action (`handle_hand_over`, an action handler) opens a ticket (one
+  active ticket per user; asking again refers to it). The reply gives the number and when the
+  helpdesk answers.
 - Agents (agents' chat, `lotse tickets`) take, answer, hand back and close tickets; the user
   gets an agent's answer and a hand-back's first guide step pushed through the sender their
   channel registered.
 - While an agent has the ticket ("open") Lotse stays silent for that user and relays what
-  they write as "user_message" events; `/bot` returns the user to Lotse.
+  they write as "user_message" events; `/bot` returns the user to Lotse (the turn middleware
+  in `middleware.py`).
+- A connection check that finds the mail server broken opens an incident ticket
+  (`after_checks` wraps the check's action handler).
 - Every change queues its ticket mail in the same transaction (see `records`); listeners get
   a `TicketEvent` after the transaction committed, always, also when the message to the user
   failed. That failure reaches the agent as `UserNotReached` (a TicketError saying the change
@@ -17,11 +21,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from functools import partial
-from typing import TYPE_CHECKING
 
 from bot import metrics
 from bot.engine.decision import Action, HandOver, Reply
@@ -45,14 +49,15 @@ from bot.tickets.models import (
     unknown_guide,
 )
 from bot.tickets.records import MailSettings, NewTicket
-
-if TYPE_CHECKING:  # the conversation service imports this module's users, not the reverse
-    from bot.conversation import ActionContext, ConversationService
+from bot.turns import ActionContext, ActionHandler, Handled, StateChange
 
 log = logging.getLogger(__name__)
 
 Listener = Callable[[TicketEvent], Awaitable[None]]
 UserSender = Callable[[str, list[Reply]], Awaitable[None]]
+# Lotse takes a user back from the agent: (channel, user, guide or None, intro) -> the replies
+# (`ConversationService.resume`).
+Resume = Callable[[str, str, str | None, str], Awaitable[list[Reply]]]
 
 
 class TicketService:
@@ -63,22 +68,17 @@ class TicketService:
         *,
         mail: MailSettings | None = None,
         links: HandoffLinks | None = None,
+        resume: Resume | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.store = store
         self.clock = clock  # tests pin it: the answer-time sentence depends on the hour
         self.knowledge = knowledge
         self.mail = mail
-        self.conversation: ConversationService | None = None
         self.links = links  # with LOTSE_HANDOFF_SECRET
+        self._resume = resume  # without it (`lotse tickets`) a hand-back only records
         self._listeners: list[Listener] = []
         self._senders: dict[str, UserSender] = {}
-
-    def attach(self, conversation: ConversationService) -> None:
-        """Let the conversation service open tickets and relay while an agent has one."""
-        self.conversation = conversation
-        conversation.tickets = self
-        conversation.register(HandOver, self.handle_hand_over)
 
     # --- for agents' channels ----------------------------------------------------------
 
@@ -141,13 +141,13 @@ class TicketService:
             raise TicketError(unknown_guide(guide_id, knowledge.guides))
         ticket = await self.store.run(records.hand_back, number, agent, self.mail)
         await self._emit("handed_back", ticket, agent=agent)
-        if self.conversation is not None and ticket.user:
+        if self._resume is not None and ticket.user:
             tr = translator(ticket.locale)
             intro = tr.gettext(
                 "Der Helpdesk hat Sie wieder an mich, Lotse, übergeben. Ihre Anfrage Nr. "
                 "{number} bleibt offen; Sie können jederzeit wieder „Mensch“ schreiben."
             ).format(number=ticket.number)
-            replies = await self.conversation.resume(ticket.channel, ticket.user, guide_id, intro)
+            replies = await self._resume(ticket.channel, ticket.user, guide_id, intro)
             await self._send(ticket, replies)
         return ticket
 
@@ -175,7 +175,7 @@ class TicketService:
 
     # --- for the conversation service --------------------------------------------------
 
-    async def handle_hand_over(self, action: Action, context: ActionContext) -> list[Reply]:
+    async def handle_hand_over(self, action: Action, context: ActionContext) -> Handled:
         """The engine asks for a human: open a ticket, or refer to the user's active one, or
         (a server error) to the incident other users' checks opened already."""
         assert isinstance(action, HandOver)
@@ -206,14 +206,13 @@ class TicketService:
             ticket, created = await self.store.run(records.open_incident, new, self.mail, now)
             if not created:  # another user's incident: this user is counted there
                 await self._emit("reported", ticket)
-                return [Reply(self._incident_known_text(ticket, tr))]
+                return Handled([Reply(self._incident_known_text(ticket, tr))])
         else:
             try:
                 ticket, created = await self.store.run(records.create, new, self.mail, now)
             except records.TicketLimitReached:
                 log.info("ticket limit reached (%s)", action.reason)
-                return [Reply(self._limited_text(tr))]
-        state.ticket = ticket.number
+                return Handled([Reply(self._limited_text(tr))])
         if created:
             metrics.TICKETS.labels(action.reason).inc()
             log.info("ticket %d opened (%s)", ticket.number, action.reason)
@@ -240,22 +239,34 @@ class TicketService:
         text += " " + _(
             "Die Antwort bekommen Sie hier im Chat. Bis dahin helfe ich Ihnen gern weiter."
         )
-        return [Reply(text)]
+        return Handled([Reply(text)], StateChange(ticket=ticket.number))
 
-    async def after_check(self, context: ActionContext) -> list[Reply]:
-        """A connection check ran: a server error goes to the helpdesk (once per outage, see
-        `records.open_incident`); a healthy server ends its incidents."""
+    def after_checks(self, check: ActionHandler) -> ActionHandler:
+        """The check's action handler, followed by what its result means for the helpdesk:
+        a server error goes to them (once per outage, see `records.open_incident`); a healthy
+        server ends its incidents."""
+
+        async def check_then_report(action: Action, context: ActionContext) -> Handled:
+            checked = await check(action, context)
+            state = checked.change.applied_to(context.state)
+            reported = await self._after_check(dataclasses.replace(context, state=state))
+            replies = [*checked.replies, *reported.replies]
+            return Handled(replies, checked.change.then(reported.change))
+
+        return check_then_report
+
+    async def _after_check(self, context: ActionContext) -> Handled:
         state = context.state
         check = state.last_check
         if check is None:
-            return []
+            return Handled([])
         if check.get("overall") != "error":
             ended = await self.store.run(records.end_incidents, str(check.get("server") or ""))
             for number in ended:
                 log.info("incident %d: the server was found healthy again", number)
-            return []
+            return Handled([])
         if state.ticket is not None:  # the helpdesk has this user's ticket already
-            return []
+            return Handled([])
         return await self.handle_hand_over(HandOver("server_error"), context)
 
     @staticmethod
