@@ -137,7 +137,8 @@ async def open_app(
     store: Store | None = None,
     **settings: Any,
 ) -> App:
-    """An app as `build_app` makes it, without the connection check. Without `tickets` a user
+    """An app as `build_app` makes it, with the connection check only when `check` is given
+    (else a user who asks for one gets the helpdesk's contact). Without `tickets` a user
     who asks for a human gets the helpdesk's contact; with them, tickets queue mail to the
     helpdesk queue (`HELPDESK_QUEUE`; a test that delivers it runs the queue itself) and
     hand-back links work, with the clock pinned to `THURSDAY_EVENING` unless given: what
