@@ -40,11 +40,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.app import build_app
+from bot.config import Settings
 from bot.conversation import ConversationService
 from bot.knowledge.loader import load_knowledge
+from bot.knowledge.registry import KnowledgeRegistry
 from bot.storage.store import Store
 from bot.turns import Inbound
-from bot.understanding.lexicon import LexiconUnderstander
 
 KNOWLEDGE_DIR = Path(__file__).resolve().parents[1] / "knowledge"
 
@@ -82,9 +84,13 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 async def _service(url: str, *, turn_locks: bool = True) -> ConversationService:
-    knowledge = load_knowledge(KNOWLEDGE_DIR)
+    """The service as `lotse serve` builds it (`build_app`: the tickets' and hand-back links'
+    turn middleware included), without the connection check (it would leave the machine) and
+    on knowledge nothing reloads (a reload in the middle would be noise)."""
+    settings = Settings(_env_file=None, database_url=url, knowledge_dir=KNOWLEDGE_DIR)
     store = await Store.open(url, turn_locks=turn_locks)
-    return ConversationService(store, knowledge, LexiconUnderstander(knowledge))
+    registry = KnowledgeRegistry.fixed(load_knowledge(KNOWLEDGE_DIR))
+    return (await build_app(settings, store=store, registry=registry, check=False)).service
 
 
 def _mine(users: int, instance: int, instances: int) -> list[int]:
