@@ -174,5 +174,5 @@ class LinkTurns(TurnMiddleware):
                 outcome = LinkOutcome(kind, after.guide, after.ticket, after.last_check)
                 await self.links.report(after.handoff_link, outcome)
         except Exception:  # the user has their answer; the records are second
-            log.exception("recording the turn for a ticket failed")
+            log.exception("reporting a hand-back link's outcome failed")
             metrics.ERRORS.labels("ticket_record").inc()
