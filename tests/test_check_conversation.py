@@ -7,14 +7,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.check.handler import CheckActionHandler
 from bot.conversation import ConversationService
-from bot.engine.decision import RunCheck
 from bot.knowledge.base import KnowledgeBase
-from bot.storage.store import Store
-from bot.understanding.lexicon import LexiconUnderstander
 from tests.servers.mail import MailServers
-from tests.support import Chat
+from tests.support import Chat, open_app
 
 
 @pytest.fixture
@@ -23,12 +19,11 @@ async def checked(
 ) -> AsyncIterator[ConversationService]:
     # The real guides, with the loopback mail servers as the server.
     ours = dataclasses.replace(knowledge, server=mail_servers.good_server())
-    service = ConversationService(await Store.open(sqlite_url), ours, LexiconUnderstander(ours))
-    service.register(
-        RunCheck, CheckActionHandler(lambda: ours, timeout=5.0, ca_file=mail_servers.pki.ca)
+    app = await open_app(
+        sqlite_url, ours, check=True, check_timeout=5.0, check_ca_file=mail_servers.pki.ca
     )
-    yield service
-    await service.close()
+    yield app.service
+    await app.close()
 
 
 async def test_a_user_mid_guide_asks_for_a_check_and_gets_a_summary_then_the_step_again(
