@@ -12,7 +12,6 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from contextlib import suppress
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -29,6 +28,7 @@ from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.registry import KnowledgeRegistry
 from bot.locks import KeyedLocks
 from bot.storage.store import ConcurrentUpdate, MessageNotStored, Store, StoreBusy, TurnStart
+from bot.tasks import cancel_and_wait
 from bot.turns import (
     ActionContext,
     ActionHandler,
@@ -97,11 +97,8 @@ class ConversationService:
             self._watcher = asyncio.create_task(self.registry.watch(interval))
 
     async def close(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._watcher
-            self._watcher = None
+        await cancel_and_wait(self._watcher)
+        self._watcher = None
         await self.store.close()
 
     # --- what channels ask between turns (they never read the store themselves) ---------

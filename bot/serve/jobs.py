@@ -31,6 +31,7 @@ from bot import metrics
 from bot.clock import utcnow
 from bot.storage.store import Store
 from bot.storage.tables import JobLease
+from bot.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -116,11 +117,7 @@ class JobRunner:
         if not tasks:
             return
         _done, pending = await asyncio.wait(tasks, timeout=wait)
-        for task in pending:
-            task.cancel()
-        for task in pending:
-            with suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*pending)
 
     async def _run(self, job: Job) -> None:
         finished = False

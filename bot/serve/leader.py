@@ -30,6 +30,7 @@ from bot.serve.health import ChannelStatus
 from bot.serve.jobs import raise_if_cancelling
 from bot.storage.store import Store
 from bot.storage.tables import JobLease, utcnow
+from bot.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +82,7 @@ class Leader:
     async def stop(self, within: float) -> None:
         """Stop the channel (its work under way gets `within` seconds), give the lease back."""
         self._drain = within
-        if self._task is not None:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
 
     async def _lead(self) -> None:
         timing = self.lease.timing

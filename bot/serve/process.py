@@ -30,7 +30,6 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from contextlib import suppress
 from functools import partial
 
 from aiohttp import web
@@ -46,6 +45,7 @@ from bot.serve.http import build_http_app
 from bot.serve.jobs import Job, JobRunner, instance_id
 from bot.serve.leader import ChannelLease, Leader, LeaseTiming
 from bot.serve.stranded import sweep_job
+from bot.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -207,9 +207,7 @@ async def serve(
                 "%d turns still under way; stopping anyway (answered after the restart)",
                 service.store.turns_in_flight,
             )
-        jobs_task.cancel()
-        with suppress(asyncio.CancelledError):
-            await jobs_task
+        await cancel_and_wait(jobs_task)
         await jobs.stop(JOBS_GRACE_SECONDS)
         if http_runner is not None:
             await http_runner.cleanup()

@@ -12,7 +12,7 @@ import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager, closing, suppress
+from contextlib import asynccontextmanager, closing
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,6 +24,7 @@ from bot.storage.backend import WRITE_DEADLINE, retrying
 from bot.storage.errors import on_engine_error
 from bot.storage.migrate import upgrade
 from bot.storage.transactions import TurnStart
+from bot.tasks import cancel_and_wait
 
 __all__ = ["SQLITE_BUSY_SECONDS", "SQLiteBackend"]
 
@@ -150,11 +151,8 @@ class SQLiteBackend:
         self._engine.dispose()
 
     async def close(self) -> None:
-        if self._checkpointer is not None:
-            self._checkpointer.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._checkpointer
-            self._checkpointer = None
+        await cancel_and_wait(self._checkpointer)
+        self._checkpointer = None
         if self._thread is not None:
             await self._in_thread(self._close_connection)
             if self._file:
