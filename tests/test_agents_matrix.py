@@ -78,12 +78,12 @@ async def test_an_agent_in_the_agents_room_takes_answers_and_hands_back_a_matrix
     try:
         room = await anna.open_direct_chat(lotse.user_id, encrypted=False)
         await anna.until(lambda: any(GREETING in body for body in anna.bodies()), "the greeting")
-        await anna.ask(room, "Thunderbird", "Schritt 1 von 5")
+        await anna.ask(room, "Thunderbird 60", "Schritt 1 von 5")
         await anna.ask(room, "!mensch", "Nummer 1")
 
         await bert.until(lambda: any("Ticket #1" in b for b in bert.bodies()), "the ticket card")
         card = event_with(bert, agents_room, "Ticket #1")
-        assert "Programm: Thunderbird, Anleitung thunderbird, Schritt 1" in card.body
+        assert "Programm: Thunderbird 60, Version 60, Anleitung thunderbird, Schritt 1" in card.body
         assert card.body.endswith(
             "!nehmen 1 – Übernehmen\n!anleitung 1 – An Lotse zurückgeben\n!schliessen 1 – Schließen"
         )
@@ -173,7 +173,7 @@ async def test_agents_on_telegram_and_on_matrix_see_each_others_answers_and_one_
         await bert.ask(agents_room, "!tickets", "Keine offenen Tickets.")  # Lotse reads it
         anna = TelegramChat(api, ANNA)
         carla = TelegramChat(api, CARLA, chat=api.group_chat(AGENT_CHAT))
-        await anna.say("Thunderbird")
+        await anna.say("Thunderbird 60")
         await anna.say("/mensch", mentions("Nummer 1"))
         await api.wait_for(
             lambda: any(m.text.startswith("Ticket #1") for m in api.messages_to(AGENT_CHAT)),

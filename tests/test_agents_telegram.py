@@ -110,7 +110,7 @@ def bot_messages_in_group(api: FakeTelegram) -> list[SentMessage]:
 
 async def ticket_opened(api: FakeTelegram, anna: TelegramChat) -> SentMessage:
     """Anna walks to step 2 of Thunderbird and asks for a human; the card in the group."""
-    await anna.say("Thunderbird")
+    await anna.say("Thunderbird 60")
     await anna.say("weiter")
     assert "Schritt 2 von 5" in anna.text
     await anna.say("/mensch", mentions("Nummer 1"))
@@ -129,7 +129,7 @@ async def test_an_agent_takes_answers_hears_back_and_hands_the_user_back_to_a_gu
     assert card.text.split("\n")[:3] == [
         "Ticket #1 · neu",
         "Anlass: Nutzer bittet um einen Menschen",
-        "Programm: Thunderbird, Anleitung thunderbird, Schritt 2",
+        "Programm: Thunderbird 60, Version 60, Anleitung thunderbird, Schritt 2",
     ]
     assert "Wartet seit weniger als 1 Min. auf eine Antwort." in card.text
     assert [label for label, _data in card.buttons] == [

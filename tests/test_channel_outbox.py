@@ -195,7 +195,7 @@ async def test_telegram_only_instance_reaches_matrix_users_and_the_matrix_room_o
         # Anna opens ticket 1 on Matrix.
         room = await anna.open_direct_chat(lotse.user_id, encrypted=False)
         await anna.until(lambda: any(GREETING in body for body in anna.bodies()), "the greeting")
-        await anna.ask(room, "Thunderbird", "Schritt 1 von 5")
+        await anna.ask(room, "Thunderbird 60", "Schritt 1 von 5")
         await anna.ask(room, "!mensch", "Nummer 1")
 
         # Carla answers it in the Telegram group: accepted there, delivered on Matrix.
@@ -209,7 +209,7 @@ async def test_telegram_only_instance_reaches_matrix_users_and_the_matrix_room_o
 
         # Dora opens ticket 2 on the Telegram-only instance: its card reaches the Matrix room.
         dora = TelegramChat(api, DORA)
-        await dora.say("Thunderbird")
+        await dora.say("Thunderbird 60")
         await dora.say("/mensch", mentions("Nummer 2"))
         await api.wait_for(
             lambda: any(m.text.startswith("Ticket #2") for m in api.messages_to(AGENT_CHAT)),

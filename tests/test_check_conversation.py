@@ -30,7 +30,7 @@ async def test_a_user_mid_guide_asks_for_a_check_and_gets_a_summary_then_the_ste
     checked: ConversationService,
 ) -> None:
     chat = Chat(checked)
-    await chat.say("Thunderbird")
+    await chat.say("Thunderbird 60")
     await chat.say("Kannst du prüfen, ob der Server geht?")
     summary = chat.replies[0].text
     for protocol in ("IMAP", "POP3", "SMTP"):

@@ -246,7 +246,7 @@ async def test_a_pasted_error_message_gets_its_cause_and_fix_and_the_check(
     ]
     assert found, chat.text
     options = " ".join(chat.options)
-    if (await chat.state()).guide is None:  # a program named with it: its guide follows
+    if (await chat.state()).program is None:  # a program named with it: its questions follow
         assert PERSON in options or "Talk to a person" in options
         if found[0].offer_check:
             assert CHECK in options or "Test the connection" in options
@@ -347,3 +347,61 @@ async def test_a_question_while_changing_settings_gets_its_answer(
         await chat.say(question)
         assert entry.answer.de in chat.text
         assert "Dazu kann ich Folgendes erklären" not in chat.text
+
+
+# --- guides for current versions ---------------------------------------------------------------
+
+NEW_GUIDES = [guide for guide in _KNOWLEDGE.guides.values() if not guide.from_seed]
+
+
+@pytest.mark.parametrize("guide_id", [guide.id for guide in NEW_GUIDES])
+async def test_a_user_of_a_current_version_walks_through_its_guide_to_the_end(
+    service: ConversationService, knowledge: KnowledgeBase, guide_id: str
+) -> None:
+    guide = knowledge.guides[guide_id]
+    program = knowledge.program_for(guide_id)
+    said = next(a for a in program.aliases if not knowledge.devices.match(a))
+    chat = Chat(service)
+    await chat.say(f"{said} {guide.versions[-1]} mit IMAP")
+    steps = guide.steps_for("imap")
+    for number, step in enumerate(steps, start=1):
+        assert f"Schritt {number} von {len(steps)}" in chat.text
+        assert step.text in chat.text
+        await chat.say("weiter")
+    assert "Geschafft" in chat.text
+    assert (await chat.state()).guide == guide_id
+
+
+@pytest.mark.parametrize(
+    ("said", "guide"),
+    [
+        ("Thunderbird 128", "thunderbird-115"),
+        ("Thunderbird 140.2", "thunderbird-115"),
+        ("Thunderbird 60", "thunderbird"),
+        ("iOS 17", "ios-14"),
+        ("iPhone 12 mit iOS 15", "ios-14"),
+        ("iOS 12", "ios"),
+    ],
+)
+async def test_a_version_resolves_to_the_nearest_guide(
+    service: ConversationService, said: str, guide: str
+) -> None:
+    chat = Chat(service)
+    await chat.say(f"{said} mit IMAP")
+    assert (await chat.state()).guide == guide
+
+
+@pytest.mark.parametrize(
+    ("said", "current"), [("Thunderbird", "thunderbird-115"), ("iPhone", "ios-14")]
+)
+async def test_a_bare_program_asks_the_version_and_not_knowing_it_gets_the_current_guide(
+    service: ConversationService, knowledge: KnowledgeBase, said: str, current: str
+) -> None:
+    chat = Chat(service)
+    await chat.say(said)
+    assert "Welche Version von" in chat.text
+    assert "Weiß ich nicht" in chat.options
+    await chat.tap("Weiß ich nicht")
+    program = knowledge.program_for(current)
+    assert program.version_hint.de in chat.text
+    assert (await chat.state()).guide == current

@@ -50,7 +50,7 @@ def test_closing_the_terminal_and_starting_again_continues_where_the_user_stood(
     tmp_path: Path,
 ) -> None:
     database = tmp_path / "db.sqlite3"
-    _chat(database, ["Thunderbird", "weiter", "weiter"])
+    _chat(database, ["Thunderbird 60", "weiter", "weiter"])
     result = _chat(database, ["nochmal"])
     assert "Mozilla Thunderbird (60.3.1) – Schritt 3 von 5" in result.stdout
     other = _chat(database, ["nochmal"], user="someone-else")
@@ -66,7 +66,7 @@ def test_on_a_terminal_the_bot_greets_first_and_answers_typed_lines(tmp_path: Pa
     try:
         screen = _read_until(fd, "Sie: ")
         assert "Hallo! Ich bin Lotse" in screen
-        os.write(fd, b"iPad\n")
+        os.write(fd, b"iPad mit iOS 12\n")
         screen = _read_until(fd, "Sie: ")
         assert "Apple iPhone (iOS 12) – Schritt 1 von 5" in screen
         os.write(fd, b"\x04")  # Ctrl-D ends the chat

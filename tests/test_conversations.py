@@ -24,11 +24,13 @@ WAYS_IN = {
     "outlook-2007": ["outlook 2007"],
     "outlook-2010-2016": ["outlok 2013", "IMAP"],
     "outlook-2019-365": ["Office 365", "IMAP"],
-    "thunderbird": ["Thunderbird"],
+    "thunderbird": ["Thunderbird", "1"],  # the version question: the seed's guide first
+    "thunderbird-115": ["Thunderbird", "Weiß ich nicht"],
     "apple-mail-el-capitan": ["Mail auf meinem Mac mit El Capitan"],
     "apple-mail-high-sierra": ["Apple Mail", "High Sierra"],
     "apple-mail-ventura": ["Apple Mail", "Sonoma"],
-    "ios": ["iPhone"],
+    "ios": ["iPhone", "iOS 12"],
+    "ios-14": ["iPhone", "iOS 16"],
     "android": ["ich hab ein Samsung Handy"],
 }
 
@@ -89,7 +91,7 @@ async def test_back_repeat_and_numbers_move_through_the_steps(
     service: ConversationService,
 ) -> None:
     chat = Chat(service)
-    await chat.say("Thunderbird")
+    await chat.say("Thunderbird 60")
     assert "Schritt 1 von 5" in chat.text
     await chat.say("zurück")
     assert "Das ist bereits der erste Schritt." in chat.text
@@ -105,10 +107,10 @@ async def test_a_correction_mid_guide_switches_to_the_right_program(
     service: ConversationService,
 ) -> None:
     chat = Chat(service)
-    await chat.say("iPhone")
+    await chat.say("iPhone mit iOS 12")
     await chat.say("weiter")
     assert "Apple iPhone (iOS 12) – Schritt 2 von 5" in chat.text
-    await chat.say("nein, ich habe Thunderbird")
+    await chat.say("nein, ich habe Thunderbird 60")
     assert "wechseln wir das Programm" in chat.text
     assert "Mozilla Thunderbird (60.3.1) – Schritt 1 von 5" in chat.text
 
@@ -117,9 +119,9 @@ async def test_a_version_no_guide_covers_gets_the_nearest_guide_with_a_note(
     service: ConversationService,
 ) -> None:
     chat = Chat(service)
-    await chat.say("Thunderbird 128")
-    assert "Für Mozilla Thunderbird 128 habe ich keine eigene Anleitung" in chat.text
-    assert "Mozilla Thunderbird (60.3.1) – Schritt 1" in chat.text
+    await chat.say("Thunderbird 102")
+    assert "Für Mozilla Thunderbird 102 habe ich keine eigene Anleitung" in chat.text
+    assert "Mozilla Thunderbird (115 und neuer) – Schritt 1" in chat.text
     chat = Chat(service, user="ben")
     await chat.say("Mac mit Tahoe")
     assert "Apple Mail (macOS Ventura und neuer)" in chat.text
@@ -166,7 +168,7 @@ async def test_settings_and_explanations_are_available_from_any_step(
     service: ConversationService,
 ) -> None:
     chat = Chat(service)
-    await chat.say("iPad")
+    await chat.say("iPad mit iOS 12")
     await chat.say("welche Ports brauche ich?")
     assert "Port 587 mit STARTTLS" in chat.text
     assert "Schritt 1 von 5" in chat.text
@@ -179,7 +181,7 @@ async def test_a_password_is_never_echoed_and_never_stored(
     service: ConversationService,
 ) -> None:
     chat = Chat(service)
-    await chat.say("Thunderbird")
+    await chat.say("Thunderbird 60")
     await chat.say("mein Passwort ist Sommer2024!")
     assert "niemals Ihr Passwort" in chat.text
     assert "Sommer2024" not in chat.text
@@ -224,7 +226,7 @@ async def test_delete_data_asks_first_and_then_removes_everything(
 
 async def test_restart_and_help_work_from_anywhere(service: ConversationService) -> None:
     chat = Chat(service)
-    await chat.say("iPhone")
+    await chat.say("iPhone mit iOS 12")
     await chat.command("hilfe")
     assert "„weiter“" in chat.text and "Schritt 1 von 5" in chat.text
     await chat.say("von vorne")
@@ -260,7 +262,7 @@ async def test_a_restart_of_the_bot_resumes_the_conversation_where_it_stood(
 ) -> None:
     first = await open_service(sqlite_url, knowledge)
     chat = Chat(first)
-    await chat.say("Thunderbird")
+    await chat.say("Thunderbird 60")
     await chat.say("weiter")
     await first.store.close()
 
@@ -300,7 +302,7 @@ async def test_sprache_switches_the_language_and_asks_the_current_question_again
     service: ConversationService,
 ) -> None:
     chat = Chat(service)
-    await chat.say("Thunderbird")
+    await chat.say("Thunderbird 60")
     await chat.command("sprache")
     assert chat.options == ["Deutsch", "English"]
     await chat.tap("English")
@@ -336,7 +338,7 @@ async def test_a_user_who_describes_wrong_settings_gets_the_right_combination(
     service: ConversationService,
 ) -> None:
     chat = Chat(service)
-    await chat.say("Thunderbird")
+    await chat.say("Thunderbird 60")
     await chat.say("ich habe Port 993 mit STARTTLS eingestellt")
     assert "STARTTLS passt dort nicht" in chat.text
     assert "Port 993 mit SSL/TLS oder Port 143 mit STARTTLS" in chat.text

@@ -35,7 +35,7 @@ async def test_unsent_ticket_mail_with_the_users_words_is_not_sent_after_they_de
 ) -> None:
     tickets.register_user_sender("test", UserInbox().send)
     anna = Chat(service, user="anna")
-    await anna.say("Thunderbird")
+    await anna.say("Thunderbird 60")
     await anna.say("Mein Rechner heißt Zebrafink")  # copied into the ticket's transcript
     await anna.command("mensch")
     await tickets.take(1, "Petra")

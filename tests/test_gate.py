@@ -28,7 +28,7 @@ from tests.servers.mail import Mailbox
 from tests.support import MAIL_FROM, REPO, Chat, UserInbox, open_app
 
 # What reaches a bot from clients and scripts, and must never reach a database, terminal or mail.
-LONE_SURROGATE = "Hallo \ud800 ich nutze Thunderbird"
+LONE_SURROGATE = "Hallo \ud800 ich nutze Thunderbird 60"
 NUL = "Outlook\x002016"
 ESCAPES = "\x1b[2J\x1b[31mrot\x1b[0m \x1b]0;gehackt\x07und \x9b31mC1\x1b]8;;http://x\x1b\\Link"
 UNSAFE = ("\x00", "\x1b", "\x07", "\x9b", "\ud800")
@@ -70,7 +70,7 @@ async def test_a_lone_surrogate_nul_and_escape_sequences_are_answered_and_stored
     incoming = await stored_texts(any_service, chat)
     joined = "\n".join(incoming)
     assert not any(char in joined for char in UNSAFE)
-    assert "Hallo \ufffd ich nutze Thunderbird" in incoming
+    assert "Hallo \ufffd ich nutze Thunderbird 60" in incoming
     assert "Outlook\ufffd2016" in incoming
     assert "rot und C1Link" in incoming  # the escape sequences are gone, the words stay
     assert "Zeile eins\n\tZeile zwei\nZeile drei" in incoming
@@ -80,7 +80,7 @@ async def test_a_message_of_100000_characters_is_answered_politely_and_stored_cu
     any_service: ConversationService,
 ) -> None:
     chat = Chat(any_service)
-    await chat.say("Thunderbird")
+    await chat.say("Thunderbird 60")
     await chat.say("Bitte helfen Sie mir. " + "x" * 100_000)
     assert "zu lang" in chat.text
     assert "Schritt 1 von 5" in chat.text  # and the user stays where they were
@@ -94,7 +94,7 @@ async def test_a_password_in_a_command_argument_is_redacted_and_the_user_warned(
     any_service: ConversationService,
 ) -> None:
     chat = Chat(any_service)
-    await chat.say("Thunderbird")
+    await chat.say("Thunderbird 60")
     await chat.command("hilfe", "mein passwort: Sommer Zeit 2024")
     assert "niemals Ihr Passwort" in chat.text
     assert "„weiter“" in chat.text  # the command still does its job
@@ -123,7 +123,7 @@ async def test_what_a_user_sent_reaches_the_ticket_and_its_mail_cleaned_cut_and_
     tickets = any_tickets
     tickets.register_user_sender("test", UserInbox().send)
     chat = Chat(any_service)
-    await chat.say("Thunderbird")
+    await chat.say("Thunderbird 60")
     await chat.say(ESCAPES)
     await chat.say(NUL)
     await chat.say("Fehlerprotokoll: " + "0x800CCC0E " * 10_000)
@@ -138,7 +138,7 @@ async def test_what_a_user_sent_reaches_the_ticket_and_its_mail_cleaned_cut_and_
     assert "Sommer" not in in_ticket and "Zeit 2024" not in in_ticket
     assert "/mensch mein Passwort ist [Passwort entfernt]" in in_ticket
     assert "rot und C1Link" in in_ticket and CUT_MARKER in in_ticket
-    assert "Hallo \ufffd ich nutze Thunderbird" in in_ticket
+    assert "Hallo \ufffd ich nutze Thunderbird 60" in in_ticket
 
     sender = SmtpSender(helpdesk_mailbox.url("smtp"), helpdesk_mailbox.ca)
     report = await deliver_queue(any_service.store, sender, MAIL_FROM)
@@ -175,7 +175,12 @@ async def test_lotse_chat_answers_an_unknown_command_and_stores_only_cleaned_tex
     tmp_path: Path,
 ) -> None:
     database = tmp_path / "db.sqlite3"
-    lines = ["/foo", "Thunderbird", "/mensch mein Passwort lautet: Kaffee#7", "\x1b[31mrot\x1b[0m"]
+    lines = [
+        "/foo",
+        "Thunderbird 60",
+        "/mensch mein Passwort lautet: Kaffee#7",
+        "\x1b[31mrot\x1b[0m",
+    ]
     result = _lotse(
         f"sqlite:///{database}",
         "chat",

@@ -182,7 +182,7 @@ async def test_messages_of_one_user_at_two_instances_at_once_are_answered_one_af
         await open_service(postgres_url, knowledge),
     ]
     at_a, at_b = (Chat(service, user="anna") for service in services)
-    for text in ("Thunderbird", "weiter", "weiter"):
+    for text in ("Thunderbird 60", "weiter", "weiter"):
         await at_a.say(text)
     assert "Schritt 3 von 5" in at_a.text
 
@@ -192,7 +192,7 @@ async def test_messages_of_one_user_at_two_instances_at_once_are_answered_one_af
 
     transcript = await services[0].store.transcript("test", "anna")
     turns = turns_of(transcript)
-    assert [text for text, _ in turns[:3]] == ["Thunderbird", "weiter", "weiter"]
+    assert [text for text, _ in turns[:3]] == ["Thunderbird 60", "weiter", "weiter"]
     assert sorted(text for text, _ in turns[3:]) == sorted(together)  # each once
     assert assert_steps_follow_the_messages(turns[3:], start=3) == 3
     state = await at_b.state()
@@ -303,7 +303,7 @@ async def test_two_serve_processes_answer_one_users_messages_once_and_in_order(
             )
             return found
 
-        for count, text in enumerate(("Thunderbird", "weiter", "weiter"), 1):
+        for count, text in enumerate(("Thunderbird 60", "weiter", "weiter"), 1):
             await post(http, first if count % 2 else second, telegram_api, text)
             await answered(count)
         # The reply is saved before it is sent: wait for it at the Bot API too.
@@ -327,7 +327,7 @@ async def test_two_serve_processes_answer_one_users_messages_once_and_in_order(
             assert await asyncio.wait_for(process.wait(), 20) == 0
 
     turns = turns_of(transcript)
-    assert [text for text, _ in turns[:3]] == ["Thunderbird", "weiter", "weiter"]
+    assert [text for text, _ in turns[:3]] == ["Thunderbird 60", "weiter", "weiter"]
     assert sorted(text for text, _ in turns[3:]) == sorted(together)  # each once
     assert assert_steps_follow_the_messages(turns[3:], start=3) == 3
     # Every reply reached the user once (one message per reply here).

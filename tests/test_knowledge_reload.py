@@ -105,7 +105,7 @@ async def test_a_broken_edit_is_rejected_and_the_bot_keeps_the_last_good_revisio
     assert live.registry.reload() is None  # the same broken state is reported once
 
     chat = Chat(live)
-    await chat.say("iPhone")
+    await chat.say("iPhone mit iOS 12")
     assert "Apple iPhone (iOS 12) – Schritt 1 von 5" in chat.text
 
 
@@ -115,7 +115,7 @@ async def test_a_new_alias_is_understood_right_after_the_reload(
     _edit(kb_dir / "thunderbird.yaml", "'TB'", "'TB', 'Betterbird'")
     live.registry.reload()
     chat = Chat(live)
-    await chat.say("Betterbird")
+    await chat.say("Betterbird 60")
     assert "Mozilla Thunderbird (60.3.1) – Schritt 1 von 5" in chat.text
 
 

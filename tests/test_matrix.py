@@ -187,7 +187,7 @@ async def anna(synapse_server: SynapseServer, tmp_path: Path) -> AsyncIterator[M
 async def _walk_thunderbird(user: MatrixUser, room: str, bot: Bot) -> None:
     """From the greeting to the server settings, answering by number and by label."""
     try:
-        await user.ask(room, "Thunderbird", "Schritt 1 von 5")
+        await user.ask(room, "Thunderbird 60", "Schritt 1 von 5")
         await user.ask(room, "1", "Schritt 2 von 5")
         await user.ask(room, "Erledigt – weiter", "Schritt 3 von 5")
         await user.ask(room, "1", "Schritt 4 von 5")
@@ -244,7 +244,7 @@ async def test_in_an_encrypted_room_the_guide_survives_a_restart_of_the_bot_and_
     assert len(devices) == 1
 
     began = time.monotonic()
-    await anna.ask(room, "Thunderbird", "Schritt 1 von 5")
+    await anna.ask(room, "Thunderbird 60", "Schritt 1 von 5")
     print(f"\nencrypted round trip: {time.monotonic() - began:.2f} s")
     read = await anna.say(room, "1")
     await anna.until(lambda: any("Schritt 2 von 5" in body for body in anna.bodies()), "step 2")
@@ -277,7 +277,7 @@ async def test_after_the_homeserver_restarts_the_bot_reconnects_and_answers_the_
     print(f"\nSynapse restart: {synapse_server.start_seconds:.2f} s")
     began = time.monotonic()
     try:
-        await anna.ask(room, "Thunderbird", "Schritt 1 von 5")
+        await anna.ask(room, "Thunderbird 60", "Schritt 1 von 5")
     except AssertionError as error:
         raise AssertionError(f"{error}\nbot log:\n{bot.log()}") from None
     print(f"first answer after the restart: {time.monotonic() - began:.2f} s")
@@ -307,7 +307,7 @@ async def test_rate_limited_replies_are_sent_after_the_wait_the_homeserver_asks_
     bot.start()
     room = await anna.open_direct_chat(bot.account.user_id, encrypted=False)
     await _greeted(anna, bot, room)
-    answers = await anna.ask(room, "Thunderbird", "Schritt 1 von 5")
+    answers = await anna.ask(room, "Thunderbird 60", "Schritt 1 von 5")
     assert answers[0].startswith("Gut, dann zeige ich Ihnen die Anleitung")
     assert "Got 429 response" in bot.log()  # nio logs each wait; the replies came anyway
 
@@ -336,7 +336,7 @@ async def test_group_rooms_are_joined_and_answered_only_when_configured(
 
     await anna.until(lambda: member(listed) and gone(unlisted), "the bot to join and decline")
     assert anna.received == []  # no greeting in groups: people there did not ask for the bot
-    answers = await anna.ask(listed, "Thunderbird", "Schritt 1 von 5")
+    answers = await anna.ask(listed, "Thunderbird 60", "Schritt 1 von 5")
     assert all(item.room_id == listed for item in anna.received), answers
 
 
@@ -375,7 +375,7 @@ async def test_a_message_whose_answer_fails_is_logged_and_the_next_one_is_answer
     room = await anna.open_direct_chat(bot.account.user_id, encrypted=False)
     await _greeted(anna, bot, room)
     await anna.say(room, "kaputt")
-    await anna.ask(room, "Thunderbird", "Schritt 1 von 5")
+    await anna.ask(room, "Thunderbird 60", "Schritt 1 von 5")
     assert "simulated failure" in bot.log()
 
 
@@ -408,7 +408,7 @@ async def test_in_an_encrypted_room_the_configuration_profile_arrives_as_an_encr
     bot.start()
     room = await anna.open_direct_chat(bot.account.user_id, encrypted=True)
     await _greeted(anna, bot, room)
-    await anna.ask(room, "iPhone", "Schritt 1 von 5")
+    await anna.ask(room, "iPhone mit iOS 12", "Schritt 1 von 5")
     await anna.ask(room, "Profil installieren", "Für welche E-Mail-Adresse?")
     await anna.ask(room, "erika.muster@uni-beispiel.de", "So installieren Sie es")
     await anna.until(

@@ -123,7 +123,7 @@ async def test_a_program_named_with_a_greeting_is_an_answer_not_a_greeting(
 ) -> None:
     fake_rasa.ranking = [("greet", 0.99)]
     nlu = understander(knowledge, fake_rasa.url)
-    result = await nlu.understand("Moin, Thunderbird hier")
+    result = await nlu.understand("Moin, Thunderbird 60 hier")
     assert (result.intent, result.guide) == ("inform", "thunderbird")
     await nlu.aclose()
 
@@ -148,11 +148,12 @@ async def test_rasas_entities_fill_what_the_lexicon_missed(
     fake_rasa.ranking = [("inform", 0.9)]
     fake_rasa.entities = [
         {"entity": "client", "value": "ios"},
+        {"entity": "version", "value": "12"},
         {"entity": "security", "value": "STARTTLS"},
     ]
     nlu = understander(knowledge, fake_rasa.url)
-    result = await nlu.understand("mein eifon")
-    assert result.entities == {"client": "ios", "security": "starttls"}
+    result = await nlu.understand("mein eifon zwölf")
+    assert result.entities == {"client": "ios", "version": "12", "security": "starttls"}
     assert result.guide == "ios"
     await nlu.aclose()
 

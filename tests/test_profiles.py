@@ -149,7 +149,7 @@ async def test_an_iphone_user_can_take_a_profile_instead_of_the_steps(
     service: ConversationService,
 ) -> None:
     chat = Chat(service)
-    await chat.say("iPhone")
+    await chat.say("iPhone mit iOS 12")
     assert "Profil installieren" in chat.options
     await chat.tap("Profil installieren")
     assert "Für welche E-Mail-Adresse?" in chat.text
@@ -172,7 +172,7 @@ def test_the_terminal_chat_writes_the_profile_to_a_file(tmp_path: Path) -> None:
     env = dict(os.environ, LOTSE_DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}")
     result = subprocess.run(
         [sys.executable, "-m", "bot.cli", "chat", "--json", "--user", "p"],
-        input=f"iPhone\nProfil installieren\n{ADDRESS}\n",
+        input=f"iPhone mit iOS 12\nProfil installieren\n{ADDRESS}\n",
         cwd=tmp_path, env=env, capture_output=True, text=True, check=True,
     )  # fmt: skip
     replies = [json.loads(line) for line in result.stdout.splitlines()]

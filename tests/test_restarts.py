@@ -213,11 +213,11 @@ async def test_answered_users_blocked_users_and_other_channels_get_nothing_after
     sqlite_url: str, knowledge: KnowledgeBase
 ) -> None:
     service = await checking_service(sqlite_url, knowledge)
-    await Chat(service, "bert", "telegram").say("Thunderbird")  # answered before the restart
-    await service.store.begin_turn("telegram", "carla", "de", "Thunderbird")  # cut off
+    await Chat(service, "bert", "telegram").say("Thunderbird 60")  # answered before the restart
+    await service.store.begin_turn("telegram", "carla", "de", "Thunderbird 60")  # cut off
     await service.store.mark_blocked("telegram", "carla")  # and she blocked the bot since
-    await service.store.begin_turn("console", "dora", "de", "Thunderbird")  # another channel
-    await service.store.begin_turn("telegram", "emil", "de", "Thunderbird")  # cut off
+    await service.store.begin_turn("console", "dora", "de", "Thunderbird 60")  # another channel
+    await service.store.begin_turn("telegram", "emil", "de", "Thunderbird 60")  # cut off
     inbox = UserInbox()
     assert await answer_stranded(service, "telegram", inbox.send) == 1
     assert list(inbox.sent) == ["emil"]
@@ -254,7 +254,7 @@ async def test_the_sweep_answers_a_message_an_instance_that_never_came_back_left
     service = app.service
     inbox = UserInbox()
     app.tickets.register_user_sender("telegram", inbox.send)  # Telegram runs here
-    await service.store.begin_turn("telegram", "anna", "de", "Thunderbird")  # cut off elsewhere
+    await service.store.begin_turn("telegram", "anna", "de", "Thunderbird 60")  # cut off elsewhere
     written = (await service.store.transcript("telegram", "anna"))[-1].created_at
     clock = written + timedelta(seconds=30)
     runner = JobRunner(service.store, [sweep_job(app, "telegram", now=lambda: clock)])
@@ -278,7 +278,7 @@ async def test_two_instances_starting_together_answer_each_cut_off_message_once(
     users = [f"user-{number}" for number in range(12)]
     killed = await checking_service(postgres_url, knowledge)
     for user in users:  # what an instance killed mid-turn leaves: messages, no answers
-        await killed.store.begin_turn("telegram", user, "de", "Thunderbird")
+        await killed.store.begin_turn("telegram", user, "de", "Thunderbird 60")
     await killed.close()
 
     first = await checking_service(postgres_url, knowledge)
@@ -421,16 +421,16 @@ async def test_a_message_that_meets_a_lock_held_past_the_deadline_is_told_it_was
     store = service.store
     anna = Chat(service, "anna", "telegram")
     with write_lock(sqlite_url):
-        await anna.say("Thunderbird")
+        await anna.say("Thunderbird 60")
     assert anna.text == (
         "Entschuldigung, Ihre Nachricht konnte ich gerade nicht speichern; bitte schicken Sie "
         "sie gleich noch einmal."
     )
     assert await store.transcript("telegram", "anna") == []
-    await anna.say("Thunderbird")  # sent again once the database is free
+    await anna.say("Thunderbird 60")  # sent again once the database is free
     assert "Schritt 1 von 5" in anna.text
     transcript = await store.transcript("telegram", "anna")
-    assert (transcript[0].direction, transcript[0].text) == ("in", "Thunderbird")
+    assert (transcript[0].direction, transcript[0].text) == ("in", "Thunderbird 60")
     assert [m.direction for m in transcript].count("in") == 1
     await service.close()
 
@@ -444,13 +444,13 @@ async def test_a_message_that_meets_a_lock_released_within_the_deadline_is_store
     await anna.say("Hallo")  # a returning user: her next turn takes the short path
     with retries_seen() as retries:
         with write_lock(sqlite_url):
-            turn = asyncio.create_task(anna.say("Thunderbird"))
+            turn = asyncio.create_task(anna.say("Thunderbird 60"))
             await asyncio.wait_for(retries.event.wait(), 15)  # it met the lock, and waits
             assert not turn.done()
         await asyncio.wait_for(turn, 15)
     assert "Schritt 1 von 5" in anna.text
     transcript = await store.transcript("telegram", "anna")
-    assert [m.text for m in transcript if m.direction == "in"] == ["Hallo", "Thunderbird"]
+    assert [m.text for m in transcript if m.direction == "in"] == ["Hallo", "Thunderbird 60"]
     await service.close()
 
 
@@ -472,16 +472,16 @@ async def test_on_postgresql_a_lock_timeout_is_waited_out_and_past_the_deadline_
 
     async with admin.transaction():  # another session keeps the transcript locked
         await admin.execute("LOCK TABLE messages IN EXCLUSIVE MODE")
-        await bert.say("Thunderbird")
+        await bert.say("Thunderbird 60")
         assert bert.text.startswith("Entschuldigung, Ihre Nachricht konnte ich gerade nicht")
         with retries_seen() as retries:
-            turn = asyncio.create_task(anna.say("Thunderbird"))
+            turn = asyncio.create_task(anna.say("Thunderbird 60"))
             await asyncio.wait_for(retries.event.wait(), 15)  # it met the lock, and waits
             assert not turn.done()
     await asyncio.wait_for(turn, 15)
     assert "Schritt 1 von 5" in anna.text
     transcript = await patient.store.transcript("telegram", "anna")
-    assert [m.text for m in transcript if m.direction == "in"] == ["Hallo", "Thunderbird"]
+    assert [m.text for m in transcript if m.direction == "in"] == ["Hallo", "Thunderbird 60"]
     assert await hasty.store.transcript("telegram", "bert") == []
     await admin.close()
     await patient.close()

@@ -101,7 +101,7 @@ async def test_purge_deletes_old_conversations_without_tickets_and_old_closed_tr
     service, tickets = served
     for user in ("alt", "neu", "offen", "erledigt-alt", "erledigt-neu"):
         chat = Chat(service, user=user)
-        await chat.say("Thunderbird")
+        await chat.say("Thunderbird 60")
         if user != "alt" and user != "neu":
             await chat.command("mensch")
     # Tickets: 1 offen (active), 2 erledigt-alt, 3 erledigt-neu.
@@ -152,7 +152,7 @@ async def test_agents_list_show_and_close_tickets_and_admins_purge_from_the_comm
     url = f"sqlite:///{tmp_path / 'lotse.sqlite3'}"
     service = (await open_app(url, knowledge, tickets=True)).service
     chat = Chat(service, user="anna", channel="telegram")
-    await chat.say("Thunderbird")
+    await chat.say("Thunderbird 60")
     await chat.command("mensch")
     await Chat(service, user="bert").command("mensch")
     await age(service, "bert", 5)

@@ -123,7 +123,7 @@ async def test_healthz_reports_database_knowledge_and_a_running_telegram_channel
         assert "rasa" not in report  # LOTSE_NLU=lexicon
 
         anna = TelegramChat(telegram_api, ANNA)
-        await anna.say("Thunderbird", mentions("Schritt 1 von 5"))
+        await anna.say("Thunderbird 60", mentions("Schritt 1 von 5"))
         async with http.get(base + "/metrics") as response:
             assert response.status == 200
             assert response.headers["Content-Type"].startswith("text/plain; version=")
@@ -179,7 +179,7 @@ async def test_rasa_down_is_reported_and_degrades_while_the_lexicon_answers(
         assert report["rasa"]["ok"] is False
         assert report["rasa"]["error"] == "ConnectError"  # the class only, never a message
         assert report["rasa"]["url"] == rasa_url.replace("rasa-geheim", "***")
-        await TelegramChat(telegram_api, ANNA).say("Thunderbird", mentions("Schritt 1 von 5"))
+        await TelegramChat(telegram_api, ANNA).say("Thunderbird 60", mentions("Schritt 1 von 5"))
 
 
 async def test_a_channel_that_cannot_start_makes_health_fail_and_the_rest_keeps_running(
@@ -298,7 +298,7 @@ async def test_stopping_lets_the_answer_under_way_reach_the_user(
     task = asyncio.create_task(serve(settings, stop=stop))
     await telegram_api.wait_for(lambda: bool(telegram_api.calls_to("getUpdates")), "polling")
     telegram_api.delays["sendMessage"] = 1.0  # the answer is on its way when the stop comes
-    TelegramChat(telegram_api, ANNA).send("Thunderbird")
+    TelegramChat(telegram_api, ANNA).send("Thunderbird 60")
     await telegram_api.wait_for(lambda: bool(telegram_api.calls_to("sendMessage")), "an answer")
     stop.set()
     assert await asyncio.wait_for(task, 15) == 0

@@ -105,7 +105,7 @@ async def test_the_compose_commands_as_processes_migrate_serve_report_healthy_an
                 "state": "running",
                 "detail": "webhook",
             }
-            update = telegram_api.message_update(ANNA, "Ich habe Thunderbird")
+            update = telegram_api.message_update(ANNA, "Ich habe Thunderbird 60")
             headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
             async with http.post(webhook, json=update, headers=headers) as response:
                 assert response.status == 200

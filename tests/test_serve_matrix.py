@@ -97,7 +97,7 @@ async def test_two_instances_answer_each_matrix_message_once_and_the_standby_tak
 
                 room = await anna.open_direct_chat(bot.user_id, encrypted=False)
                 await anna.until(lambda: bool(anna.bodies()), "the greeting")
-                await anna.ask(room, "Thunderbird", "Schritt 1 von 5")
+                await anna.ask(room, "Thunderbird 60", "Schritt 1 von 5")
                 # Time for a second answer, had the standby a sync stream of its own: an
                 # answer that must never be sent has no event to wait on.
                 await asyncio.sleep(2)

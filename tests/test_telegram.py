@@ -93,6 +93,7 @@ async def test_a_whole_guide_by_buttons_removes_each_answered_keyboard(
     question = anna.last[-1]
     await anna.tap("Mozilla Thunderbird")
     assert question.buttons == []  # the answered question's buttons are gone
+    await anna.tap("Thunderbird 60")  # the version: the seed's guide
     assert "Mozilla Thunderbird (60.3.1) – Schritt 1 von 5" in anna.text
     for step in range(2, 6):
         await anna.tap("Erledigt – weiter")
@@ -102,8 +103,8 @@ async def test_a_whole_guide_by_buttons_removes_each_answered_keyboard(
     assert anna.last[-1].text == "Was möchten Sie als Nächstes tun?"
 
     answered = telegram_api.calls_to("answerCallbackQuery")
-    assert len(answered) == 6
-    assert {call.params["callback_query_id"] for call in answered} == {f"q{n}" for n in range(1, 7)}
+    assert len(answered) == 7
+    assert {call.params["callback_query_id"] for call in answered} == {f"q{n}" for n in range(1, 8)}
     # Exactly one question still has buttons: the last one.
     assert [m.text for m in telegram_api.messages_to(ANNA.id) if m.buttons] == [
         "Was möchten Sie als Nächstes tun?"
@@ -117,7 +118,7 @@ async def test_a_whole_guide_by_typing_and_numbers(
     anna = chat(telegram_api)
     await anna.say("Hallo")
     assert anna.last[-1].text == "Welches Mailprogramm benutzen Sie?"
-    await anna.say("ich nutze thunderbird")
+    await anna.say("ich nutze thunderbird 60")
     assert "Mozilla Thunderbird (60.3.1) – Schritt 1 von 5" in anna.text
     await anna.say("weiter")
     assert "Schritt 2 von 5" in anna.text
@@ -139,7 +140,7 @@ async def test_a_button_of_an_earlier_question_gets_a_polite_answer_and_changes_
     anna = chat(telegram_api)
     await anna.say("/start")
     program_question = anna.last[-1]
-    await anna.say("Thunderbird")  # typed: the program question keeps its buttons
+    await anna.say("Thunderbird 60")  # typed: the program question keeps its buttons
     await anna.say("weiter")
     assert "Schritt 2 von 5" in anna.text
 
@@ -161,7 +162,7 @@ async def test_a_button_tapped_twice_counts_once(
     telegram_api: FakeTelegram, bot: RunningBot
 ) -> None:
     anna = chat(telegram_api)
-    await anna.say("Thunderbird")
+    await anna.say("Thunderbird 60")
     step_one = anna.last[-1]
     first = anna.press("Erledigt – weiter")
     second = anna.press("Erledigt – weiter", step_one)  # before the keyboard is gone
@@ -198,7 +199,7 @@ async def test_flood_control_in_the_middle_of_a_guide_delays_the_answer_but_lose
     telegram_api: FakeTelegram, bot: RunningBot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     anna = chat(telegram_api)
-    await anna.say("Thunderbird")
+    await anna.say("Thunderbird 60")
     monkeypatch.setenv("PTB_TIMEDELTA", "true")  # silences PTB's notice about RetryAfter's type
     telegram_api.fail("sendMessage", code=429, retry_after=1)
     step_one = anna.last[-1]
@@ -216,7 +217,7 @@ async def test_flood_control_in_the_middle_of_a_guide_delays_the_answer_but_lose
 
 async def test_a_dropped_connection_is_retried(telegram_api: FakeTelegram, bot: RunningBot) -> None:
     anna = chat(telegram_api)
-    await anna.say("Thunderbird")
+    await anna.say("Thunderbird 60")
     telegram_api.disconnect("sendMessage")
     await anna.say("weiter")
     assert "Schritt 2 von 5" in anna.text
@@ -226,9 +227,9 @@ async def test_two_users_at_once_each_get_their_own_answers_in_order(
     telegram_api: FakeTelegram, bot: RunningBot
 ) -> None:
     anna, bert = chat(telegram_api, ANNA), chat(telegram_api, BERT)
-    for text in ("Thunderbird", "weiter", "weiter"):
+    for text in ("Thunderbird 60", "weiter", "weiter"):
         anna.send(text)
-        bert.send({"Thunderbird": "Android"}.get(text, text))
+        bert.send({"Thunderbird 60": "Android"}.get(text, text))
     await anna.replies(mentions("Schritt 3 von 5"))
     await bert.replies(mentions("Schritt 3 von 6"))
     steps = [m.text.split("\n")[0] for m in telegram_api.messages_to(ANNA.id) if m.buttons]
@@ -278,7 +279,7 @@ async def test_an_update_that_fails_gets_an_apology_and_the_bot_goes_on(
     assert anna.text == (
         "Entschuldigung, da ist etwas schiefgegangen. Bitte versuchen Sie es gleich noch einmal."
     )
-    await anna.say("Thunderbird")
+    await anna.say("Thunderbird 60")
     assert "Mozilla Thunderbird (60.3.1) – Schritt 1 von 5" in anna.text
     await bert.say("weiter")
     assert "Schritt 2 von 6" in bert.text
@@ -322,6 +323,7 @@ async def test_the_users_telegram_language_picks_the_language_on_first_contact(
     await emma.say("Hello")
     assert emma.last[-1].text == "Which mail program do you use?"
     await emma.tap("Mozilla Thunderbird")
+    await emma.tap("Thunderbird 60")  # the version: the seed's guide
     assert [label for label, _data in emma.last[-1].buttons] == ["Done – next", "It doesn't work"]
 
 
@@ -354,7 +356,7 @@ async def test_a_user_who_blocked_the_bot_is_marked_and_not_messaged_until_they_
     telegram_api: FakeTelegram, bot: RunningBot
 ) -> None:
     anna = chat(telegram_api)
-    await anna.say("Thunderbird")
+    await anna.say("Thunderbird 60")
     telegram_api.blocked_chats.add(ANNA.id)
     anna.send("weiter")
     await wait_until(lambda: bot.store.is_blocked(CHANNEL, str(ANNA.id)), "the user marked")
@@ -375,7 +377,7 @@ async def test_a_photo_gets_a_polite_request_for_words(
     telegram_api: FakeTelegram, bot: RunningBot
 ) -> None:
     anna = chat(telegram_api)
-    await anna.say("Thunderbird")
+    await anna.say("Thunderbird 60")
     telegram_api.user_sends_photo(ANNA)
     await anna.replies(mentions("Bilder, Dateien und Sprachnachrichten"))
     await anna.say("nochmal")
@@ -386,7 +388,7 @@ async def test_an_iphone_user_gets_the_configuration_profile_as_a_document(
     telegram_api: FakeTelegram, bot: RunningBot
 ) -> None:
     anna = chat(telegram_api)
-    await anna.say("iPhone")
+    await anna.say("iPhone mit iOS 12")
     await anna.tap("Profil installieren")
     await anna.say("erika.muster@uni-beispiel.de")
     assert "So installieren Sie es" in anna.text
@@ -411,13 +413,13 @@ async def test_command_arguments_pass_the_same_gate_as_text_and_unknown_commands
     assert "niemals Ihr Passwort" in anna.text
     await anna.say("/foo bar")
     assert "Diesen Befehl kenne ich nicht" in anna.text and "/mensch" in anna.text
-    await anna.say("Hallo \ud800\x1b[31m Thunderbird")  # a lone surrogate, as JSON can carry
+    await anna.say("Hallo \ud800\x1b[31m Thunderbird 60")  # a lone surrogate, as JSON can carry
     assert "Mozilla Thunderbird (60.3.1) – Schritt 1 von 5" in anna.text
 
     stored = [m.text for m in await bot.store.transcript(CHANNEL, str(ANNA.id))]
     assert "/hilfe mein Passwort ist [Passwort entfernt]" in stored
     assert "/mensch Kennwort: [Passwort entfernt]" in stored
     assert "/foo bar" in stored
-    assert "Hallo \ufffd Thunderbird" in stored
+    assert "Hallo \ufffd Thunderbird 60" in stored
     joined = "\n".join(stored)
     assert "Sommer" not in joined and "Blau" not in joined and "\x1b" not in joined

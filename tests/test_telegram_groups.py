@@ -51,7 +51,7 @@ async def test_a_private_conversation_does_not_continue_in_a_group_and_back(
     api = telegram_api
     async with running_bot(api, service):
         private = TelegramChat(api, ANNA)
-        await private.say("Thunderbird")
+        await private.say("Thunderbird 60")
         assert "Schritt 1 von 5" in private.text
         anna = in_group(api, ANNA)
         await anna.say("weiter")  # in the group she has said nothing yet: no guide to go on with

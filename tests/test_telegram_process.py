@@ -110,6 +110,7 @@ async def test_a_restarted_bot_process_continues_the_guide_and_answers_what_came
         await _wait_until_polling(telegram_api, 0, log)
         await anna.say("/start")
         await anna.tap("Mozilla Thunderbird")
+        await anna.tap("Thunderbird 60")  # the version: the seed's guide
         await anna.tap("Erledigt – weiter")
         assert "Schritt 2 von 5" in anna.text
         first.kill()  # no goodbye: as if the machine went down
@@ -157,7 +158,7 @@ async def test_webhook_mode_accepts_updates_with_the_secret_token_and_refuses_ot
             for headers in ({"X-Telegram-Bot-Api-Secret-Token": "falsch"}, {}):
                 update = telegram_api.message_update(BERT, "Hallo")
                 assert await post_update(http, url, update, headers) == 403
-            update = telegram_api.message_update(ANNA, "Thunderbird")
+            update = telegram_api.message_update(ANNA, "Thunderbird 60")
             headers = {"X-Telegram-Bot-Api-Secret-Token": "richtig-geheim_42"}
             assert await post_update(http, url, update, headers) == 200
 

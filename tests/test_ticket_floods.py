@@ -71,7 +71,7 @@ async def test_a_second_mensch_refers_to_the_open_ticket_and_makes_no_new_card_o
     service, tickets, _clock = clocked
     events = Events(tickets)
     chat = Chat(service)
-    await chat.say("Thunderbird")
+    await chat.say("Thunderbird 60")
     await chat.command("mensch")
     assert "Nummer 1" in chat.text
     for again in ("/mensch", "Ich möchte einen Menschen sprechen", "/mensch"):
@@ -116,7 +116,7 @@ async def test_a_user_who_sends_45_messages_within_seconds_to_a_taken_ticket_mak
     service, tickets, clock = clocked
     tickets.register_user_sender("test", UserInbox().send)
     chat = Chat(service)
-    await chat.say("Thunderbird")
+    await chat.say("Thunderbird 60")
     await chat.command("mensch")
     await tickets.take(1, "Petra")
     for number in range(1, 46):

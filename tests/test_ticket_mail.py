@@ -47,7 +47,7 @@ async def test_a_new_ticket_and_its_updates_arrive_in_the_helpdesk_queue_as_one_
 ) -> None:
     tickets.register_user_sender("test", UserInbox().send)
     chat = Chat(service)
-    await chat.say("Thunderbird")
+    await chat.say("Thunderbird 60")
     await chat.say("mein passwort ist Geheim123!")
     await chat.command("mensch")
     await tickets.take(1, "Petra")
@@ -57,10 +57,10 @@ async def test_a_new_ticket_and_its_updates_arrive_in_the_helpdesk_queue_as_one_
     # Lotse queues the mails in the order things happened ...
     queued = await queued_subjects(service)
     assert queued == [
-        "[Lotse#1] Neue Anfrage: Nutzer bittet um einen Menschen – thunderbird",
-        "[Lotse#1] Übernommen: Nutzer bittet um einen Menschen – thunderbird",
-        "[Lotse#1] Antwort des Helpdesks: Nutzer bittet um einen Menschen – thunderbird",
-        "[Lotse#1] Geschlossen: Nutzer bittet um einen Menschen – thunderbird",
+        "[Lotse#1] Neue Anfrage: Nutzer bittet um einen Menschen – thunderbird 60",
+        "[Lotse#1] Übernommen: Nutzer bittet um einen Menschen – thunderbird 60",
+        "[Lotse#1] Antwort des Helpdesks: Nutzer bittet um einen Menschen – thunderbird 60",
+        "[Lotse#1] Geschlossen: Nutzer bittet um einen Menschen – thunderbird 60",
     ]
     sender = SmtpSender(helpdesk_mailbox.url("smtp"), helpdesk_mailbox.ca)
     report = await deliver_queue(service.store, sender, MAIL_FROM)
@@ -68,7 +68,7 @@ async def test_a_new_ticket_and_its_updates_arrive_in_the_helpdesk_queue_as_one_
     # ... but Postfix delivers in parallel: the ticket system threads them by their headers.
     mails = {str(mail["Subject"]): mail for mail in await helpdesk_mailbox.wait_for(4)}
     assert sorted(mails) == sorted(queued)
-    first = mails["[Lotse#1] Neue Anfrage: Nutzer bittet um einen Menschen – thunderbird"]
+    first = mails["[Lotse#1] Neue Anfrage: Nutzer bittet um einen Menschen – thunderbird 60"]
     assert first["To"] == helpdesk_mailbox.address and first["From"] == MAIL_FROM
     assert first["In-Reply-To"] is None and first["References"] is None
     follow_ups = [mail for mail in mails.values() if mail is not first]
@@ -82,10 +82,10 @@ async def test_a_new_ticket_and_its_updates_arrive_in_the_helpdesk_queue_as_one_
     assert "Anleitung:       thunderbird, Schritt 1" in text
     assert "Nutzer:\n    Thunderbird" in text
     assert "Geheim123" not in text  # redacted before it was ever stored
-    answered = "[Lotse#1] Antwort des Helpdesks: Nutzer bittet um einen Menschen – thunderbird"
+    answered = "[Lotse#1] Antwort des Helpdesks: Nutzer bittet um einen Menschen – thunderbird 60"
     assert "Bitte wählen Sie SSL/TLS." in body(mails[answered])
     assert "Petra" in body(
-        mails["[Lotse#1] Übernommen: Nutzer bittet um einen Menschen – thunderbird"]
+        mails["[Lotse#1] Übernommen: Nutzer bittet um einen Menschen – thunderbird 60"]
     )
 
 

@@ -50,7 +50,7 @@ async def test_a_user_who_asks_for_a_human_gets_a_ticket_number_and_when_someone
     events = Events(tickets)
     before = tickets_opened("requested")
     chat = Chat(service)
-    await chat.say("Thunderbird")
+    await chat.say("Thunderbird 60")
     await chat.command("mensch")
     assert "Nummer 1" in chat.text
     assert "Jemand aus dem Helpdesk meldet sich morgen ab 9 Uhr." in chat.text  # Thursday evening
@@ -69,9 +69,9 @@ async def test_a_user_who_asks_for_a_human_gets_a_ticket_number_and_when_someone
     assert tickets_opened("requested") == before + 1
     # The transcript starts with the conversation before the hand-over.
     texts = [message.text for message in await tickets.transcript(1)]
-    assert texts[:2] == ["Thunderbird", texts[1]] and "/mensch" in texts
+    assert texts[:2] == ["Thunderbird 60", texts[1]] and "/mensch" in texts
     assert await queued_subjects(service) == [
-        "[Lotse#1] Neue Anfrage: Nutzer bittet um einen Menschen – thunderbird"
+        "[Lotse#1] Neue Anfrage: Nutzer bittet um einen Menschen – thunderbird 60"
     ]
 
 
@@ -102,7 +102,7 @@ async def test_a_user_stuck_at_the_same_step_twice_gets_a_ticket_for_that_step(
     service: ConversationService, tickets: TicketService
 ) -> None:
     chat = Chat(service)
-    await chat.say("Thunderbird")
+    await chat.say("Thunderbird 60")
     await chat.tap("Erledigt – weiter")
     await chat.tap("Klappt nicht")
     assert await tickets.listing() == []
@@ -187,7 +187,7 @@ async def test_a_closed_ticket_lets_lotse_answer_and_a_new_request_opens_a_new_t
     closed = await tickets.close(1, "Petra")
     assert closed.status == "closed" and closed.closed_at is not None
     assert "Anfrage Nr. 1 ist abgeschlossen" in inbox.text("anna")
-    await chat.say("Thunderbird")
+    await chat.say("Thunderbird 60")
     assert "Schritt 1 von 5" in chat.text
     assert (await chat.state()).ticket is None
     await chat.command("mensch")
@@ -222,7 +222,7 @@ async def test_bot_without_an_agent_just_continues_with_lotse(
     service: ConversationService, tickets: TicketService
 ) -> None:
     chat = Chat(service)
-    await chat.say("Thunderbird")
+    await chat.say("Thunderbird 60")
     await chat.command("bot")
     assert "Sie schreiben bereits mit mir, Lotse." in chat.text
     assert "Schritt 1 von 5" in chat.text
@@ -232,7 +232,7 @@ async def test_a_user_who_deletes_their_data_takes_the_ticket_transcript_with_th
     service: ConversationService, tickets: TicketService
 ) -> None:
     chat = Chat(service)
-    await chat.say("Thunderbird")
+    await chat.say("Thunderbird 60")
     await chat.command("mensch")
     await chat.command("loeschen")
     await chat.tap(next(label for label in chat.options if label.startswith("Ja")))
@@ -300,7 +300,7 @@ async def agent_has_the_ticket(
     inbox = UserInbox()
     tickets.register_user_sender("test", inbox.send)
     chat = Chat(service)
-    await chat.say("Thunderbird")
+    await chat.say("Thunderbird 60")
     await chat.command("mensch")
     await tickets.take(1, "Petra")
     return chat, inbox
@@ -350,7 +350,7 @@ async def test_the_ticket_transcript_holds_lotses_reply_of_the_turn_that_opened_
     service: ConversationService, tickets: TicketService
 ) -> None:
     chat = Chat(service)
-    await chat.say("Thunderbird")
+    await chat.say("Thunderbird 60")
     await chat.command("mensch")
     transcript = [(m.direction, m.text) for m in await tickets.transcript(1)]
     assert transcript.count(("in", "/mensch")) == 1
@@ -402,7 +402,7 @@ async def test_a_step_that_keeps_failing_says_so_without_repeating_the_second_ti
     service: ConversationService, tickets: TicketService
 ) -> None:
     chat = Chat(service)
-    await chat.say("Thunderbird")
+    await chat.say("Thunderbird 60")
     for _ in range(2):
         await chat.tap("Klappt nicht")
         await chat.tap("Schritt noch einmal zeigen")

@@ -36,7 +36,7 @@ async def test_a_check_that_shows_a_server_error_hands_the_user_to_the_helpdesk(
     broken_server: App,
 ) -> None:
     chat = Chat(broken_server.service)
-    await chat.say("Thunderbird")
+    await chat.say("Thunderbird 60")
     await chat.command("pruefen")
     # The user asked for nothing: told what the test found and that the helpdesk knows.
     assert "Der Test zeigt einen Fehler am Mailserver; ich habe den Helpdesk informiert " in (

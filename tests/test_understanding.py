@@ -35,11 +35,11 @@ def lexicon(knowledge: KnowledgeBase) -> LexiconUnderstander:
         ("Mac Mail 10.11", "apple-mail-el-capitan"),
         ("ich hab ein Samsung Handy", "android"),
         ("Galaxy S7", "android"),
-        ("iPad", "ios"),
-        ("mein iphone", "ios"),
-        ("thunderbrid", "thunderbird"),
-        ("Thunderbird 128", "thunderbird"),
-        ("iOS 17", "ios"),
+        ("iPad mit iOS 12", "ios"),
+        ("mein iphone, ios 13", "ios"),
+        ("thunderbrid 60", "thunderbird"),
+        ("Thunderbird 128", "thunderbird-115"),
+        ("iOS 17", "ios-14"),
     ],
 )
 def test_a_program_named_with_typos_or_indirectly_points_to_its_guide(
@@ -156,7 +156,7 @@ def test_english_questions_about_the_helpdesk_and_login_name_are_recognised(
 
 
 def test_a_correction_carries_the_new_program(lexicon: LexiconUnderstander) -> None:
-    result = lexicon.understand_now("nein, ich habe Thunderbird")
+    result = lexicon.understand_now("nein, ich habe Thunderbird 60")
     assert result.intent == "inform"
     assert result.guide == "thunderbird"
 

@@ -786,6 +786,17 @@ class _Turn:
         if self._answer_from_faq(message):
             return
         program = self.kb.programs[self.state.program]
+        current = self._current_guide(program.id)
+        if message.entities.get("answer") == "unknown" and current is not None:
+            # Most users of a program with a guide for today's versions have one of them.
+            self.say(
+                _(
+                    "Dann nehmen wir die aktuelle Version. Falls Ihr Programm ganz anders "
+                    "aussieht, finden Sie die Version so: {hint}"
+                ).format(hint=program.version_hint.get(self.tr.locale))
+            )
+            self._choose_guide(current, version=None, note=None)
+            return
         misses = self._missed()
         if misses == 1 or (misses % 2 == 1 and message.entities.get("answer") != "unknown"):
             if message.entities.get("answer") != "unknown":
@@ -808,6 +819,11 @@ class _Turn:
                 )
             )
             self._ask_version(with_person=True)
+
+    def _current_guide(self, program_id: str) -> Guide | None:
+        """The guide for today's versions of a program (its newest, when not the seed's)."""
+        guides = self.kb.guides_of_program.get(program_id, [])
+        return guides[-1] if guides and not guides[-1].from_seed else None
 
     def _at_protocol(self, message: Understanding) -> None:
         """IMAP or POP3? "egal", "ja", "weiter": IMAP, with the reason. "Weiß ich nicht":

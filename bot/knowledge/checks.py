@@ -66,6 +66,8 @@ def check_reachability(
     lexicon = ProgramLexicon(knowledge)
     for name, file in files.items():
         program = file.program
+        # Said before a version: a name that is no device ("iPhone 12" is no iOS 12).
+        said = next((a for a in program.aliases if not knowledge.devices.match(a)), program.id)
         for i, alias in enumerate(program.aliases):
             found = lexicon.find(normalize(alias)).program
             if found != program.id:
@@ -75,7 +77,7 @@ def check_reachability(
                     f"alias '{alias}' leads to {found or 'nothing'}, not to {program.id}",
                 )
         for spoken, number in program.version_names.items():
-            match = lexicon.find(normalize(f"{program.aliases[0]} {spoken}"))
+            match = lexicon.find(normalize(f"{said} {spoken}"))
             if match.version != number:
                 yield Finding(
                     name,
@@ -96,12 +98,12 @@ def check_reachability(
                         f"alias '{alias}' leads to {found or 'no guide'}, not to {guide.id}",
                     )
             for i, version in enumerate(guide.versions):
-                found = lexicon.find(normalize(f"{program.aliases[0]} {version}")).guide
+                found = lexicon.find(normalize(f"{said} {version}")).guide
                 if found != guide.id:
                     yield Finding(
                         name,
                         ("guides", g, "versions", i),
-                        f"'{program.aliases[0]} {version}' leads to {found or 'no guide'}, "
+                        f"'{said} {version}' leads to {found or 'no guide'}, "
                         f"not to {guide.id}",
                     )
 
