@@ -221,6 +221,54 @@ async def test_an_app_named_with_a_device_wins_over_the_device(
     assert (await chat.state()).card == card
 
 
+@pytest.mark.parametrize(
+    ("said", "system"),
+    [
+        (example, computer.id)
+        for computer in _KNOWLEDGE.devices.computers
+        for example in computer.examples[:2]
+    ],
+)
+async def test_a_computer_without_a_program_asks_which_program_and_offers_those_usual_there(
+    service: ConversationService, knowledge: KnowledgeBase, said: str, system: str
+) -> None:
+    computer = next(c for c in knowledge.devices.computers if c.id == system)
+    chat = Chat(service)
+    await chat.say(said)
+    assert f"Welches Mailprogramm benutzen Sie unter {computer.name}?" in chat.text
+    offered = [
+        knowledge.programs[p].name if p in knowledge.programs else knowledge.cards[p].name.de
+        for p in computer.programs
+    ]
+    assert chat.options[: len(offered)] == offered
+    assert {"Anderes Programm", "Die Servereinstellungen sehen", PERSON} <= set(chat.options)
+    await chat.tap(offered[-1])
+    state = await chat.state()
+    assert computer.programs[-1] in (state.program, state.card)
+
+
+async def test_a_windows_user_who_only_wants_the_settings_gets_them(
+    service: ConversationService, knowledge: KnowledgeBase
+) -> None:
+    chat = Chat(service)
+    await chat.say("mein Laptop mit Windows")
+    await chat.tap("Die Servereinstellungen sehen")
+    assert knowledge.server.host in chat.text
+    assert "Port 993" in chat.text
+
+
+@pytest.mark.parametrize(
+    "said", ["Outlook unter Windows 10", "Thunderbird auf meinem Windows 11 Laptop"]
+)
+async def test_the_version_of_a_computers_system_is_not_the_programs(
+    service: ConversationService, said: str
+) -> None:
+    chat = Chat(service)
+    await chat.say(said)
+    assert (await chat.state()).version is None
+    assert "Welche Version von" in chat.text
+
+
 # --- error messages ---------------------------------------------------------------------------
 
 ERROR_EXAMPLES = [
@@ -381,6 +429,9 @@ async def test_a_user_of_a_current_version_walks_through_its_guide_to_the_end(
         ("iOS 17", "ios-14"),
         ("iPhone 12 mit iOS 15", "ios-14"),
         ("iOS 12", "ios"),
+        ("macOS 11", "apple-mail-ventura"),  # Big Sur comes after 10.13, not beside 10.11
+        ("Mac mit Monterey", "apple-mail-ventura"),
+        ("Mac mit Mojave", "apple-mail-high-sierra"),
     ],
 )
 async def test_a_version_resolves_to_the_nearest_guide(
@@ -392,7 +443,13 @@ async def test_a_version_resolves_to_the_nearest_guide(
 
 
 @pytest.mark.parametrize(
-    ("said", "current"), [("Thunderbird", "thunderbird-115"), ("iPhone", "ios-14")]
+    ("said", "current"),
+    [
+        ("Thunderbird", "thunderbird-115"),
+        ("iPhone", "ios-14"),
+        ("Ich habe ein iPhone 16", "ios-14"),  # a model says no version
+        ("iPad Air M2", "ios-14"),
+    ],
 )
 async def test_a_bare_program_asks_the_version_and_not_knowing_it_gets_the_current_guide(
     service: ConversationService, knowledge: KnowledgeBase, said: str, current: str

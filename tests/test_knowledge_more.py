@@ -237,6 +237,11 @@ def test_a_device_example_that_leaves_a_version_behind_is_reported(kb_copy: Path
         ("ios", "13", "ios"),
         ("apple-mail", "14", "apple-mail-ventura"),
         ("apple-mail", "26", "apple-mail-ventura"),
+        ("apple-mail", "11", "apple-mail-ventura"),  # Big Sur: no neighbour of 10.11
+        ("apple-mail", "12", "apple-mail-ventura"),
+        ("apple-mail", "10.12", "apple-mail-high-sierra"),  # between two: the newer
+        ("apple-mail", "10.14", "apple-mail-high-sierra"),  # Mojave: same major as 10.13
+        ("thunderbird", "78", "thunderbird-115"),
     ],
 )
 def test_versions_resolve_to_the_nearest_guide_published_or_not(

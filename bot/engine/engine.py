@@ -33,7 +33,7 @@ from bot.i18n import SUPPORTED_LOCALES, Translator, pick_locale, translator
 from bot.knowledge import render
 from bot.knowledge.accounts import ForeignAddress, account_for, find_address
 from bot.knowledge.base import KnowledgeBase
-from bot.knowledge.models import FaqEntry, Guide, Step, TroubleshootingEntry
+from bot.knowledge.models import Computer, FaqEntry, Guide, Step, TroubleshootingEntry
 from bot.knowledge.versions import covers, guide_for_version
 from bot.normalize import normalize, words
 from bot.numbers import ascii_number
@@ -249,6 +249,8 @@ class _Turn:
             self._inform(message)
         elif entities.get("device") == "generic" and self._asks_platform(message):
             self._ask_platform()
+        elif self._computer(message) is not None and self._asks_platform(message):
+            self._ask_program_on(entities["device"])
         elif self._reports_an_error(message) and intent not in _REQUESTS_BESIDES_A_CHECK:
             # "Identität … kann nicht überprüft werden" is an error message, not a request.
             if self._is_complaint(message) or self.state.stage is Stage.GUIDE:
@@ -777,6 +779,34 @@ class _Turn:
             self._person_option(),
         ]
         self.say(_("Ist es ein iPhone/iPad oder ein Android-Gerät?"), options)
+
+    def _computer(self, message: Understanding) -> Computer | None:
+        device = message.entities.get("device")
+        return next((c for c in self.kb.devices.computers if c.id == device), None)
+
+    def _ask_program_on(self, computer_id: str) -> None:
+        """ "Windows-Laptop": a computer names no mail program; offer those usual on it."""
+        _ = self._
+        computer = next(c for c in self.kb.devices.computers if c.id == computer_id)
+        if self.state.stage is Stage.START:
+            self.say(self._greeting_text())
+        self.state.stage = Stage.PROGRAM
+        options = []
+        for program_id in computer.programs:
+            if program_id in self.kb.programs:
+                name = self.kb.programs[program_id].name
+            else:
+                name = self.kb.cards[program_id].name.get(self.tr.locale)
+            options.append(Option(name, f"inform:client={program_id}"))
+        options += [
+            Option(_("Anderes Programm"), "inform:answer=other"),
+            Option(_("Die Servereinstellungen sehen"), "ask_settings"),
+            self._person_option(),
+        ]
+        self.say(
+            _("Welches Mailprogramm benutzen Sie unter {system}?").format(system=computer.name),
+            options,
+        )
 
     def _at_version(self, message: Understanding) -> None:
         """Which version? "keine Ahnung", "wo find i des", "hä": how to find it, then the

@@ -27,6 +27,7 @@ from typing import Literal
 from bot.knowledge import placeholders
 from bot.knowledge.models import (
     CardProgram,
+    Computer,
     Device,
     DevicesFile,
     Endpoint,
@@ -76,6 +77,7 @@ class Devices:
     generic: GenericDevices | None = None
     # platform -> the program whose guides serve that platform's own mail app
     platform_programs: dict[MobilePlatform, str] = field(default_factory=dict)
+    computers: tuple[Computer, ...] = ()
 
     def matches(self, text: str) -> list[DeviceMatch]:
         """Every device named in `text` (raw or normalised), in the order they appear."""
@@ -121,6 +123,20 @@ class Devices:
             return False
         normalized = normalize(text)
         return any(p.search(normalized) for p in self.generic.compiled)
+
+    def computer_of(self, text: str) -> Computer | None:
+        """The computer's system named in `text` ("mein Laptop mit Windows"), if any."""
+        normalized = normalize(text)
+        return next(
+            (c for c in self.computers if any(p.search(normalized) for p in c.compiled)), None
+        )
+
+    def without_computers(self, normalized: str) -> str:
+        """`normalized` without computer systems: "Windows 11" holds no version 11."""
+        for computer in self.computers:
+            for pattern in computer.compiled:
+                normalized = pattern.sub(" ", normalized)
+        return " ".join(normalized.split())
 
 
 # --- troubleshooting ---------------------------------------------------------------------
@@ -248,6 +264,7 @@ class KnowledgeBase:
                 tuple(devices.devices),
                 devices.generic,
                 dict(devices.platform_programs),
+                tuple(devices.computers),
             )
             if devices
             else Devices(),

@@ -103,8 +103,7 @@ def check_reachability(
                     yield Finding(
                         name,
                         ("guides", g, "versions", i),
-                        f"'{said} {version}' leads to {found or 'no guide'}, "
-                        f"not to {guide.id}",
+                        f"'{said} {version}' leads to {found or 'no guide'}, not to {guide.id}",
                     )
 
 
@@ -232,6 +231,14 @@ def check_references(knowledge: KnowledgeBase, models: dict[str, BaseModel]) -> 
                         ("platform_programs", platform),
                         f"'{program}' is not a program with guides",
                     )
+            for c, computer in enumerate(model.computers):
+                for p, program in enumerate(computer.programs):
+                    if program not in knowledge.programs and program not in knowledge.cards:
+                        yield Finding(
+                            name,
+                            ("computers", c, "programs", p),
+                            f"'{program}' is neither a program nor a card",
+                        )
 
 
 def check_patterns(models: dict[str, BaseModel]) -> Iterator[Finding]:
@@ -255,6 +262,26 @@ def check_patterns(models: dict[str, BaseModel]) -> Iterator[Finding]:
                             path,
                             f"'{example}' leaves '{devices.mask(example)}' behind: a model "
                             "number would be read as a version; widen the pattern",
+                        )
+            computers = Devices(computers=tuple(model.computers))
+            for c, computer in enumerate(model.computers):
+                for e, example in enumerate(computer.examples):
+                    path = ("computers", c, "examples", e)
+                    found_on = computers.computer_of(example)
+                    left = computers.without_computers(normalize(example))
+                    if found_on is None or found_on.id != computer.id:
+                        yield Finding(
+                            name,
+                            path,
+                            f"'{example}' is matched by "
+                            f"{found_on.id if found_on else 'no pattern'}, not by {computer.id}",
+                        )
+                    elif any(ch.isdigit() for ch in left):
+                        yield Finding(
+                            name,
+                            path,
+                            f"'{example}' leaves '{left}' behind: a system's version would be "
+                            "read as the program's; widen the pattern",
                         )
             for e, example in enumerate(model.generic.examples):
                 if not devices.is_generic(example) or devices.match(example):

@@ -47,6 +47,8 @@ class ProgramMatch:
     score: float  # 100 for exact matches, the fuzzy score otherwise
     # A device without its platform ("Handy") and no program: the engine asks which platform.
     generic_device: bool = False
+    # A computer's system ("Windows-Laptop") and no program: the engine asks which program.
+    computer: str | None = None
 
 
 class ProgramLexicon:
@@ -105,9 +107,18 @@ class ProgramLexicon:
         target, score, rest, named = self._find_target(masked, fuzzy=platform is None)
         if target is None and platform in devices.platform_programs:
             target, score = _Target(devices.platform_programs[platform]), 100.0
-        version = self._find_version(rest, target)
+        # "Outlook unter Windows 10" names no Outlook 10.
+        version = self._find_version(devices.without_computers(rest), target)
         if target is None:
-            return ProgramMatch(None, None, version, 0.0, generic_device=generic)
+            computer = devices.computer_of(normalized) if platform is None else None
+            return ProgramMatch(
+                None,
+                None,
+                version,
+                0.0,
+                generic_device=generic,
+                computer=computer.id if computer else None,
+            )
         if target.card:
             return ProgramMatch(target.program, None, version, score)
         platforms = {p for p, program in devices.platform_programs.items() if program in named}

@@ -553,11 +553,28 @@ class GenericDevices(Strict):
         return [re.compile(pattern) for pattern in self.patterns]
 
 
+class Computer(Strict):
+    """A computer's system ("Windows-Laptop"): it names no mail program, so the bot asks which
+    one and offers those usual there. Its version ("Windows 11") is never a program's."""
+
+    id: Slug
+    name: NonEmpty  # as in "Welches Mailprogramm benutzen Sie unter Windows?"
+    patterns: list[Pattern] = Field(min_length=1)
+    examples: list[NonEmpty] = Field(min_length=1)
+    # Program or card ids offered, in this order.
+    programs: list[Slug] = Field(min_length=1)
+
+    @property
+    def compiled(self) -> list[re.Pattern[str]]:
+        return [re.compile(pattern) for pattern in self.patterns]
+
+
 class DevicesFile(Strict):
     # The program whose guides serve each platform's own mail app.
     platform_programs: dict[MobilePlatform, Slug]
     devices: list[Device] = Field(min_length=1)
     generic: GenericDevices
+    computers: list[Computer] = Field(default_factory=list)
 
 
 # --- troubleshooting.yaml ----------------------------------------------------------------

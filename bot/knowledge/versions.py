@@ -38,7 +38,7 @@ def _distance(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def guide_for_version(guides: Sequence[Guide], version: str) -> GuideChoice | None:
-    """The guide covering `version`, else the nearest one (newer wins a tie), else None."""
+    """The guide covering `version`, else the nearest one (see below), else None."""
     for candidate in (version, "20" + version if len(version) == 2 else None):
         if candidate is None:
             continue
@@ -55,6 +55,14 @@ def guide_for_version(guides: Sequence[Guide], version: str) -> GuideChoice | No
         return GuideChoice(newest[0], exact=False)
     if said < oldest[1]:
         return GuideChoice(oldest[0], exact=False)
-    # In between: the nearest listed version, the newer one on a tie.
-    guide, _ = min(listed, key=lambda item: (_distance(said, item[1]), tuple(-x for x in item[1])))
+    # In between: the nearest listed version of the same major release, the newer one on a
+    # tie ("10.14" -> "10.13"). Across a change of major release the newer guide's screens
+    # are the closer ones ("macOS 11" follows "10.13", it is no neighbour of "10.11").
+    same_major = [item for item in listed if item[1][0] == said[0]]
+    if not same_major:
+        newer = min((item for item in listed if item[1] > said), key=lambda item: item[1])
+        return GuideChoice(newer[0], exact=False)
+    guide, _ = min(
+        same_major, key=lambda item: (_distance(said, item[1]), tuple(-x for x in item[1]))
+    )
     return GuideChoice(guide, exact=False)

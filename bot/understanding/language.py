@@ -42,7 +42,7 @@ _ENGLISH_WORDS = """
     please thanks thank hello bye goodbye
     next back again done finished works working work see shows says get got step stuck
     broken changed newest latest
-    settings encryption encrypted phone computer laptop account mailbox guide instructions
+    settings encryption encrypted phone account mailbox guide instructions
     help need use using know idea sure whatever fine great good morning evening pls plz thx
 """
 _GERMAN = frozenset(_GERMAN_WORDS.split())

@@ -70,6 +70,8 @@ class LexiconUnderstander:
             entities["version"] = match.version
         if match.generic_device:
             entities["device"] = "generic"  # "Handy": iPhone/iPad or Android?
+        elif match.computer:
+            entities["device"] = match.computer  # "Windows-Laptop": which program there?
         trouble = self.lexicon.knowledge.troubleshooting.match(text, match.program)
         if trouble:
             entities["trouble"] = trouble[0].id  # a pasted error message the knowledge knows
