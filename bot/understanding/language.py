@@ -23,7 +23,7 @@ _GERMAN_WORDS = """
     wir uns unser er es ist bin sind war habe hab haben hat hatte kann koennen konnte muss
     muessen moechte moechten wollen soll sollte wuerde wird werden hast kannst gemacht
     hob hobs host ned net koa koane woas woass waas wois scho gmacht mei moi bissl gell isch
-    nimmer nimma ois ebbes gehts gibts schritt einrichten
+    nimmer nimma ois ebbes gehts gibts schritt einrichten weida weita ferti basst amoi nomoi
     der die das den dem des ein eine einen einem einer kein keine keinen nicht nichts nix
     und oder aber auch noch schon nur mit ohne von vom zu zum zur bei beim auf im fuer ueber
     unter nach wie wo wann warum wieso welche welcher welches wer hier da dort jetzt dann

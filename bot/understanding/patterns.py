@@ -58,7 +58,7 @@ _PATTERNS: list[tuple[Intent, str]] = [
     ),
     (
         "repeat_step",
-        r"\b(nochmal|noch ?mal|noch einmal|wiederhol\w*|repeat|again)\b"
+        r"\b(nochmal|noch ?mal|noch einmal|wiederhol\w*|repeat|again|no ?a?moi|nochamol|nomol)\b"
         r"|^(wie bitte|hae|wie war das)\b",
     ),
     (
@@ -69,7 +69,7 @@ _PATTERNS: list[tuple[Intent, str]] = [
         r"|\b(antwortet|reagiert|angenommen)\w* nicht\b|\bnicht angenommen\b|\b(ausgegraut|grau)\b"
         r"|^wo ist (das|der|die) (menue|feld|knopf|button|reiter|punkt|haken|option)\b"
         r"|\bzertifikat\w*\b|\bda steht was anderes\b"
-        r"|\b(finde|sehe|gibt|habe|hab)\b.*\b(nicht|kein\w*|nich|net)\b"
+        r"|\b(finde|find|sehe|gibt|habe|hab|hob)\b.*\b(nicht|kein\w*|nich|net|ned)\b"
         r"|\b(fehler\w*|problem\w*|haengt|error|fehlt|anders aus|sieht anders)\b"
         r"|\b(doesn'?t|does not|can'?t|cannot|don'?t) (work|find|see)\b|\bnot working\b"
         r"|\bverstehe? (ich )?nicht\b|\bkomme? nicht weiter\b|\bstecke? fest\b",
@@ -91,8 +91,9 @@ _PATTERNS: list[tuple[Intent, str]] = [
     ),
     (
         "next_step",
-        r"\b(weiter\w*|next|naechste\w*|erledigt|fertig|gemacht|done|geschafft|continue|"
-        r"hab ich|habe ich|habs|hab's|und jetzt|und dann|und nun|was nun|wie weiter)\b"
+        r"\b(weiter\w*|weida|weita|next|naechste\w*|erledigt|fertig|ferti|gemacht|gmacht|done|"
+        r"geschafft|continue|hab ich|habe ich|habs|hab's|hob i|hobs|und jetzt|und dann|und nun|"
+        r"was nun|wie weiter)\b"
         r"|^(klappt|geht|funktioniert)$|\b(hat|hats|es hat) (geklappt|funktioniert)\b"
         r"|\b(klappt|geht|funktioniert) (jetzt|wieder)\b",
     ),
@@ -118,7 +119,8 @@ _PATTERNS: list[tuple[Intent, str]] = [
     ),
     (
         "affirm",
-        r"^(ja|jo|joa|jep|jap|japp|jup|yes|yep|yup|genau|richtig|stimmt|passt|ok|okay|okey|k|kk|"
+        r"^(ja|jo|joa|jep|jap|japp|jup|yes|yep|yup|genau|richtig|stimmt|passt|basst|"
+        r"(des|das) passt|ok|okay|okey|k|kk|"
         r"oki|okidoki|alles klar|klaro|mhm|mhmm|aha|top|super|prima|perfekt|verstanden|gut|"
         r"alright|got it|cool|fine|"
         r"korrekt|sicher|klar|na klar|gerne?|jawohl|jawoll|jaja|jaa+|jepp|sure|correct|natuerlich|"
