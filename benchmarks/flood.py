@@ -21,10 +21,10 @@ from pydantic import SecretStr
 from bot.agents.desk import Desk
 from bot.agents.telegram import connect_agents
 from bot.channels.telegram import TelegramChannel, build_application
+from bot.clock import utcnow
 from bot.config import Settings
 from bot.i18n import translator
 from bot.knowledge.loader import load_knowledge
-from bot.storage.tables import utcnow
 from bot.tickets import records
 from bot.turns import Inbound
 from tests.servers.telegram_api import FakeTelegram

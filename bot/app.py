@@ -18,6 +18,7 @@ from functools import cached_property
 
 from bot.agents.desk import Desk
 from bot.check.handler import CheckActionHandler
+from bot.clock import utcnow
 from bot.config import ConfigurationError, Settings
 from bot.conversation import ConversationService
 from bot.engine.decision import Action, HandOver, Reply, RunCheck, SendProfile
@@ -26,7 +27,6 @@ from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.registry import KnowledgeRegistry
 from bot.profiles.handler import ProfileHandler
 from bot.storage.store import Store
-from bot.storage.tables import utcnow
 from bot.tickets.links import HandoffLinks, secret_problem
 from bot.tickets.middleware import LinkTurns, TicketTurns
 from bot.tickets.records import mail_settings
@@ -34,6 +34,8 @@ from bot.tickets.service import Resume, TicketService
 from bot.turns import ActionHandler, TurnMiddleware
 from bot.understanding.lexicon import LexiconUnderstander
 from bot.understanding.types import Understander
+
+__all__ = ["App", "build_app", "build_tickets", "build_understander"]
 
 log = logging.getLogger(__name__)
 

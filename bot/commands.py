@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from bot.i18n import Translator
 
+__all__ = ["COMMANDS", "COMMAND_INTENTS", "TABLE", "UserCommand", "menu"]
+
 
 @dataclass(frozen=True)
 class UserCommand:

@@ -10,6 +10,15 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+__all__ = [
+    "MIN_MASKED_SECRET",
+    "REPO_KNOWLEDGE_DIR",
+    "ConfigurationError",
+    "Settings",
+    "default_database_url",
+    "without_password",
+]
+
 REPO_KNOWLEDGE_DIR = Path(__file__).resolve().parent.parent / "knowledge"
 # Shorter secrets are not masked in logs: replacing "abc" everywhere would garble every line,
 # and a secret that short protects nothing (the configuration check refuses short ones).

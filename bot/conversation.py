@@ -41,6 +41,8 @@ from bot.turns import (
 from bot.understanding import language
 from bot.understanding.types import Understander, Understanding
 
+__all__ = ["STRANDED_ANSWER_WITHIN", "STRANDED_NOTICE_WITHIN", "ConversationService"]
+
 log = logging.getLogger(__name__)
 
 # A message its turn left unanswered (see `answer_stranded`): answered in full while this

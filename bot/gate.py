@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 from bot.redaction import redact
 
+__all__ = ["CUT_MARKER", "MAX_MESSAGE_LENGTH", "CleanedText", "clean", "sanitize"]
+
 MAX_MESSAGE_LENGTH = 4096  # Telegram's limit for one message, and so what a relay can carry
 CUT_MARKER = " … [gekürzt]"
 _MARGIN = 256

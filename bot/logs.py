@@ -18,6 +18,15 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+__all__ = [
+    "CHATTY_LIBRARIES",
+    "MASK",
+    "TEXT_FORMAT",
+    "JsonLines",
+    "MaskSecrets",
+    "configure_logging",
+]
+
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Libraries that say too much at INFO (every HTTP request, every sync) for an operator's log.
 CHATTY_LIBRARIES = ("httpx", "httpcore", "aiohttp.access", "telegram.ext", "nio", "tornado")

@@ -9,6 +9,18 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+__all__ = [
+    "CHECKS",
+    "ERRORS",
+    "MAIL_PARKED",
+    "MAIL_QUEUE",
+    "REGISTRY",
+    "TICKETS",
+    "TURNS",
+    "TURN_SECONDS",
+    "UNDERSTANDINGS",
+]
+
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 TURNS = Counter("lotse_turns", "Messages answered (user turns)", ["channel"], registry=REGISTRY)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+__all__ = ["normalize", "words"]
+
 _UMLAUTS = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss"})
 # Keep letters, digits, dots inside numbers ("10.11") and hyphens inside words ("E-Mail").
 _WORD = re.compile(r"\d+(?:\.\d+)*|[^\W_]+(?:[-'][^\W_]+)*")

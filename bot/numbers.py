@@ -4,6 +4,8 @@ reads a number nobody typed as one), and an unbounded `int()` parses megabytes o
 
 from __future__ import annotations
 
+__all__ = ["DIGITS", "MAX_DIGITS", "ascii_number"]
+
 MAX_DIGITS = 9  # ticket numbers, option numbers: far more than ever needed
 DIGITS = "[0-9]"  # for regular expressions: `\d` matches every script's digits
 

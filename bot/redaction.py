@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 from rapidfuzz.distance import OSA
 
+__all__ = ["REDACTED", "Redaction", "is_password_word", "redact"]
+
 REDACTED = "[Passwort entfernt]"
 
 # Words that name a password or a set of credentials; a compound ending in one ("Uni-Passwort",

@@ -21,6 +21,18 @@ from bot.engine.state import ConversationState
 from bot.gate import CleanedText
 from bot.i18n import Translator
 
+__all__ = [
+    "ActionContext",
+    "ActionHandler",
+    "Handled",
+    "Inbound",
+    "StateChange",
+    "Turn",
+    "TurnMiddleware",
+    "TurnRecord",
+    "warn_of_secret",
+]
+
 
 @dataclass(frozen=True)
 class Inbound:

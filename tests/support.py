@@ -25,6 +25,7 @@ from bot.agents.telegram import connect_agents
 from bot.app import App, build_app
 from bot.channels.matrix import DRAIN_SECONDS as MATRIX_DRAIN_SECONDS
 from bot.channels.telegram import ALLOWED_UPDATES, TelegramChannel, build_application
+from bot.clock import utcnow
 from bot.config import Settings
 from bot.conversation import ConversationService
 from bot.engine.decision import Reply
@@ -34,7 +35,7 @@ from bot.knowledge.loader import load_knowledge
 from bot.knowledge.registry import KnowledgeRegistry
 from bot.serve.channels import matrix_with_agents
 from bot.storage.store import Store
-from bot.storage.tables import Conversation, User, utcnow
+from bot.storage.tables import Conversation, User
 from bot.tickets.service import TicketService
 from bot.turns import Inbound
 

@@ -26,12 +26,12 @@ from bot.channels.telegram import (
     TelegramChannel,
     build_application,
 )
+from bot.clock import utcnow
 from bot.config import Settings
 from bot.conversation import ConversationService
 from bot.i18n import translator
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.registry import KnowledgeRegistry
-from bot.storage.tables import utcnow
 from bot.tickets import records
 from bot.tickets.records import MERGE_WINDOW, NewTicket
 from bot.turns import Inbound

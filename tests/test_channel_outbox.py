@@ -12,12 +12,13 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import Connection, func, insert, select
 
+from bot.clock import utcnow
 from bot.config import Settings
 from bot.engine.decision import Attachment, Reply
 from bot.engine.state import Option
 from bot.serve.process import serve as serve_all
 from bot.storage.store import Store
-from bot.storage.tables import ChannelOutboxRow, JobLease, utcnow
+from bot.storage.tables import ChannelOutboxRow, JobLease
 from bot.tickets import channel_outbox
 from bot.tickets.channel_outbox import Deliverer
 from tests.matrix_user import GREETING, matrix_user

@@ -14,11 +14,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
+from bot.clock import utcnow
 from bot.serve.health import ChannelStatus
 from bot.serve.jobs import LEASE_MARGIN, Job, JobRunner, take_lease
 from bot.serve.leader import ChannelLease, Leader, LeaseTiming, Stopper
 from bot.storage.store import Store
-from bot.storage.tables import JobLease, utcnow
+from bot.storage.tables import JobLease
 from tests.support import StepClock, wait_until
 
 

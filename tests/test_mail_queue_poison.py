@@ -18,8 +18,9 @@ import pytest
 from sqlalchemy import update
 
 from bot import metrics
+from bot.clock import utcnow
 from bot.conversation import ConversationService
-from bot.storage.tables import HandoffLink, utcnow
+from bot.storage.tables import HandoffLink
 from bot.tickets.links import InvalidReference
 from bot.tickets.outbox import QueuedMail, deliver_queue, parked
 from bot.tickets.records import MailSettings, queued_mails

@@ -13,17 +13,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection, func, select, update
 
+from bot.clock import utcnow
 from bot.conversation import ConversationService
 from bot.knowledge.base import KnowledgeBase
-from bot.storage.tables import (
-    Conversation,
-    Message,
-    OutgoingMail,
-    Ticket,
-    TicketMessage,
-    User,
-    utcnow,
-)
+from bot.storage.tables import Conversation, Message, OutgoingMail, Ticket, TicketMessage, User
 from bot.tickets.models import TicketEvent
 from bot.tickets.records import queued_mails
 from bot.tickets.retention import WAITING_CLOSE_DAYS, run_purge

@@ -18,10 +18,11 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import ColumnElement, Connection, func, select, true
 from sqlalchemy.orm import DeclarativeBase
 
+from bot.clock import utcnow
 from bot.storage.migrate import alembic_config
 from bot.storage.sqlite import SQLiteBackend
 from bot.storage.store import ConcurrentUpdate, SavedConversation, Store
-from bot.storage.tables import Base, Conversation, Message, User, utcnow
+from bot.storage.tables import Base, Conversation, Message, User
 from tests.support import wait_until
 
 

@@ -14,9 +14,10 @@ from sqlalchemy import select
 
 from bot import metrics
 from bot.app import build_app
+from bot.clock import utcnow
 from bot.config import Settings
 from bot.conversation import ConversationService
-from bot.storage.tables import OutgoingMail, utcnow
+from bot.storage.tables import OutgoingMail
 from bot.tickets import mail_text
 from bot.tickets.models import LinkOutcome
 from bot.tickets.outbox import deliver_queue

@@ -17,7 +17,8 @@ from sqlalchemy import Connection, delete, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from bot.storage.tables import DeskMessage, TicketCard, utcnow
+from bot.clock import utcnow
+from bot.storage.tables import DeskMessage, TicketCard
 
 
 @dataclass(frozen=True)

@@ -52,11 +52,11 @@ from bot.agents.commands import (
     parse_command,
     parse_tap,
 )
+from bot.clock import utcnow
 from bot.engine.decision import Reply
 from bot.i18n import Translator
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.registry import KnowledgeRegistry, ReloadOutcome
-from bot.storage.tables import utcnow
 from bot.tickets import channel_outbox, records
 from bot.tickets.channel_outbox import Deliverer, Stopper, start_deliverer
 from bot.tickets.models import Ticket, TicketError, TicketEvent, UserNotReached

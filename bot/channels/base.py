@@ -14,6 +14,8 @@ from typing import Protocol
 from bot.config import Settings
 from bot.engine.decision import Reply
 
+__all__ = ["Channel", "OnFailure", "Stopper"]
+
 # Stops something started in the background; its work under way gets that many seconds.
 Stopper = Callable[[float], Awaitable[None]]
 # Told when a channel that started fails later (its sync loop ended with an error).

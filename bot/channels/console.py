@@ -20,6 +20,8 @@ from bot.engine.decision import Attachment, Reply
 from bot.i18n import translator
 from bot.turns import Inbound
 
+__all__ = ["CHANNEL", "ConsoleChannel", "format_reply", "parse_line", "save_attachment"]
+
 CHANNEL = "console"
 
 

@@ -87,6 +87,29 @@ from bot.locks import KeyedLocks
 from bot.retry import Backoff
 from bot.turns import Inbound
 
+__all__ = [
+    "CHANNEL",
+    "DEVICE_NAME",
+    "DIRECT_ROOMS_FILE",
+    "DRAIN_SECONDS",
+    "NETWORK_ERRORS",
+    "SEND_ATTEMPTS",
+    "SESSION_FILE",
+    "SYNC_TIMEOUT_MS",
+    "TIMELINE_LIMIT",
+    "UNDECRYPTED_KEEP_SECONDS",
+    "DirectRooms",
+    "MatrixChannel",
+    "MatrixLoginError",
+    "MatrixRunner",
+    "Session",
+    "allowed_rooms",
+    "configuration_problem",
+    "log_in",
+    "new_client",
+    "transaction_id",
+]
+
 CHANNEL = "matrix"
 DEVICE_NAME = "Lotse"
 SESSION_FILE = "session.json"

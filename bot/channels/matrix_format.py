@@ -23,6 +23,23 @@ from bot.commands import COMMANDS
 from bot.engine.decision import Reply
 from bot.normalize import normalize
 
+__all__ = [
+    "COMMAND_PREFIXES",
+    "HTML_FORMAT",
+    "MSGTYPE",
+    "Command",
+    "escape",
+    "is_edit",
+    "is_reply",
+    "message_text",
+    "parse_command",
+    "reply_body",
+    "reply_content",
+    "reply_html",
+    "strip_reply_fallback",
+    "text_html",
+]
+
 MSGTYPE = "m.notice"
 HTML_FORMAT = "org.matrix.custom.html"
 COMMAND_PREFIXES = ("!", "/")

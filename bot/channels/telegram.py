@@ -56,6 +56,31 @@ from bot.locks import KeyedLocks
 from bot.retry import Backoff, retry
 from bot.turns import Inbound
 
+__all__ = [
+    "ALLOWED_UPDATES",
+    "CHANNEL",
+    "DEEP_LINK_PAYLOAD",
+    "NETWORK_ATTEMPTS",
+    "NETWORK_BACKOFF",
+    "POLL_TIMEOUT",
+    "RATE_LIMIT_RETRIES",
+    "WEBHOOK_SECRET",
+    "AnyApplication",
+    "AppHook",
+    "Context",
+    "PerUserOrder",
+    "T",
+    "TelegramChannel",
+    "TelegramRunner",
+    "allowed_groups",
+    "build_application",
+    "chat_of",
+    "command_menu",
+    "conversation_key",
+    "deep_link_argument",
+    "with_retries",
+]
+
 CHANNEL = "telegram"
 # What Telegram allows in a `t.me/<bot>?start=PAYLOAD` deep link.
 DEEP_LINK_PAYLOAD = re.compile(r"[A-Za-z0-9_-]{1,64}")

@@ -19,6 +19,22 @@ from bot.engine.decision import Reply
 from bot.engine.state import Option
 from bot.numbers import ascii_number
 
+__all__ = [
+    "DIGEST_MARK",
+    "MAX_CALLBACK_DATA",
+    "MAX_TEXT_LENGTH",
+    "USER_ID_DIGITS",
+    "OutgoingMessage",
+    "button_owner",
+    "callback_data",
+    "escape",
+    "keyboard",
+    "option_for",
+    "render_reply",
+    "split_text",
+    "telegram_length",
+]
+
 MAX_TEXT_LENGTH: int = MessageLimit.MAX_TEXT_LENGTH  # 4096, counted after HTML parsing
 MAX_CALLBACK_DATA: int = InlineKeyboardButtonLimit.MAX_CALLBACK_DATA  # 64 bytes
 USER_ID_DIGITS = 16  # Telegram user ids have up to 52 bits

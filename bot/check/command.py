@@ -19,6 +19,8 @@ from bot.config import Settings
 from bot.i18n import translator
 from bot.knowledge.loader import load_knowledge
 
+__all__ = ["run_check_command"]
+
 
 def run_check_command(settings: Settings, args: argparse.Namespace) -> int:
     knowledge = load_knowledge(args.knowledge or settings.knowledge_dir)

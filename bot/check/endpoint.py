@@ -32,6 +32,18 @@ from bot.check.tls import Contexts, session_facts
 from bot.knowledge.models import Endpoint, Server
 from bot.numbers import ascii_number
 
+__all__ = [
+    "ConnectionClosed",
+    "Failure",
+    "FailureKind",
+    "Observation",
+    "ProtocolError",
+    "StartTlsMissing",
+    "Target",
+    "observe",
+    "probe_legacy",
+]
+
 _MAX_LINE = 8192
 _CLOSE_WAIT = 0.3  # seconds to let a connection close politely after our goodbye
 

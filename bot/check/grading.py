@@ -56,6 +56,25 @@ from collections.abc import Mapping
 from bot.check.endpoint import Observation, Target
 from bot.check.report import PROFILES, Finding, Severity, Status, TlsFacts, worst
 
+__all__ = [
+    "AUTH_TLS",
+    "BSI_KEYS",
+    "BSI_SUITES",
+    "BSI_VERSIONS",
+    "CONN",
+    "EXPIRY_WARNING_DAYS",
+    "MOZ_CERT",
+    "MOZ_CIPHERS",
+    "MOZ_PROTOCOLS",
+    "RFC6125",
+    "STARTTLS",
+    "X509_CHAIN",
+    "X509_DATES",
+    "X509_SIG",
+    "cipher_problems",
+    "grade",
+]
+
 EXPIRY_WARNING_DAYS = 30
 
 # Rule ids, as they appear in `Finding.rules` (explained in the module docstring).

@@ -33,6 +33,8 @@ from bot.knowledge.models import Server
 from bot.knowledge.render import helpdesk_text
 from bot.turns import ActionContext, Handled, StateChange
 
+__all__ = ["CACHE_SECONDS", "DETAILS_PAYLOAD", "USER_INTERVAL", "CheckActionHandler", "Checker"]
+
 log = logging.getLogger(__name__)
 
 USER_INTERVAL = 30.0  # seconds between two checks one user may ask for

@@ -22,6 +22,19 @@ from typing import Any, Literal
 
 from bot.i18n import Translator, translator
 
+__all__ = [
+    "EXIT_CODES",
+    "PROFILES",
+    "CertificateInfo",
+    "CheckReport",
+    "EndpointResult",
+    "Finding",
+    "Severity",
+    "Status",
+    "TlsFacts",
+    "worst",
+]
+
 Severity = Literal["info", "warning", "error"]
 Status = Literal["ok", "warning", "error"]
 

@@ -14,6 +14,20 @@ from bot.check.report import worst
 from bot.engine.advice import protocol_label, security_label
 from bot.i18n import Translator
 
+__all__ = [
+    "ICONS",
+    "cached_note",
+    "codes_of",
+    "details",
+    "details_option_label",
+    "endpoint_label",
+    "failed_text",
+    "finding_message",
+    "short_label",
+    "summary",
+    "throttled_note",
+]
+
 if TYPE_CHECKING:
     from bot.check.report import CheckReport, EndpointResult, Finding, Status
 

@@ -32,6 +32,16 @@ from cryptography.x509.oid import NameOID
 
 from bot.check.report import CertificateInfo, TlsFacts
 
+__all__ = [
+    "LEGACY_VERSIONS",
+    "Contexts",
+    "build_contexts",
+    "certificate_info",
+    "contexts_for",
+    "matches_hostname",
+    "session_facts",
+]
+
 # OpenSSL's X509_V_FLAG_NO_CHECK_TIME: verify the chain, but leave the dates to us.
 _NO_CHECK_TIME = 0x200000
 # Security level 1 (not Python's 2) so a weak key or cipher is *reported*, not just refused.

@@ -23,6 +23,8 @@ from bot.evaluation import redaction
 from bot.evaluation.conversations import CorpusError, CorpusReport, load_corpus, run_corpus
 from bot.knowledge.loader import KnowledgeError
 
+__all__ = ["CORPUS_DIR", "add_arguments", "evaluate_corpus", "run_eval_command"]
+
 CORPUS_DIR = Path(__file__).resolve().parents[2] / "tests" / "conversations"
 
 

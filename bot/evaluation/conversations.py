@@ -23,6 +23,20 @@ import yaml
 
 from bot.engine.decision import Reply
 
+__all__ = [
+    "Conversation",
+    "CorpusError",
+    "CorpusReport",
+    "Handle",
+    "Miss",
+    "Turn",
+    "answer_text",
+    "appears",
+    "load_corpus",
+    "problems",
+    "run_corpus",
+]
+
 
 class CorpusError(Exception):
     """A corpus file is not in the expected shape; the message names the file and the place."""

@@ -16,6 +16,18 @@ import yaml
 from bot.gate import clean
 from bot.redaction import REDACTED
 
+__all__ = [
+    "CORPUS",
+    "Labelled",
+    "Miss",
+    "Report",
+    "evaluate",
+    "format_report",
+    "leaked_pieces",
+    "load_corpus",
+    "parse_labelled",
+]
+
 CORPUS = Path(__file__).resolve().parents[2] / "tests" / "data" / "redaction_corpus.yaml"
 _OPEN, _CLOSE = "⟦", "⟧"
 _PIECE = 4  # this many characters of a secret in a row are a leak

@@ -6,6 +6,8 @@ from xml.etree import ElementTree as ET
 
 from bot.knowledge.models import Endpoint, Server
 
+__all__ = ["host_of", "preferred", "serialise"]
+
 
 def preferred(server: Server, protocol: str) -> Endpoint | None:
     """The endpoint to configure: encrypted from the first byte when the server has one."""

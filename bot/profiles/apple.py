@@ -19,6 +19,8 @@ from bot.knowledge.accounts import Account
 from bot.knowledge.models import Server
 from bot.profiles.account import host_of, preferred
 
+__all__ = ["mobileconfig", "sign"]
+
 _NAMESPACE = uuid.UUID("6f1f2d4e-8f0b-4c39-9a55-3d1c2c7a9e10")  # Lotse's; keeps UUIDs stable
 
 

@@ -8,6 +8,8 @@ from bot.knowledge.models import Server
 from bot.profiles.outlook import autodiscover
 from bot.profiles.thunderbird import autoconfig
 
+__all__ = ["AUTOCONFIG_PATHS", "AUTODISCOVER_PATHS", "export"]
+
 # Where Thunderbird and Outlook look (relative to autoconfig.<domain> / the domain itself).
 AUTOCONFIG_PATHS = ("mail/config-v1.1.xml", ".well-known/autoconfig/mail/config-v1.1.xml")
 AUTODISCOVER_PATHS = ("autodiscover/autodiscover.xml", "Autodiscover/Autodiscover.xml")

@@ -13,6 +13,8 @@ from bot.knowledge.models import Server
 from bot.profiles.apple import mobileconfig, sign
 from bot.turns import ActionContext, Handled
 
+__all__ = ["MEDIA_TYPE", "ProfileHandler"]
+
 MEDIA_TYPE = "application/x-apple-aspen-config"
 
 

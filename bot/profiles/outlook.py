@@ -12,6 +12,8 @@ from bot.knowledge.accounts import Account, ForeignAddress, account_for
 from bot.knowledge.models import Server
 from bot.profiles.account import host_of, preferred, serialise
 
+__all__ = ["OUTLOOK_NS", "REQUEST_NS", "RESPONSE_NS", "address_from_request", "autodiscover"]
+
 REQUEST_NS = "http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006"
 RESPONSE_NS = "http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006"
 OUTLOOK_NS = "http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a"

@@ -8,6 +8,8 @@ from xml.etree import ElementTree as ET
 from bot.knowledge.models import Server
 from bot.profiles.account import host_of, serialise
 
+__all__ = ["autoconfig"]
+
 _SOCKET = {"tls": "SSL", "starttls": "STARTTLS"}
 
 

@@ -21,6 +21,18 @@ from bot.config import Settings
 from bot.engine.decision import Reply
 from bot.serve.stranded import start_answering_stranded
 
+__all__ = [
+    "BUILDERS",
+    "KINDS",
+    "Companion",
+    "WithCompanions",
+    "configured_channels",
+    "kind",
+    "matrix",
+    "matrix_with_agents",
+    "telegram",
+]
+
 # Every channel there is, in the order they start. Each is configured by its own settings.
 KINDS: tuple[type[Channel], ...] = (TelegramRunner, MatrixRunner)
 Companion = Callable[[], Stopper | None]

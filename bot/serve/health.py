@@ -24,6 +24,8 @@ from bot.conversation import ConversationService
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.registry import ReloadOutcome
 
+__all__ = ["PROBE_SECONDS", "ChannelState", "ChannelStatus", "Health"]
+
 PROBE_SECONDS = 2.0  # per part; /healthz answers within this even when a part hangs
 
 

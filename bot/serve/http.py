@@ -28,6 +28,8 @@ from bot.profiles.outlook import address_from_request, autodiscover
 from bot.profiles.thunderbird import autoconfig
 from bot.serve.health import Health
 
+__all__ = ["MAX_REQUEST_BYTES", "XML", "AutoconfigRoutes", "build_http_app"]
+
 log = logging.getLogger(__name__)
 
 XML = "text/xml"

@@ -33,6 +33,8 @@ from bot.storage.store import Store
 from bot.storage.tables import JobLease
 from bot.tasks import cancel_and_wait
 
+__all__ = ["LEASE_MARGIN", "Job", "JobRunner", "instance_id", "raise_if_cancelling", "take_lease"]
+
 log = logging.getLogger(__name__)
 
 LEASE_MARGIN = 30.0  # seconds a lease outlasts a run's timeout (cancellation, clock skew)

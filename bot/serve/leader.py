@@ -26,11 +26,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from bot.clock import utcnow
 from bot.serve.health import ChannelStatus
 from bot.serve.jobs import raise_if_cancelling
 from bot.storage.store import Store
-from bot.storage.tables import JobLease, utcnow
+from bot.storage.tables import JobLease
 from bot.tasks import cancel_and_wait
+
+__all__ = ["ChannelLease", "Leader", "LeaseTiming", "Stopper"]
 
 log = logging.getLogger(__name__)
 

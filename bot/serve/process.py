@@ -47,6 +47,17 @@ from bot.serve.leader import ChannelLease, Leader, LeaseTiming
 from bot.serve.stranded import sweep_job
 from bot.tasks import cancel_and_wait
 
+__all__ = [
+    "DRAIN_SECONDS",
+    "JOBS_GRACE_SECONDS",
+    "MATRIX_LEASE_TIMING",
+    "ChannelRunner",
+    "configuration_problems",
+    "periodic_jobs",
+    "run_serve",
+    "serve",
+]
+
 log = logging.getLogger(__name__)
 
 DRAIN_SECONDS = 8.0  # for the channels' updates and the turns in flight, together

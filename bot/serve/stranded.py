@@ -28,11 +28,20 @@ from datetime import datetime, timedelta
 
 from bot import metrics
 from bot.app import App
+from bot.clock import utcnow
 from bot.conversation import STRANDED_NOTICE_WITHIN, ConversationService
 from bot.serve.jobs import Job, raise_if_cancelling
 from bot.serve.leader import Stopper
-from bot.storage.tables import utcnow
 from bot.tickets.service import UserSender
+
+__all__ = [
+    "CONCURRENCY",
+    "SWEEP_EVERY",
+    "SWEEP_MIN_AGE",
+    "answer_stranded",
+    "start_answering_stranded",
+    "sweep_job",
+]
 
 log = logging.getLogger(__name__)
 

@@ -12,6 +12,8 @@ from bot.tickets.retention import run_purge
 from bot.tickets.service import TicketService
 from bot.tickets.smtp import SmtpSender
 
+__all__ = ["MAIL_EVERY", "PURGE_EVERY", "ticket_jobs"]
+
 log = logging.getLogger(__name__)
 
 MAIL_EVERY = 30.0  # seconds

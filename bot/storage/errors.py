@@ -12,6 +12,8 @@ import re
 
 from sqlalchemy.engine import ExceptionContext
 
+__all__ = ["hide_argument_values", "on_engine_error"]
+
 _ARGUMENT_VALUE = re.compile(r"(invalid input for query argument \$\d+): .*", re.DOTALL)
 _HIDDEN = r"\1 (value hidden)"
 

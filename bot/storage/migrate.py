@@ -14,6 +14,15 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, text
 
+__all__ = [
+    "MIGRATIONS_DIR",
+    "MIGRATION_LOCK_KEY",
+    "advisory_lock_key",
+    "alembic_config",
+    "upgrade",
+    "user_lock_key",
+]
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 

@@ -20,6 +20,22 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bot.clock import utcnow as utcnow  # re-exported: the tables' users read it here
 
+__all__ = [
+    "Base",
+    "ChannelOutboxRow",
+    "Conversation",
+    "DeskMessage",
+    "HandoffLink",
+    "IncidentReport",
+    "JobLease",
+    "Message",
+    "OutgoingMail",
+    "Ticket",
+    "TicketCard",
+    "TicketMessage",
+    "User",
+]
+
 
 class Base(DeclarativeBase):
     pass

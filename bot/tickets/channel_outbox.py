@@ -34,10 +34,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, and_, delete, insert, or_, select, update
 
 from bot import metrics
-from bot.clock import as_utc
+from bot.clock import as_utc, utcnow
 from bot.engine.decision import Attachment, Reply
 from bot.engine.state import Option
-from bot.storage.tables import ChannelOutboxRow, JobLease, utcnow
+from bot.storage.tables import ChannelOutboxRow, JobLease
 from bot.tickets import records
 from bot.tickets.models import EventKind, TicketEvent
 

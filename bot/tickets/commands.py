@@ -8,9 +8,9 @@ import json
 import sys
 from zoneinfo import ZoneInfo
 
+from bot.clock import utcnow
 from bot.config import ConfigurationError, Settings
 from bot.numbers import ascii_number
-from bot.storage.tables import utcnow
 from bot.tickets import mail_text, outbox
 from bot.tickets.links import (
     MAX_REFERENCE_LENGTH,

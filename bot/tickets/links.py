@@ -23,12 +23,12 @@ from typing import Literal
 
 from sqlalchemy import Connection, insert, select, update
 
-from bot.clock import as_utc
+from bot.clock import as_utc, utcnow
 from bot.config import Settings
 from bot.engine.state import ConversationState, Stage
 from bot.i18n import Translator
 from bot.storage.store import Store
-from bot.storage.tables import HandoffLink, utcnow
+from bot.storage.tables import HandoffLink
 from bot.tickets import mail_text
 from bot.tickets.models import LinkOutcome, OutcomeKind
 from bot.tickets.records import MailSettings, new_message_id, queue_mail

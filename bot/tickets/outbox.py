@@ -27,9 +27,9 @@ from typing import Protocol
 from sqlalchemy import Connection, delete, select, update
 
 from bot import metrics
-from bot.clock import as_utc
+from bot.clock import as_utc, utcnow
 from bot.storage.store import Store
-from bot.storage.tables import OutgoingMail, utcnow
+from bot.storage.tables import OutgoingMail
 from bot.tickets.records import parked_mails, queued_mails
 from bot.tickets.smtp import BatchResult
 

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, delete, func, insert, or_, select, text, update
 
-from bot.clock import as_utc
+from bot.clock import as_utc, utcnow
 from bot.config import Settings
 from bot.storage.tables import (
     ChannelOutboxRow,
@@ -28,7 +28,6 @@ from bot.storage.tables import (
     OutgoingMail,
     TicketMessage,
     User,
-    utcnow,
 )
 from bot.storage.tables import Ticket as TicketRow
 from bot.tickets import mail_text

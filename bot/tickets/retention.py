@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, and_, delete, exists, func, or_, select, update
 
+from bot.clock import utcnow
 from bot.storage.store import Store
 from bot.storage.tables import (
     Conversation,
@@ -29,7 +30,6 @@ from bot.storage.tables import (
     Ticket,
     TicketMessage,
     User,
-    utcnow,
 )
 from bot.tickets import channel_outbox
 

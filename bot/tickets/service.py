@@ -28,13 +28,13 @@ from datetime import datetime
 from functools import partial
 
 from bot import metrics
+from bot.clock import utcnow
 from bot.engine.decision import Action, HandOver, Reply
 from bot.gate import clean
 from bot.i18n import Translator, translator
 from bot.knowledge import render
 from bot.knowledge.base import KnowledgeBase
 from bot.storage.store import Store, StoredMessage
-from bot.storage.tables import utcnow
 from bot.tickets import channel_outbox, records
 from bot.tickets.hours import answer_time
 from bot.tickets.links import HandoffLinks, link_reference
