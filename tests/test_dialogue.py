@@ -128,6 +128,27 @@ def test_an_answer_at_a_question_wins_over_the_intent_that_came_with_it(
     assert decision.state.stage is Stage.VERSION
 
 
+def test_a_program_name_rasa_knows_as_a_client_but_the_knowledge_does_not_gets_the_settings(
+    knowledge: KnowledgeBase,
+) -> None:
+    """Rasa calls "Mailbird" inform (its client entity has no value the bot knows): it is an
+    unknown program, not an off-topic message."""
+    said = Understanding("Mailbird", "inform", 1.0, {}, source="rasa")
+    decision = Engine(knowledge).decide(ConversationState(), said, translator("de"))
+    text = "\n".join(reply.text for reply in decision.replies)
+    assert "kenne ich leider nicht" in text and "mbox1.belwue.de" in text
+    assert "Bei anderen Fragen" not in text
+
+
+def test_a_login_name_question_rasa_reads_as_settings_gets_the_login_name_too(
+    knowledge: KnowledgeBase,
+) -> None:
+    said = Understanding("What's my username?", "ask_settings", 0.97, {"topic": "username"})
+    decision = Engine(knowledge).decide(ConversationState(), said, translator("en"))
+    text = "\n".join(reply.text for reply in decision.replies)
+    assert "full e-mail address" in text and "993" in text
+
+
 async def test_short_acknowledgements_inside_a_guide_go_on(service: ConversationService) -> None:
     chat = Chat(service)
     await chat.say("Thunderbird 60")

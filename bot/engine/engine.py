@@ -1334,7 +1334,10 @@ class _Turn:
 
     def _settings(self, message: Understanding) -> None:
         protocol = message.entities.get("protocol") or self.state.protocol
-        self.say(render.settings_text(self.kb, protocol, self.tr))
+        text = render.settings_text(self.kb, protocol, self.tr)
+        if message.entities.get("topic") == "username":  # "Welchen Benutzernamen trage ich ein?"
+            text += "\n\n" + self._login_name_text()
+        self.say(text)
         self._ask_what_next_or_continue()
 
     def _explain(self, message: Understanding) -> None:
@@ -1457,7 +1460,8 @@ def _is_question(text: str) -> bool:
 def _looks_like_a_name(message: Understanding) -> bool:
     """A short answer to "Which program?" that is nothing else: the name of a program."""
     return (
-        message.intent == "out_of_scope"
+        # Rasa reads an unknown name as `inform` (it recognises "Mailbird" as a client).
+        message.intent in ("out_of_scope", "inform")
         and not message.entities
         and 0 < len(words(message.text)) <= 3
         and not _is_question(message.text)
