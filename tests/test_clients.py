@@ -149,12 +149,26 @@ async def test_the_check_can_be_run_from_a_settings_card(
     ],
 )
 async def test_programs_and_versions_the_guides_do_not_cover_get_their_card(
-    service: ConversationService, said: str, card: str
+    service: ConversationService, knowledge: KnowledgeBase, said: str, card: str
 ) -> None:
     chat = Chat(service)
     await chat.say(said)
     assert (await chat.state()).card == card
     assert "Schritt 1 von" not in chat.text
+    for note in knowledge.cards[card].notes:
+        assert note.text.de in chat.text
+
+
+async def test_next_after_a_settings_card_says_there_are_no_steps_and_offers_the_check(
+    service: ConversationService, knowledge: KnowledgeBase
+) -> None:
+    chat = Chat(service)
+    await chat.say("iOS 18")
+    await chat.say("weiter")
+    assert "Weitere Schritte gibt es hier nicht" in chat.text
+    assert knowledge.server.name in chat.text
+    assert {CHECK, PERSON} <= set(chat.options)
+    assert (await chat.state()).card == "ios-18"
 
 
 async def test_an_iphone_card_offers_the_profile(service: ConversationService) -> None:

@@ -163,7 +163,7 @@ def test_lotse_eval_conversations_prints_the_share_per_kind(
 
 # The share of the repository's corpus that ends helpfully may only go up: raise these figures
 # with every improvement (README, "Conversation quality", records the current ones).
-RECORDED_SHARE = 0.98
+RECORDED_SHARE = 0.99
 
 
 async def test_the_repository_corpus_ends_helpfully_at_least_as_often_as_recorded() -> None:

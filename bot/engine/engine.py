@@ -744,6 +744,16 @@ class _Turn:
         self.state.stage = Stage.FINISHED
         card = self.kb.settings_card(card_id, self.state.protocol)
         self.say(render.card_text(self.kb, card, self.tr))
+        self.say(
+            _(
+                "Wenn Sie die Angaben eingetragen haben, kann ich die Verbindung zum Mailserver "
+                "prüfen. Oder ein Mensch aus dem Helpdesk hilft Ihnen weiter."
+            ),
+            self._after_card_options(),
+        )
+
+    def _after_card_options(self) -> list[Option]:
+        _ = self._
         options = [
             Option(_("Verbindung testen"), "request_check"),
             self._person_option(),
@@ -751,13 +761,7 @@ class _Turn:
         ]
         if self._offers_profile() and self.kb.server.mail_domains:
             options.insert(0, Option(_("Profil installieren"), "inform:profile=ask"))
-        self.say(
-            _(
-                "Wenn Sie die Angaben eingetragen haben, kann ich die Verbindung zum Mailserver "
-                "prüfen. Oder ein Mensch aus dem Helpdesk hilft Ihnen weiter."
-            ),
-            options,
-        )
+        return options
 
     def _asks_platform(self, message: Understanding) -> bool:
         """ "Handy" answers which program; mid-guide only as a new device ("und jetzt noch
@@ -1187,6 +1191,16 @@ class _Turn:
             self._show_card(self.state.card)
         elif intent == "repeat_step":
             self._finish()
+        elif intent == "next_step" and self.state.card is not None:
+            # "weiter" after a settings card: it has no steps, so what comes next is the check.
+            self.say(
+                self._(
+                    "Weitere Schritte gibt es hier nicht: Tragen Sie die Angaben von oben in "
+                    "Ihrem Programm ein. Danach kann ich die verschlüsselten Ports von {server} "
+                    "prüfen – oder ein Mensch aus dem Helpdesk hilft Ihnen weiter."
+                ).format(server=self.kb.server.name),
+                self._after_card_options(),
+            )
         elif intent in ("deny", "next_step", "affirm"):
             # "fertig", "passt", "nein danke" at "Was möchten Sie als Nächstes tun?": done.
             self._goodbye(None)
