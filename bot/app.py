@@ -22,7 +22,7 @@ from bot.clock import utcnow
 from bot.config import ConfigurationError, Settings
 from bot.conversation import ConversationService
 from bot.engine.decision import Action, HandOver, Reply, RunCheck, SendProfile
-from bot.i18n import translator
+from bot.i18n import Translator, translator
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.registry import KnowledgeRegistry
 from bot.profiles.handler import ProfileHandler
@@ -72,7 +72,12 @@ class App:
     def desk(self) -> Desk:
         """Where the agents' chats of every channel meet. Made when the first channel connects
         its agents' chat: from then on ticket events are queued for the agents' chats."""
-        return Desk(self.tickets, self.registry, translator(self.settings.locale), clock=self.clock)
+        return Desk(self.tickets, self.registry, self.agents_translator, clock=self.clock)
+
+    @property
+    def agents_translator(self) -> Translator:
+        """The agents' language (the desk, `lotse tickets`): LOTSE_LOCALE, German by default."""
+        return translator(self.settings.locale)
 
     async def close(self) -> None:
         await self.service.close()  # stops following the knowledge, closes the store

@@ -14,7 +14,7 @@ from pathlib import Path
 from bot.app import build_app
 from bot.channels.console import ConsoleChannel
 from bot.config import ConfigurationError, Settings
-from bot.i18n import translator
+from bot.i18n import Translator, translator
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.loader import KnowledgeError, load_knowledge
 from bot.knowledge.render import guide_text, settings_text
@@ -110,13 +110,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     settings = Settings()
+    tr = translator(settings.locale)  # for agents and admins, as on the agents' desk
     try:
         if args.command == "chat":
             return asyncio.run(_chat(settings, args))
         if args.command == "understand":
             return _understand(settings, args)
         if args.command == "kb":
-            return _kb(settings, args)
+            return _kb(settings, args, tr)
         if args.command == "check":
             from bot.check.command import run_check_command
 
@@ -144,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         return asyncio.run(_db_upgrade(settings))
     except KnowledgeError as error:
-        print("Die Wissensbasis ist fehlerhaft / the knowledge base is invalid:", file=sys.stderr)
+        print(tr.gettext("Die Wissensbasis ist fehlerhaft:"), file=sys.stderr)
         print(error.report(), file=sys.stderr)
         return 1
     except ConfigurationError as error:
@@ -183,7 +184,7 @@ async def _tickets(settings: Settings, args: argparse.Namespace) -> int:
 
     app = await build_app(settings, check=False)
     try:
-        return await run_ticket_command(settings, app.tickets, args)
+        return await run_ticket_command(settings, app.tickets, args, app.agents_translator)
     finally:
         await app.close()
 
@@ -203,7 +204,7 @@ def _understand(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _kb(settings: Settings, args: argparse.Namespace) -> int:
+def _kb(settings: Settings, args: argparse.Namespace, tr: Translator) -> int:
     if args.kb_command == "validate":
         directory = args.directory or settings.knowledge_dir
         knowledge = load_knowledge(directory, require_translations=True)
@@ -217,9 +218,11 @@ def _kb(settings: Settings, args: argparse.Namespace) -> int:
         nlu_data = NLU_DIR / "data"
         if nlu_data.is_dir() and not export_training_data(knowledge, nlu_data).is_current():
             print(
-                "Namen, Aliasse oder Versionen haben sich geändert: bitte `lotse nlu export` "
-                "ausführen und committen; das Rasa-Modell wird danach neu trainiert "
-                "(scripts/nlu prepare)."
+                tr.gettext(
+                    "Namen, Aliasse oder Versionen haben sich geändert: bitte `lotse nlu export` "
+                    "ausführen und committen; das Rasa-Modell wird danach neu trainiert "
+                    "(scripts/nlu prepare)."
+                )
             )
         return 0
     if args.kb_command == "schema":
@@ -243,7 +246,11 @@ def _kb(settings: Settings, args: argparse.Namespace) -> int:
         print(f"unknown guide or card '{args.guide}'; known: {known}", file=sys.stderr)
         return 1
     if not guide.published:
-        print(f"({args.guide}: published: false – Nutzern noch nicht angeboten)")
+        print(
+            tr.gettext("({guide}: published: false – Nutzern noch nicht angeboten)").format(
+                guide=args.guide
+            )
+        )
     print(guide_text(guide.localized(args.locale), args.protocol, translator(args.locale)))
     return 0
 

@@ -1,6 +1,7 @@
 """German is the source language; the English catalog translates every German text in the code.
 
-The German texts stand in the code as gettext message ids (`_("…")` or `tr.gettext("…")`).
+The German texts stand in the code as gettext message ids (`_("…")`, `tr.gettext("…")`, or
+`N_("…")` where a text is written far from where it is translated).
 These tests extract them the way `scripts/update-catalogs` does (same `babel.cfg`, same
 keywords) and hold the English catalog `bot/i18n/locale/en/LC_MESSAGES/lotse.po` against them.
 """
@@ -30,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ENGLISH_PO = LOCALE_DIR / "en" / "LC_MESSAGES" / f"{DOMAIN}.po"
 
 # The keywords `scripts/update-catalogs` passes to `pybabel extract --no-default-keywords`.
-KEYWORDS: dict[str, None] = {"_": None, "gettext": None}
+KEYWORDS: dict[str, None] = {"_": None, "gettext": None, "N_": None}
 
 HOW_TO_FIX = (
     "Run scripts/update-catalogs, then translate the new or changed entries in "

@@ -17,6 +17,7 @@ from bot.app import build_app
 from bot.clock import utcnow
 from bot.config import Settings
 from bot.conversation import ConversationService
+from bot.i18n import translator
 from bot.storage.tables import OutgoingMail
 from bot.tickets import mail_text
 from bot.tickets.models import LinkOutcome
@@ -258,6 +259,6 @@ def test_a_check_in_a_link_outcome_mail_shows_when_it_ran_in_local_time() -> Non
             "endpoints": [{"protocol": "imap", "port": 993, "status": "error"}],
         },
     )
-    subject, details = mail_text.link_outcome(outcome, ZoneInfo("Europe/Berlin"))
+    subject, details = mail_text.link_outcome(outcome, ZoneInfo("Europe/Berlin"), translator("de"))
     assert subject == "Verbindungstest: Fehler (IMAP 993 ✗)"
     assert details == ["Verbindungstest: Fehler (IMAP 993 ✗), 01.03.2026 13:00"]

@@ -19,9 +19,10 @@ glue (`telegram.py`, `matrix.py`) posts and edits messages for it (`AgentChat`).
 - An agent's answer to the user is shown in the other agents' chats ("#12 Antwort von Bert über
   Telegram: …"), so agents on Telegram and on Matrix both see the whole conversation.
 - What an agent does that cannot be done (unknown number, closed ticket, unknown guide, missing
-  text, a user this instance cannot reach) gets the ticket service's polite German sentence,
-  or the desk's own, in the chat. A change that is saved but whose message to the user failed
-  is shown as that warning ("… ist gespeichert … Bitte nicht wiederholen"), so nobody repeats it.
+  text, a user this instance cannot reach) gets the ticket service's polite sentence, or the
+  desk's own, in the chat, in the agents' language (`TicketError.text`). A change that is
+  saved but whose message to the user failed is shown as that warning ("… ist gespeichert …
+  Bitte nicht wiederholen"), so nobody repeats it.
 - Knowledge base reloads and rejections (issue 8) are posted to every chat as well.
 """
 
@@ -337,7 +338,7 @@ class Desk:
                 log.exception("posting a notice in %s failed", chat.name)
 
     def _on_reload(self, outcome: ReloadOutcome, _current: KnowledgeBase) -> None:
-        notice = Notice(outcome.message())
+        notice = Notice(outcome.message(self.tr))
         try:
             in_loop = asyncio.get_running_loop() is self._loop
         except RuntimeError:  # the registry's watcher reloads in a worker thread
@@ -462,9 +463,9 @@ class Desk:
         try:
             await call(self.tickets)
         except UserNotReached as warning:  # saved and shown on the card: not to be repeated
-            return Attempt(done=True, problem=str(warning))
+            return Attempt(done=True, problem=warning.text(self.tr))
         except TicketError as error:
-            return Attempt(done=False, problem=str(error))
+            return Attempt(done=False, problem=error.text(self.tr))
         except Exception:
             log.exception("an agent's request failed")
             return Attempt(

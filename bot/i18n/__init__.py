@@ -4,11 +4,16 @@ German is the source language: the German texts stand in the code as message ids
 reviewed together with it; `locale/en/LC_MESSAGES/lotse.po` translates every one of them.
 Catalogs are compiled in memory from the `.po` files (a few milliseconds, once per process),
 so a checkout needs no build step; a compiled `.mo` next to the `.po` is used when it is newer.
+
+A text is translated where it is shown, in its reader's language. Where it is written far
+from there (an error raised in a transaction and shown by the agents' desk), `N_("…")` marks
+it for extraction and a `Text` carries it with its parameters to the place that translates it.
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cache, lru_cache
@@ -88,3 +93,34 @@ class Translator:
 @cache
 def translator(locale: str) -> Translator:
     return Translator(pick_locale(locale))
+
+
+def N_(message: str) -> str:  # gettext's usual name for it
+    """Mark `message` for extraction (`scripts/update-catalogs`) without translating it here:
+    it is translated where it is shown (`Text`, `TicketError`)."""
+    return message
+
+
+class Text:
+    """A message id (German, marked with `N_`) and its parameters, translated where it is
+    shown: `translated(tr)`; str() is the German text. A parameter that is a `Text` itself is
+    translated with it; any other is put in as it is (names, numbers, what users wrote)."""
+
+    __slots__ = ("message", "params")
+
+    def __init__(self, message: str, /, **params: object) -> None:
+        self.message = message
+        self.params: Mapping[str, object] = params
+
+    def translated(self, tr: Translator) -> str:
+        values = {
+            name: value.translated(tr) if isinstance(value, Text) else value
+            for name, value in self.params.items()
+        }
+        return tr.gettext(self.message).format(**values)
+
+    def __str__(self) -> str:
+        return self.translated(translator(SOURCE_LOCALE))
+
+    def __repr__(self) -> str:
+        return f"Text({self.message!r}, **{dict(self.params)!r})"

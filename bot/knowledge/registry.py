@@ -16,11 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.i18n import SOURCE_LOCALE, Translator, translator
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.diff import describe_changes
 from bot.knowledge.loader import KnowledgeError, knowledge_revision, load_knowledge
 
 log = logging.getLogger(__name__)
+GERMAN = translator(SOURCE_LOCALE)  # the log's language
 
 
 @dataclass(frozen=True)
@@ -35,15 +37,18 @@ class ReloadOutcome:
     def rejected(self) -> bool:
         return self.report is not None
 
-    def message(self) -> str:
-        """A short German note for the log and the agents' chat."""
+    def message(self, tr: Translator = GERMAN) -> str:
+        """A short note for the agents' chat (in their language) and the log (German)."""
+        _ = tr.gettext
         if self.report is not None:
-            return (
-                "Änderung an der Wissensbasis abgelehnt; es gilt weiter die letzte gültige "
-                f"Fassung.\n{self.report}"
+            rejected = _(
+                "Änderung an der Wissensbasis abgelehnt; es gilt weiter die letzte gültige Fassung."
             )
-        changed = ", ".join(self.changed_guides) or "keine Anleitung"
-        return f"Wissensbasis neu geladen (Revision {self.revision}). Geändert: {changed}."
+            return f"{rejected}\n{self.report}"
+        changed = ", ".join(self.changed_guides) or _("keine Anleitung")
+        return _("Wissensbasis neu geladen (Revision {revision}). Geändert: {changed}.").format(
+            revision=self.revision, changed=changed
+        )
 
 
 Listener = Callable[[ReloadOutcome, KnowledgeBase], None]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 from bot.config import Settings
+from bot.i18n import SOURCE_LOCALE, translator
 from bot.serve.jobs import Job
 from bot.tickets.outbox import deliver_queue
 from bot.tickets.retention import run_purge
@@ -48,7 +49,7 @@ def ticket_jobs(settings: Settings, tickets: TicketService) -> list[Job]:
             settings.ticket_retention_days,
             tickets=tickets,
         )
-        log.info("retention: %s", "; ".join(report.lines()))
+        log.info("retention: %s", "; ".join(report.lines(translator(SOURCE_LOCALE))))
 
     jobs.append(Job("retention", PURGE_EVERY, purge, timeout=1800.0))
     return jobs

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from bot.clock import utcnow
 from bot.config import ConfigurationError, Settings
+from bot.i18n import Translator
 from bot.numbers import ascii_number
 from bot.tickets import mail_text, outbox
 from bot.tickets.links import (
@@ -56,7 +57,6 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     link.add_argument(
         "--ref",
         default=None,
-        type=_reference,
         help=f"your ticket's reference, e.g. Ticket#123 (one line, at most "
         f"{MAX_REFERENCE_LENGTH} characters)",
     )
@@ -64,38 +64,37 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     commands.add_parser("purge", help="delete what retention allows (LOTSE_RETENTION_DAYS ...)")
 
 
-def _reference(value: str) -> str:
-    """`--ref`, refused by argparse (exit 2, with the reason) before anything is stored."""
-    problem = reference_problem(value)
-    if problem is not None:
-        raise argparse.ArgumentTypeError(problem)
-    return value
-
-
-async def run(settings: Settings, tickets: TicketService, args: argparse.Namespace) -> int:
+async def run(
+    settings: Settings, tickets: TicketService, args: argparse.Namespace, tr: Translator
+) -> int:
+    """Carry out the command; what it prints is in the agents' language `tr`."""
     if args.command == "purge":
         report = await run_purge(
             tickets.store, settings.retention_days, settings.ticket_retention_days, tickets=tickets
         )
-        print("\n".join(report.lines()))
+        print("\n".join(report.lines(tr)))
         return 0
-    if args.command == "handoff-link":
-        return await _handoff_link(settings, tickets, args)
     try:
-        return await _tickets(tickets, args)
+        if args.command == "handoff-link":
+            return await _handoff_link(settings, tickets, args, tr)
+        return await _tickets(tickets, args, tr)
     except TicketError as error:
-        print(error, file=sys.stderr)
+        print(error.text(tr), file=sys.stderr)
         return 1
 
 
-async def _tickets(tickets: TicketService, args: argparse.Namespace) -> int:
+async def _tickets(tickets: TicketService, args: argparse.Namespace, tr: Translator) -> int:
+    _ = tr.gettext
     if args.tickets_command == "mail":
-        return await _parked_mail(tickets, args.retry)
+        return await _parked_mail(tickets, args.retry, tr)
     if args.tickets_command == "list":
         parked = await tickets.store.run(parked_mails)
         if parked:
             print(
-                f"Hinweis: {parked} Ticket-Mail(s) geparkt, nicht zustellbar (lotse tickets mail).",
+                _(
+                    "Hinweis: {count} Ticket-Mail(s) geparkt, nicht zustellbar "
+                    "(lotse tickets mail)."
+                ).format(count=parked),
                 file=sys.stderr,
             )
         found = await tickets.listing(args.status)
@@ -103,10 +102,10 @@ async def _tickets(tickets: TicketService, args: argparse.Namespace) -> int:
             print(
                 json.dumps(ticket.as_json(), ensure_ascii=False)
                 if args.json
-                else _line(ticket, _zone(tickets))
+                else _line(ticket, _zone(tickets), tr)
             )
         if not found and not args.json:
-            print("Keine Tickets.")
+            print(_("Keine Tickets."))
         return 0
     if args.tickets_command == "show":
         shown = await tickets.get(args.number)
@@ -122,29 +121,33 @@ async def _tickets(tickets: TicketService, args: argparse.Namespace) -> int:
             print(json.dumps(data, ensure_ascii=False))
             return 0
         zone = _zone(tickets)
-        print("\n".join(mail_text.ticket_fields(shown, zone)))
+        print("\n".join(mail_text.ticket_fields(shown, zone, tr)))
         print()
         lines = [(m.direction, None, m.text, m.created_at) for m in transcript]
-        print("\n".join(mail_text.transcript_lines(lines, zone)) or "(kein Verlauf gespeichert)")
+        print(
+            "\n".join(mail_text.transcript_lines(lines, zone, tr))
+            or _("(kein Verlauf gespeichert)")
+        )
         return 0
     try:
         ticket = await tickets.close(args.number, args.agent)
     except UserNotReached as warning:  # closed; only the user could not be told from here
         ticket = warning.ticket
-        print(warning, file=sys.stderr)
-    print(f"Ticket Nr. {ticket.number} ist geschlossen.")
+        print(warning.text(tr), file=sys.stderr)
+    print(_("Ticket Nr. {number} ist geschlossen.").format(number=ticket.number))
     return 0
 
 
-async def _parked_mail(tickets: TicketService, retry: str | None) -> int:
+async def _parked_mail(tickets: TicketService, retry: str | None, tr: Translator) -> int:
+    _ = tr.gettext
     store = tickets.store
     if retry is not None:
         mail_id = None if retry == "all" else ascii_number(retry)
         if mail_id is None and retry != "all":
-            print("--retry: eine Mail-Nummer oder all.", file=sys.stderr)
+            print(_("--retry: eine Mail-Nummer oder all."), file=sys.stderr)
             return 2
         count = await store.run(outbox.unpark, mail_id, utcnow())
-        print(f"{count} Ticket-Mail(s) wieder in der Warteschlange.")
+        print(_("{count} Ticket-Mail(s) wieder in der Warteschlange.").format(count=count))
         return 0 if count else 1
     found = await store.run(outbox.parked)
     for mail in found:
@@ -152,7 +155,7 @@ async def _parked_mail(tickets: TicketService, retry: str | None) -> int:
         print(f"Mail {mail.id}  {created}  {outbox.header_text(mail.subject)}")
         print(f"    {outbox.header_text(mail.error)}")
     if not found:
-        print("Keine geparkten Ticket-Mails.")
+        print(_("Keine geparkten Ticket-Mails."))
     return 0
 
 
@@ -160,9 +163,9 @@ def _zone(tickets: TicketService) -> ZoneInfo:
     return ZoneInfo(tickets.knowledge().helpdesk.timezone)
 
 
-def _line(ticket: Ticket, zone: ZoneInfo) -> str:
+def _line(ticket: Ticket, zone: ZoneInfo, tr: Translator) -> str:
     program = f"{ticket.program or '–'} {ticket.version or ''}".strip()
-    step = f" Schritt {ticket.step}" if ticket.step else ""
+    step = " " + tr.gettext("Schritt {step}").format(step=ticket.step) if ticket.step else ""
     return (
         f"#{ticket.number:<5} {ticket.status:<8} {mail_text.local_time(ticket.created_at, zone)}  "
         f"{ticket.reason:<15} {ticket.channel:<9} {program}{step}"
@@ -171,30 +174,43 @@ def _line(ticket: Ticket, zone: ZoneInfo) -> str:
 
 
 async def _handoff_link(
-    settings: Settings, tickets: TicketService, args: argparse.Namespace
+    settings: Settings, tickets: TicketService, args: argparse.Namespace, tr: Translator
 ) -> int:
     if tickets.links is None:
         raise ConfigurationError(
             "LOTSE_HANDOFF_SECRET is not set: hand-back links need a secret shared by the bot "
             "(e.g. `openssl rand -hex 32`)."
         )
+    # Refused as a usage error (exit 2, with the reason) before anything is stored.
+    problem = reference_problem(args.ref) if args.ref is not None else None
+    if problem is not None:
+        print(problem.translated(tr), file=sys.stderr)
+        return 2
     knowledge = tickets.knowledge()
     if args.guide not in knowledge.guides:
-        print(unknown_guide(args.guide, knowledge.guides), file=sys.stderr)
-        return 1
+        raise unknown_guide(args.guide, knowledge.guides)
     link = await tickets.links.create(args.guide, args.ref)
     zone = ZoneInfo(knowledge.helpdesk.timezone)
-    print(link_instructions(link, settings.telegram_bot_username, zone))
+    print(link_instructions(link, settings.telegram_bot_username, zone, tr))
     return 0
 
 
-def link_instructions(link: Link, telegram_username: str | None, zone: ZoneInfo) -> str:
+def link_instructions(
+    link: Link, telegram_username: str | None, zone: ZoneInfo, tr: Translator
+) -> str:
+    _ = tr.gettext
     lines = []
     if telegram_username:
         lines.append(f"Telegram: https://t.me/{telegram_username}?start={link.token}")
-    lines.append(f"Matrix: dem Lotse-Bot „/start {link.token}“ schreiben")
-    lines.append(
-        f"Gültig bis {mail_text.local_time(link.expires_at, zone)} (einmal verwendbar), "
-        f"Anleitung {link.guide}" + (f", Referenz {link.external_ref}" if link.external_ref else "")
-    )
+    lines.append(_("Matrix: dem Lotse-Bot „/start {token}“ schreiben").format(token=link.token))
+    expires = mail_text.local_time(link.expires_at, zone)
+    if link.external_ref:
+        validity = _(
+            "Gültig bis {expires} (einmal verwendbar), Anleitung {guide}, Referenz {reference}"
+        ).format(expires=expires, guide=link.guide, reference=link.external_ref)
+    else:
+        validity = _("Gültig bis {expires} (einmal verwendbar), Anleitung {guide}").format(
+            expires=expires, guide=link.guide
+        )
+    lines.append(validity)
     return "\n".join(lines)

@@ -26,7 +26,7 @@ from sqlalchemy import Connection, insert, select, update
 from bot.clock import as_utc, utcnow
 from bot.config import Settings
 from bot.engine.state import ConversationState, Stage
-from bot.i18n import Translator
+from bot.i18n import N_, Text, Translator
 from bot.storage.store import Store
 from bot.storage.tables import HandoffLink
 from bot.tickets import mail_text
@@ -62,25 +62,28 @@ MAX_REFERENCE_LENGTH = 100
 _NOT_IN_REFERENCES = {"Cc", "Cf", "Zl", "Zp", "Cs"}  # line breaks, controls, bidi overrides
 
 
-def reference_problem(ref: str) -> str | None:
-    """Why `--ref` cannot be a reference (German, for the agent); None when it can."""
+def reference_problem(ref: str) -> Text | None:
+    """Why `--ref` cannot be a reference (for the agent); None when it can."""
     if not ref.strip():
-        return "Die Referenz (--ref) ist leer."
+        return Text(N_("Die Referenz (--ref) ist leer."))
     if len(ref) > MAX_REFERENCE_LENGTH:
-        return (
-            f"Die Referenz (--ref) ist zu lang ({len(ref)} Zeichen, höchstens "
-            f"{MAX_REFERENCE_LENGTH})."
+        return Text(
+            N_("Die Referenz (--ref) ist zu lang ({length} Zeichen, höchstens {most})."),
+            length=len(ref),
+            most=MAX_REFERENCE_LENGTH,
         )
     if any(unicodedata.category(character) in _NOT_IN_REFERENCES for character in ref):
-        return (
-            "Die Referenz (--ref) darf keine Zeilenumbrüche oder Steuerzeichen enthalten: "
-            "sie steht im Betreff der Ticket-Mail."
+        return Text(
+            N_(
+                "Die Referenz (--ref) darf keine Zeilenumbrüche oder Steuerzeichen enthalten: "
+                "sie steht im Betreff der Ticket-Mail."
+            )
         )
     return None
 
 
 class InvalidReference(ValueError):
-    """A reference `reference_problem` refuses; str() says why."""
+    """A reference `reference_problem` refuses; str() says why (German)."""
 
 
 class LinkRefused(Exception):
@@ -200,13 +203,13 @@ def _queue_outcome(
     if row is None or mail is None:
         return
     guide, ref, thread, used_at = row
-    summary, details = mail_text.link_outcome(outcome, mail.zone)
+    summary, details = mail_text.link_outcome(outcome, mail.zone, mail.tr)
     opened = as_utc(used_at) or utcnow()
     queue_mail(
         conn,
         mail,
         subject=mail_text.link_subject(ref, guide, summary),
-        body=mail_text.link_body(ref, guide, summary, details, opened, mail.zone),
+        body=mail_text.link_body(ref, guide, summary, details, opened, mail.zone, mail.tr),
         message_id=mail.message_id("lotse-link"),
         in_reply_to=thread,
     )
@@ -230,7 +233,7 @@ class HandoffLinks:
         """Record a new link; InvalidReference for a reference that cannot go into a subject."""
         problem = reference_problem(external_ref) if external_ref is not None else None
         if problem is not None:
-            raise InvalidReference(problem)
+            raise InvalidReference(str(problem))
         link_id = secrets.token_bytes(_ID_BYTES)
         expires_at = (utcnow() + timedelta(days=self.days)).replace(microsecond=0)
         thread = new_message_id(self.mail, "lotse-link")

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from bot.clock import as_utc
 from bot.engine.decision import HandOverReason
+from bot.i18n import N_, Text, Translator
 
 Status = Literal["new", "open", "waiting", "closed"]
 STATUSES: tuple[Status, ...] = ("new", "open", "waiting", "closed")
@@ -28,24 +29,44 @@ EventKind = Literal[
 
 
 class TicketError(Exception):
-    """An agent's request that cannot be carried out; str() is a polite German sentence."""
+    """An agent's request that cannot be carried out, as a polite sentence: a message id
+    marked with `N_` and its parameters, translated where it is shown (`text(tr)`, in the
+    agent's language); str() is the German sentence."""
+
+    def __init__(self, message: str, /, **params: object) -> None:
+        self.reason = Text(message, **params)
+        super().__init__(str(self.reason))
+
+    def text(self, tr: Translator) -> str:
+        return self.reason.translated(tr)
 
 
 class UserNotReached(TicketError):
     """The change is saved (and announced to the agents), only the message to the user did not
     arrive. A warning for the agent: repeating the request would do the change twice."""
 
-    def __init__(self, message: str, ticket: Ticket) -> None:
-        super().__init__(message)
+    def __init__(self, ticket: Ticket, problem: Text) -> None:
+        super().__init__(
+            N_(
+                "Ticket Nr. {number} ist gespeichert. {problem} Bitte nicht wiederholen; "
+                "schreiben Sie dem Nutzer auf anderem Weg oder später noch einmal."
+            ),
+            number=ticket.number,
+            problem=problem,
+        )
         self.ticket = ticket
 
 
 def no_such_ticket(number: int) -> TicketError:
-    return TicketError(f"Ein Ticket Nr. {number} gibt es nicht.")
+    return TicketError(N_("Ein Ticket Nr. {number} gibt es nicht."), number=number)
 
 
-def unknown_guide(guide: str, known: Iterable[str]) -> str:
-    return f"Eine Anleitung „{guide}“ gibt es nicht. Bekannt sind: {', '.join(sorted(known))}."
+def unknown_guide(guide: str, known: Iterable[str]) -> TicketError:
+    return TicketError(
+        N_("Eine Anleitung „{guide}“ gibt es nicht. Bekannt sind: {known}."),
+        guide=guide,
+        known=", ".join(sorted(known)),
+    )
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, delete, func, insert, or_, select, text, upda
 
 from bot.clock import as_utc, utcnow
 from bot.config import Settings
+from bot.i18n import N_, SOURCE_LOCALE, Text, Translator, translator
 from bot.storage.tables import (
     ChannelOutboxRow,
     Conversation,
@@ -63,6 +64,11 @@ class MailSettings:
     recipient: str
     sender: str
     timezone: str = "Europe/Berlin"  # the helpdesk's (server.yaml), for the times in mails
+    locale: str = SOURCE_LOCALE  # the helpdesk's language: German, whatever the user's
+
+    @property
+    def tr(self) -> Translator:
+        return translator(self.locale)
 
     @property
     def domain(self) -> str:
@@ -170,7 +176,7 @@ def require(conn: Connection, number: int) -> Ticket:
 def require_active(conn: Connection, number: int) -> Ticket:
     ticket = require(conn, number)
     if not ticket.active:
-        raise TicketError(f"Ticket Nr. {number} ist bereits geschlossen.")
+        raise TicketError(N_("Ticket Nr. {number} ist bereits geschlossen."), number=number)
     return ticket
 
 
@@ -263,26 +269,29 @@ def queue_ticket_mail(
     ticket: Ticket,
     kind: str,
     *,
-    text: str | None = None,
+    text: str | Text | None = None,
     agent: str | None = None,
     with_transcript: bool = False,
     now: datetime | None = None,
     not_before: datetime | None = None,
 ) -> None:
+    """`text`: what the user or the agent wrote, or a note of Lotse's (a `Text`, in the
+    helpdesk's language)."""
     if mail is None:
         return
     thread = mail_thread(conn, ticket.number)
     queue_mail(
         conn,
         mail,
-        subject=mail_text.ticket_subject(ticket, kind),
+        subject=mail_text.ticket_subject(ticket, kind, mail.tr),
         body=mail_text.ticket_body(
             ticket,
             kind,
-            text=text,
+            text=text.translated(mail.tr) if isinstance(text, Text) else text,
             agent=agent,
             transcript=transcript(conn, ticket.number) if with_transcript else None,
             zone=mail.zone,
+            tr=mail.tr,
         ),
         message_id=thread if kind == "created" else mail.message_id(f"lotse-{ticket.number}"),
         in_reply_to=None if kind == "created" else thread,
@@ -455,7 +464,11 @@ def _set(conn: Connection, number: int, **values: Any) -> Ticket:
 
 
 def _taken_by_other(number: int, assignee: str | None) -> TicketError:
-    return TicketError(f"Ticket Nr. {number} hat bereits {assignee} übernommen.")
+    return TicketError(
+        N_("Ticket Nr. {number} hat bereits {assignee} übernommen."),
+        number=number,
+        assignee=assignee,
+    )
 
 
 def take(conn: Connection, number: int, agent: str, mail: MailSettings | None) -> Ticket:
@@ -521,7 +534,7 @@ def user_message(
     add_message(conn, number, "in", text, now=now)
     if mail is None:
         return ticket
-    subject = mail_text.ticket_subject(ticket, "user_message")
+    subject = mail_text.ticket_subject(ticket, "user_message", mail.tr)
     held = conn.execute(
         select(OutgoingMail.id, OutgoingMail.created_at)
         .where(
@@ -565,7 +578,13 @@ def user_message(
     ).scalars()
     merged = "\n\n".join(texts)
     body = mail_text.ticket_body(
-        ticket, "user_message", text=merged, agent=None, transcript=None, zone=mail.zone
+        ticket,
+        "user_message",
+        text=merged,
+        agent=None,
+        transcript=None,
+        zone=mail.zone,
+        tr=mail.tr,
     )
     conn.execute(update(OutgoingMail).where(OutgoingMail.id == held_id).values(body=body))
     return ticket
@@ -585,8 +604,8 @@ def close(conn: Connection, number: int, agent: str | None, mail: MailSettings |
     return ticket
 
 
-# The "closed" mail of a ticket whose user had their data deleted (German, for the helpdesk).
-DELETED_NOTE = (
+# The "closed" mail of a ticket whose user had their data deleted (for the helpdesk).
+DELETED_NOTE = N_(
     "Der Nutzer hat seine Daten löschen lassen. Der Verlauf und die noch nicht versandten "
     "Mails zu diesem Ticket sind gelöscht."
 )
@@ -639,7 +658,7 @@ def forget_user(conn: Connection, channel: str, user: str, mail: MailSettings | 
             _set(conn, number, status="closed", closed_at=now)
         ticket = _set(conn, number, user_external_id=None, purged_at=now)
         if not ticket.active and (was_active or unsent):
-            queue_ticket_mail(conn, mail, ticket, "closed", text=DELETED_NOTE)
+            queue_ticket_mail(conn, mail, ticket, "closed", text=Text(DELETED_NOTE))
         elif thread in unsent:  # an incident's first mail, again without this user's words
             queue_ticket_mail(conn, mail, ticket, "created", with_transcript=True)
         if was_active:
@@ -652,8 +671,8 @@ def forget_user(conn: Connection, channel: str, user: str, mail: MailSettings | 
     return Forgotten(closed, numbers)
 
 
-# The ticket mail that says so (German, for the helpdesk); no agent closed these.
-IDLE_CLOSE_NOTE = (
+# The ticket mail that says so (for the helpdesk); no agent closed these.
+IDLE_CLOSE_NOTE = N_(
     "Automatisch geschlossen: Der Nutzer hat sich seit {days} Tagen nicht mehr gemeldet."
 )
 
@@ -690,7 +709,7 @@ def close_idle(
             mail,
             ticket,
             "closed",
-            text=IDLE_CLOSE_NOTE.format(days=days),
+            text=Text(IDLE_CLOSE_NOTE, days=days),
             with_transcript=True,
         )
         closed.append(ticket)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, and_, delete, exists, func, or_, select, update
 
 from bot.clock import utcnow
+from bot.i18n import Translator
 from bot.storage.store import Store
 from bot.storage.tables import (
     Conversation,
@@ -49,14 +50,18 @@ class PurgeReport:
     mails: int
     closed_tickets: int = 0
 
-    def lines(self) -> list[str]:
+    def lines(self, tr: Translator) -> list[str]:
+        _ = tr.gettext
         return [
-            f"Liegen gebliebene Tickets geschlossen: {self.closed_tickets}",
-            f"Gespräche ohne Ticket gelöscht: {self.users} (mit {self.messages} Nachrichten)",
-            f"Verläufe geschlossener Tickets gelöscht: {self.ticket_transcripts} "
-            f"(mit {self.ticket_messages} Nachrichten)",
-            f"Abgelaufene Übergabe-Links gelöscht: {self.links}",
-            f"Nie zugestellte Ticket-Mails gelöscht: {self.mails}",
+            _("Liegen gebliebene Tickets geschlossen: {count}").format(count=self.closed_tickets),
+            _("Gespräche ohne Ticket gelöscht: {count} (mit {messages} Nachrichten)").format(
+                count=self.users, messages=self.messages
+            ),
+            _(
+                "Verläufe geschlossener Tickets gelöscht: {count} (mit {messages} Nachrichten)"
+            ).format(count=self.ticket_transcripts, messages=self.ticket_messages),
+            _("Abgelaufene Übergabe-Links gelöscht: {count}").format(count=self.links),
+            _("Nie zugestellte Ticket-Mails gelöscht: {count}").format(count=self.mails),
         ]
 
 

@@ -31,7 +31,7 @@ from bot import metrics
 from bot.clock import utcnow
 from bot.engine.decision import Action, HandOver, Reply
 from bot.gate import clean
-from bot.i18n import Translator, translator
+from bot.i18n import N_, Text, Translator, translator
 from bot.knowledge import render
 from bot.knowledge.base import KnowledgeBase
 from bot.storage.store import Store, StoredMessage
@@ -58,6 +58,8 @@ UserSender = Callable[[str, list[Reply]], Awaitable[None]]
 # Lotse takes a user back from the agent: (channel, user, guide or None, intro) -> the replies
 # (`ConversationService.resume`).
 Resume = Callable[[str, str, str | None, str], Awaitable[list[Reply]]]
+# Why an agent's message cannot reach the user: a refusal, or a warning after a saved change.
+UNREACHABLE = N_("Der Nutzer ist über {channel} von hier aus nicht erreichbar.")
 
 
 class TicketService:
@@ -112,7 +114,7 @@ class TicketService:
 
     async def answer(self, number: int, agent: str, text: str) -> Ticket:
         if not text.strip():
-            raise TicketError("Bitte schreiben Sie eine Antwort, die ich weitergeben kann.")
+            raise TicketError(N_("Bitte schreiben Sie eine Antwort, die ich weitergeben kann."))
         # An answer exists to reach the user: refused before it is recorded when it cannot.
         before = await self._require(number)
         if before.active:  # a closed one is refused by `records.answer`, saying so
@@ -138,7 +140,7 @@ class TicketService:
     async def hand_back(self, number: int, agent: str, guide_id: str | None) -> Ticket:
         knowledge = self.knowledge()
         if guide_id is not None and guide_id not in knowledge.guides:
-            raise TicketError(unknown_guide(guide_id, knowledge.guides))
+            raise unknown_guide(guide_id, knowledge.guides)
         ticket = await self.store.run(records.hand_back, number, agent, self.mail)
         await self._emit("handed_back", ticket, agent=agent)
         if self._resume is not None and ticket.user:
@@ -350,11 +352,7 @@ class TicketService:
         if not ticket.user or self._senders.get(ticket.channel) is not None:
             return
         if not await self.store.run(channel_outbox.served_elsewhere, ticket.channel):
-            raise TicketError(self._unreachable_text(ticket))
-
-    @staticmethod
-    def _unreachable_text(ticket: Ticket) -> str:
-        return f"Der Nutzer ist über {ticket.channel} von hier aus nicht erreichbar."
+            raise TicketError(UNREACHABLE, channel=ticket.channel)
 
     async def _send(self, ticket: Ticket, replies: list[Reply]) -> None:
         """Send after a committed change: a failure is a warning (UserNotReached), never a
@@ -368,7 +366,7 @@ class TicketService:
             queue = partial(channel_outbox.queue, ticket=ticket.number)
             if await self.store.run(queue, ticket.channel, user, payload, self.clock()):
                 return  # another instance runs the channel and delivers it (wird zugestellt)
-            problem = self._unreachable_text(ticket)
+            problem = Text(UNREACHABLE, channel=ticket.channel)
         else:
             try:
                 await send(ticket.user, replies)
@@ -380,12 +378,8 @@ class TicketService:
                     type(error).__name__,
                 )
                 metrics.ERRORS.labels("ticket_push").inc()
-                problem = "Die Nachricht hat den Nutzer leider nicht erreicht."
-        raise UserNotReached(
-            f"Ticket Nr. {ticket.number} ist gespeichert. {problem} Bitte nicht wiederholen; "
-            "schreiben Sie dem Nutzer auf anderem Weg oder später noch einmal.",
-            ticket,
-        )
+                problem = Text(N_("Die Nachricht hat den Nutzer leider nicht erreicht."))
+        raise UserNotReached(ticket, problem)
 
     async def _emit(
         self, kind: EventKind, ticket: Ticket, *, text: str | None = None, agent: str | None = None
