@@ -127,6 +127,23 @@ def test_lotse_handoff_link_prints_a_telegram_link_and_a_matrix_instruction(
     assert unknown.returncode == 1 and "Eine Anleitung „outlook-95“ gibt es nicht" in unknown.stderr
 
 
+def test_an_english_speaking_helpdesk_gets_the_commands_refusals_in_english(
+    tmp_path: Path,
+) -> None:
+    english = {"LOTSE_HANDOFF_SECRET": STRONG_SECRET, "LOTSE_LOCALE": "en"}
+    unknown = lotse(tmp_path, "handoff-link", "--guide", "outlook-95", **english)
+    assert unknown.returncode == 1
+    assert unknown.stderr.startswith("There is no guide “outlook-95”. Known guides: ")
+    empty = lotse(tmp_path, "handoff-link", "--guide", "thunderbird", "--ref", " ", **english)
+    assert empty.returncode == 2 and empty.stderr == "The reference (--ref) is empty.\n"
+    done = lotse(tmp_path, "handoff-link", "--guide", "thunderbird", "--ref", "RT#4", **english)
+    assert "guide thunderbird, reference RT#4" in done.stdout
+    missing = lotse(tmp_path, "tickets", "show", "9", LOTSE_LOCALE="en")
+    assert missing.returncode == 1 and missing.stderr == "There is no ticket no. 9.\n"
+    german = lotse(tmp_path, "tickets", "show", "9")
+    assert german.stderr == "Ein Ticket Nr. 9 gibt es nicht.\n"
+
+
 def test_a_weak_secret_is_refused_by_the_command_and_at_start(tmp_path: Path) -> None:
     weak = lotse(tmp_path, "handoff-link", "--guide", "thunderbird", LOTSE_HANDOFF_SECRET="abc")
     assert weak.returncode == 2

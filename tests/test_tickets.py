@@ -218,6 +218,38 @@ async def test_agents_get_a_polite_german_sentence_for_what_cannot_be_done(
         await tickets.answer(1, "Petra", "Noch etwas")
 
 
+async def test_an_english_speaking_agents_desk_gets_those_sentences_in_english(
+    sqlite_url: str, knowledge: KnowledgeBase
+) -> None:
+    app = await open_app(sqlite_url, knowledge, tickets=True, locale="en")
+    try:
+        app.tickets.register_user_sender("test", BrokenChannel().send)
+        await Chat(app.service).command("mensch")
+
+        async def answer_to(text: str, agent: str = "Petra") -> str | None:
+            notice = await app.desk.on_message("telegram", agent, text, None)
+            return notice.text if notice is not None else None
+
+        assert await answer_to("/nehmen 7") == "There is no ticket no. 7."
+        unknown = await answer_to("/anleitung 1 outlook-1997")
+        assert unknown is not None
+        assert unknown.startswith("There is no guide “outlook-1997”. Known guides: ")
+        assert await answer_to("/nehmen 1") == (
+            "Ticket no. 1 is saved. Unfortunately the message did not reach the user. Please "
+            "do not repeat it; write to the user another way or again later."
+        )
+        assert await answer_to("/nehmen 1", "Jonas") == "Petra has already taken ticket no. 1."
+        assert (await answer_to("/schliessen 1") or "").startswith("Ticket no. 1 is saved.")
+        assert await answer_to("/antwort 1 Hello") == "Ticket no. 1 is already closed."
+        # Raised far from the desk, the same error reads German until it is shown.
+        with pytest.raises(TicketError) as refused:
+            await app.tickets.answer(1, "Petra", "   ")
+        assert str(refused.value) == "Bitte schreiben Sie eine Antwort, die ich weitergeben kann."
+        assert refused.value.text(translator("en")) == "Please write an answer I can pass on."
+    finally:
+        await app.close()
+
+
 async def test_bot_without_an_agent_just_continues_with_lotse(
     service: ConversationService, tickets: TicketService
 ) -> None:
