@@ -234,7 +234,8 @@ def _kb(settings: Settings, args: argparse.Namespace, tr: Translator) -> int:
     if args.kb_command == "translations":
         from bot.knowledge.review import run_translations
 
-        return run_translations(args.directory or settings.knowledge_dir, accept=args.accept)
+        directory = args.directory or settings.knowledge_dir
+        return run_translations(directory, accept=args.accept, tr=tr)
     knowledge = load_knowledge(args.knowledge or settings.knowledge_dir)
     every = {**knowledge.guides, **knowledge.unpublished}
     guide = every.get(args.guide)

@@ -12,11 +12,14 @@ from pathlib import Path
 
 import yaml
 
+from bot.i18n import Translator
 from bot.knowledge.loader import KnowledgeFiles, read_files
 from bot.knowledge.translations import Translation, open_translations
 
 
-def run_translations(directory: Path, *, accept: bool) -> int:
+def run_translations(directory: Path, *, accept: bool, tr: Translator) -> int:
+    """`tr`: the admin's language (the texts under review are shown as they are)."""
+    _ = tr.gettext
     files = read_files(directory)
     if files.problems:
         print("\n".join(str(p) for p in files.problems), file=sys.stderr)
@@ -25,12 +28,12 @@ def run_translations(directory: Path, *, accept: bool) -> int:
         (name, item) for name, model in files.models.items() for item in open_translations(model)
     ]
     if not open_items:
-        print("Alle deutschen Texte haben eine aktuelle englische Übersetzung.")
+        print(_("Alle deutschen Texte haben eine aktuelle englische Übersetzung."))
         return 0
     edits: dict[str, list[tuple[int, int, str]]] = {}
     for name, item in open_items:
         where = files.problem(name, item.hash_path if item.stale else item.path, "")
-        state = "FEHLT" if item.missing else "VERALTET"
+        state = _("FEHLT") if item.missing else _("VERALTET")
         print(f"{where.file_line}: {state} de_hash: '{item.expected_hash}'")
         print(f"  de: {item.german}")
         print(f"  en: {item.english or '–'}")
@@ -44,7 +47,8 @@ def run_translations(directory: Path, *, accept: bool) -> int:
             for start, end, new in sorted(spans, reverse=True):  # back to front: spans hold
                 text = text[:start] + f"'{new}'" + text[end:]
             path.write_text(text, encoding="utf-8")
-        print(f"{sum(len(s) for s in edits.values())} Hash(es) übernommen.")
+        accepted = sum(len(s) for s in edits.values())
+        print(_("{count} Hash(es) übernommen.").format(count=accepted))
     missing = sum(1 for _, item in open_items if item.missing)
     return 1 if missing or not accept else 0
 
