@@ -231,6 +231,8 @@ class _Turn:
             handlers[intent](message)
         elif topic == "password":
             self._password_elsewhere()
+        elif topic == "password_again" and intent not in _REQUESTS:
+            self._answer_faq("password-unchanged")
         elif topic == "contact" and intent != "request_check":
             self._contact()
         elif topic == "help":
@@ -260,6 +262,10 @@ class _Turn:
         elif self._answers_the_question(message):
             # "keine Ahnung", "egal" answer the open question whatever intent came with them.
             self._answer_question(message)
+        elif self._closes_mid_guide(message):
+            self._thanks_mid_guide()
+        elif self._asks_a_question_mid_guide(message):
+            pass
         elif asked_step is not None and self.guide and self.state.stage in _IN_GUIDE:
             self._go_to_step(asked_step)
         elif self._is_complaint(message):
@@ -471,7 +477,9 @@ class _Turn:
         a protocol; None otherwise. Requests such as "Mensch" or "prüfen" in the same message
         still win."""
         entities = message.entities
-        if "port" not in entities or not ({"security", "protocol"} & entities.keys()):
+        asked = message.intent in ("ask_settings", "ask_explanation") or _is_question(message.text)
+        if "port" not in entities or not ({"security", "protocol"} & entities.keys() or asked):
+            # A bare port answers a question ("bei mir steht 993"); asked about, it gets its fact.
             return None
         port = ascii_number(entities["port"], 5)
         if port is None or message.intent in (
@@ -689,10 +697,8 @@ class _Turn:
                 self._program_or_person()
             return
         on_topic = message.intent in _ON_TOPIC or bool(message.entities)
-        if not on_topic and not first:
+        if not on_topic:
             self._off_topic()
-        elif not on_topic:
-            self.say(_("Bei anderen Fragen kann ich leider nicht weiterhelfen."))
         if self._missed() >= 3:
             self._program_or_person()
         else:
@@ -820,16 +826,27 @@ class _Turn:
         if self._answer_from_faq(message):
             return
         program = self.kb.programs[self.state.program]
-        current = self._current_guide(program.id)
-        if message.entities.get("answer") == "unknown" and current is not None:
-            # Most users of a program with a guide for today's versions have one of them.
+        answer = message.entities.get("answer")
+        unknown = answer == "unknown" or message.intent == "step_problem"
+        newest = self.kb.guides_of_program[program.id][-1]
+        if (
+            answer == "any"
+            or message.intent in ("next_step", "affirm")
+            or (unknown and (not newest.from_seed or self.state.misses >= 1))
+        ):
+            # "egal", "weiter", "weiß nicht" again: the newest version is what most users
+            # have; the hint lets them switch when their menus differ.
             self.say(
                 _(
-                    "Dann nehmen wir die aktuelle Version. Falls Ihr Programm ganz anders "
-                    "aussieht, finden Sie die Version so: {hint}"
-                ).format(hint=program.version_hint.get(self.tr.locale))
+                    "Dann nehme ich die Anleitung für die neueste Version ({label}) – die haben "
+                    "die meisten. Falls Ihre Menüs ganz anders aussehen, nennen Sie mir einfach "
+                    "Ihre Version. So finden Sie sie: {hint}"
+                ).format(
+                    label=newest.localized(self.tr.locale).label,
+                    hint=program.version_hint.get(self.tr.locale),
+                )
             )
-            self._choose_guide(current, version=None, note=None)
+            self._choose_guide(newest, version=None, note=None)
             return
         misses = self._missed()
         if misses == 1 or (misses % 2 == 1 and message.entities.get("answer") != "unknown"):
@@ -854,11 +871,6 @@ class _Turn:
             )
             self._ask_version(with_person=True)
 
-    def _current_guide(self, program_id: str) -> Guide | None:
-        """The guide for today's versions of a program (its newest, when not the seed's)."""
-        guides = self.kb.guides_of_program.get(program_id, [])
-        return guides[-1] if guides and not guides[-1].from_seed else None
-
     def _at_protocol(self, message: Understanding) -> None:
         """IMAP or POP3? "egal", "ja", "weiter": IMAP, with the reason. "Weiß ich nicht":
         where to look, then IMAP. Anything else: what the question means, then a person."""
@@ -881,7 +893,7 @@ class _Turn:
                     "nehmen Sie IMAP – das nutzen die meisten."
                 )
             )
-            self._ask_protocol()
+            self._ask_protocol(with_person=True)
         elif misses % 2 == 1:
             self.say(
                 _(
@@ -1279,12 +1291,15 @@ class _Turn:
         )
 
     def _off_topic(self) -> None:
+        """Not Lotse's job (a full mailbox, spam, VPN): who helps instead, with their contact."""
         self.say(
             self._(
                 "Darauf weiß ich leider keine Antwort – ich helfe Ihnen, die Verschlüsselung "
                 "(TLS/SSL) in Ihrem Mailprogramm einzuschalten. Bei anderen Fragen hilft Ihnen "
                 "der Helpdesk weiter."
             )
+            + "\n"
+            + render.helpdesk_text(self.kb, self.tr)
         )
 
     def _answer_from_faq(self, message: Understanding) -> bool:
@@ -1297,6 +1312,59 @@ class _Turn:
         self.say(entry.answer.get(self.tr.locale))
         self._ask_what_next_or_continue()
         return True
+
+    def _answer_faq(self, faq_id: str) -> None:
+        entry = self._faq_by_id(faq_id)
+        if entry is not None:
+            self.say(entry.answer.get(self.tr.locale))
+        self._ask_what_next_or_continue()
+
+    def _asks_a_question_mid_guide(self, message: Understanding) -> bool:
+        """ "Muss ich danach das Passwort nochmal eingeben?": inside a guide a question the FAQ
+        answers is no navigation word, although "nochmal" or "weiter" is in it."""
+        if self.state.stage not in _IN_GUIDE or message.intent not in _NAVIGATION:
+            return False
+        if not _is_question(message.text) or message.entities.keys() & {"step", "answer"}:
+            return False
+        entry = self._faq_for(message.text)
+        if entry is None:
+            return False
+        self._answer_faq(entry.id)
+        return True
+
+    def _closes_mid_guide(self, message: Understanding) -> bool:
+        """ "super, hat geklappt, danke!", "thanks, all done": thanks before the guide's end."""
+        guide = self.guide
+        if self.state.stage is not Stage.GUIDE or guide is None:
+            return False
+        thanks = message.intent == "thank" or "thanks" in message.entities
+        return thanks and message.intent in ("thank", "goodbye", "next_step", "affirm")
+
+    def _thanks_mid_guide(self) -> None:
+        """Thanks, and where the guide stands: the user may be done, or only with this step."""
+        _ = self._
+        guide = self.guide
+        assert guide is not None
+        total = len(guide.steps_for(self.state.protocol))
+        self.say(_("Gern geschehen!"))
+        if self.state.step + 1 >= total:
+            self._finish()
+            return
+        self.state.problems_at_step = 0
+        self.say(
+            _(
+                "Die Anleitung ist aber noch nicht ganz fertig: Sie sind bei Schritt {step} von "
+                "{total}. Erst mit allen Schritten ist die Verschlüsselung eingeschaltet. "
+                "Möchten Sie weitermachen?"
+            ).format(step=self.tr.number(self.state.step + 1), total=self.tr.number(total)),
+            [
+                Option(
+                    _("Weiter mit Schritt {step}").format(step=self.tr.number(self.state.step + 2)),
+                    "next_step",
+                ),
+                Option(_("Das Gespräch beenden"), "goodbye"),
+            ],
+        )
 
     def _greet(self) -> None:
         _ = self._
@@ -1430,6 +1498,8 @@ _IN_GUIDE = (Stage.GUIDE, Stage.FINISHED)
 _PROTOCOL_NAMES = {"imap": "IMAP", "pop3": "POP3"}
 _ASKS_PLATFORM = (Stage.START, Stage.PROGRAM, Stage.FINISHED)
 _QUESTIONS = (Stage.START, Stage.PROGRAM, Stage.VERSION, Stage.PROTOCOL)
+# Words that move through a guide; inside a question they are not meant as navigation.
+_NAVIGATION = ("next_step", "previous_step", "repeat_step", "affirm")
 # What the user asks for explicitly wins over an answer in the same message.
 _REQUESTS = ("request_check", "request_human", "delete_data", "restart", "goodbye", "thank")
 # An error message's words ("überprüft") may read as a request for the check.

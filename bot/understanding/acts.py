@@ -80,6 +80,15 @@ _PASSWORD_CHANGE = re.compile(
     r"|\b(?:aender\w*|vergessen|zuruecksetz\w*|reset|change|forgot)\b.*\b(?:passwort\w*|"
     r"kennwort\w*|password)\b"
 )
+# Whether the password is entered again or stays ("Muss ich das Passwort neu eingeben?",
+# "bleibt mein Kennwort gleich?"): a question the FAQ answers, not a navigation word.
+_PASSWORD_AGAIN = re.compile(
+    r"\b(?:passwort\w*|kennwort\w*|password\w*|pw)\b.*\b(?:eingeb\w*|eingetragen|eintrag\w*|"
+    r"neu|nochmal|noch ?mal|erneut|wieder|bleib\w*|gleich\w*|dasselbe|enter\w*|re-?enter|again|"
+    r"same|stay\w*)\b"
+    r"|\b(?:neu|nochmal|noch ?mal|erneut|wieder|re-?enter|again)\b.*\b(?:passwort\w*|"
+    r"kennwort\w*|password\w*)\b"
+)
 # The helpdesk's contact or hours, asked for: an answer, not a ticket.
 _CONTACT = re.compile(
     r"\b(?:helpdesk|servicedesk|service-desk|support|hotline|it-service\w*|euch|ihnen|jemand\w*|"
@@ -91,6 +100,10 @@ _CONTACT = re.compile(
     r"(?:helpdesk|service ?desk|support)\b"
     r"|\bwhen (?:is|are|does|do|can)\b.*\b(?:helpdesk|service ?desk|support|hotline|you)\b.*"
     r"\b(?:open|available|reach\w*|work\w*)\b|\b(?:helpdesk|support)(?: opening)? hours\b"
+)
+# Thanks said in passing ("super, hat geklappt, danke!"): the user may be closing.
+_THANKS = re.compile(
+    r"\b(?:danke\w*|dank|thx|thanks|thank you|thank u|merci|cheers|much appreciated)\b"
 )
 # The login name asked for ("Was ist mein Benutzername?"): server.yaml knows its form.
 _USERNAME = re.compile(
@@ -117,7 +130,10 @@ _ERROR_WORDS = re.compile(
     r"kann nicht (?:ueber)?prueft werden|konnte nicht (?:ueber)?prueft werden|nicht unterstuetzt|"
     r"unterstuetzt (?:den|die|das)\b.*\bnicht|does not support|doesn'?t support|"
     r"zeitueberschreitung|timeout|timed out|zertifikat\w*|certificate\w*|abgelehnt|refused|"
-    r"identitaet|nicht verifiziert|cannot be verified|could not be verified)\b"
+    r"identitaet|nicht verifiziert|cannot be verified|could not be verified|"
+    r"unterbrochen|abgebrochen|getrennt|verweigert|nicht moeglich|nicht hergestellt|"
+    r"(?:konnte|kann) keine verbindung|interrupted|disconnected|denied|not possible|"
+    r"unable to connect|could not connect|couldn'?t connect)\b"
 )
 
 # A negative statement ("ist bei mir kein Mehr", "das Häkchen gibts nicht", "lässt sich nicht
@@ -172,7 +188,8 @@ def answer_kind(normalized: str) -> str | None:
 
 def topic(normalized: str) -> str | None:
     """What the user asks for besides the guide: "password" (change or reset it, which Lotse
-    does not do), "contact" (the helpdesk's hours or address), "username" (what to log in
+    does not do), "password_again" (whether it is entered anew), "contact" (the helpdesk's
+    hours or address), "username" (what to log in
     with), "help" (what Lotse can do) or "wait" (the user needs a moment)."""
     if _HELP.match(normalized):
         return "help"
@@ -180,11 +197,18 @@ def topic(normalized: str) -> str | None:
         return "wait"
     if _PASSWORD_CHANGE.search(normalized):
         return "password"
+    if _PASSWORD_AGAIN.search(normalized):
+        return "password_again"
     if _CONTACT.search(normalized):
         return "contact"
     if _USERNAME.search(normalized):
         return "username"
     return None
+
+
+def thanked(normalized: str) -> bool:
+    """Whether the message thanks the bot, whatever else it says."""
+    return _THANKS.search(normalized) is not None
 
 
 def error_in(normalized: str) -> str | None:

@@ -21,6 +21,7 @@ from bot.understanding.acts import (
     answer_kind,
     error_in,
     step_asked,
+    thanked,
     topic,
     without_identity,
     without_replaced,
@@ -87,6 +88,9 @@ class LexiconUnderstander:
             intent = "inform"
             confidence = max(confidence, match.score / 100 if match.program else 0.8)
         entities.update(acts)
+        if thanked(normalized) and intent != "thank":
+            # "super, hat geklappt, danke!": thanks beside what the message does.
+            entities["thanks"] = "1"
         if intent is None:
             intent, confidence = "out_of_scope", 0.3
         return Understanding(text, intent, confidence, entities, match.guide)
