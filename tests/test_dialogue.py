@@ -98,21 +98,34 @@ async def test_a_protocol_said_with_doubt_is_still_taken(service: ConversationSe
     assert "Schritt 1 von 5" in chat.text
 
 
-async def test_the_version_question_never_says_the_same_twice_and_offers_a_person(
+async def test_a_user_who_cannot_find_the_version_twice_gets_the_newest_guide_and_can_switch(
     service: ConversationService,
 ) -> None:
     chat = Chat(service)
     await chat.say("Outlook")
-    texts = []
-    for answer in ("weiß ich nicht", "hab ich nicht gefunden", "weiß ich wirklich nicht"):
-        await chat.say(answer)
-        texts.append(chat.text)
-        assert "nicht erkannt" not in chat.text
-        assert "Outlook 2010/2013/2016" in chat.options
-    assert texts[0] != texts[1] != texts[2]
-    assert "Helpdesk" in texts[1] and PERSON in chat.options
-    await chat.say("2016")
+    await chat.say("weiß ich nicht")
+    first = chat.text
+    assert "Info zu Outlook" in first
+    assert "Outlook 2010/2013/2016" in chat.options
+    await chat.say("hab ich nicht gefunden")
+    assert chat.text != first
+    assert "neueste Version (Outlook 2019/2021/2024/365)" in chat.text
+    assert "nennen Sie mir einfach Ihre Version" in chat.text
+    assert (await chat.state()).guide == "outlook-2019-365"
+    await chat.say("ah doch, 2016")
     assert "Microsoft Outlook 2010/13/16" in chat.text
+
+
+@pytest.mark.parametrize("answer", ["egal, such was aus", "weiter", "ist mir gleich"])
+async def test_a_user_who_does_not_care_about_the_version_gets_the_newest_guide_with_the_reason(
+    service: ConversationService, answer: str
+) -> None:
+    chat = Chat(service)
+    await chat.say("ich nutze outlook")
+    await chat.say(answer)
+    assert "die haben die meisten" in chat.text
+    assert "Info zu Outlook" in chat.text  # how to find the version if the menus differ
+    assert (await chat.state()).guide == "outlook-2019-365"
 
 
 def test_an_answer_at_a_question_wins_over_the_intent_that_came_with_it(
@@ -346,6 +359,124 @@ async def test_an_unknown_program_gets_the_settings_to_enter(service: Conversati
     assert PERSON in chat.options
 
 
+@pytest.mark.parametrize(
+    ("said", "fact"),
+    [
+        (
+            "Thunderbird, bei mir ist Port 995 drin, reicht das?",
+            "Port 995 ist für POP3 mit SSL/TLS",
+        ),
+        (
+            "outlook was nehm ich bei port 587 als verschlüsselung",
+            "Port 587 ist für SMTP mit STARTTLS",
+        ),
+    ],
+)
+async def test_a_port_question_asked_with_the_program_name_is_answered_before_the_version(
+    service: ConversationService, said: str, fact: str
+) -> None:
+    chat = Chat(service)
+    await chat.say(said)
+    assert fact in chat.text
+    assert "Welche Version von" in chat.text
+
+
+@pytest.mark.parametrize(
+    "question", ["womit melde ich mich an, was ist der Benutzername?", "was trag ich bei login ein"]
+)
+async def test_a_user_who_asks_for_the_login_name_gets_the_rule_from_server_yaml(
+    service: ConversationService, question: str
+) -> None:
+    chat = Chat(service)
+    await chat.say(question)
+    assert "Ihr Benutzername ist Ihre vollständige E-Mail-Adresse" in chat.text
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "muss ich hinterher das kennwort noch mal eintippen?",
+        "bleibt mein passwort gleich",
+        "Passwort erneut eingeben, ist das nötig?",
+    ],
+)
+async def test_a_question_about_the_password_inside_a_guide_is_answered_and_the_step_stays(
+    service: ConversationService, question: str
+) -> None:
+    chat = Chat(service)
+    await chat.say("Outlook 2016 IMAP")
+    await chat.say("weiter")
+    await chat.say(question)
+    assert "Ihr Passwort bleibt dasselbe" in chat.text
+    assert "Schritt 2 von 4" in chat.text
+    assert (await chat.state()).step == 1
+
+
+async def test_a_question_with_a_navigation_word_that_the_faq_answers_is_no_navigation(
+    service: ConversationService,
+) -> None:
+    chat = Chat(service)
+    await chat.say("Thunderbird 60")
+    await chat.say("weiter")
+    await chat.say("wie war das nochmal mit imap und pop3, was ist der unterschied?")
+    assert "Bei IMAP bleiben Ihre E-Mails auf dem Mailserver" in chat.text
+    assert (await chat.state()).step == 1
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        "Wie komme ich von zuhause ins VPN?",
+        "Ich krieg ständig Werbemails, was tun?",
+        "Hallo, wie kann ich mein Postfach vergrößern lassen?",
+    ],
+)
+async def test_an_off_topic_first_message_names_the_helpdesk_and_how_to_reach_it(
+    service: ConversationService, first: str
+) -> None:
+    chat = Chat(service)
+    await chat.say(first)
+    assert "IT-Servicedesk" in chat.text
+    assert "servicedesk@example.org" in chat.text
+    assert "Welches Mailprogramm benutzen Sie?" in chat.text
+
+
+@pytest.mark.parametrize(
+    "first", ["Hallo, ich möchte die Verschlüsselung einschalten", "Moin, ich hätte eine Frage"]
+)
+async def test_a_first_message_on_lotses_subject_without_a_program_gets_the_program_question(
+    service: ConversationService, first: str
+) -> None:
+    chat = Chat(service)
+    await chat.say(first)
+    assert "keine Antwort" not in chat.text
+    assert "Welches Mailprogramm benutzen Sie?" in chat.text
+
+
+@pytest.mark.parametrize("thanks", ["klasse, funktioniert, danke schön", "ok danke"])
+async def test_thanks_in_the_middle_of_a_guide_is_answered_and_the_rest_is_offered(
+    service: ConversationService, thanks: str
+) -> None:
+    chat = Chat(service)
+    await chat.say("Thunderbird 60")
+    await chat.say("weiter")
+    await chat.say(thanks)
+    assert "Gern geschehen" in chat.text
+    assert "noch nicht ganz fertig" in chat.text and "Schritt 2 von 5" in chat.text
+    assert chat.options == ["Weiter mit Schritt 3", "Das Gespräch beenden"]
+    await chat.tap("Weiter mit Schritt 3")
+    assert "Schritt 3 von 5" in chat.text
+
+
+async def test_thanks_at_the_last_step_finishes_the_guide(service: ConversationService) -> None:
+    chat = Chat(service)
+    await chat.say("Outlook 2016 IMAP")
+    await chat.say("schritt 4")
+    await chat.say("hat geklappt, vielen dank!")
+    assert "Gern geschehen" in chat.text
+    assert "das war der letzte Schritt" in chat.text
+
+
 # --- complaints are tied to the step ---------------------------------------------------------
 
 
@@ -393,6 +524,26 @@ async def test_an_error_pasted_mid_guide_gets_the_settings_not_a_check_or_a_rest
     await other.say("Outlook 2016 IMAP")
     await other.say("da kommt jetzt eine Fehlermeldung")
     assert "Port 993 mit SSL/TLS" in other.text  # no known error: the settings to compare
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        "jetzt zeigt er: Verbindung zu mbox1.belwue.de abgebrochen",
+        "da kommt die Meldung Anmeldung nicht möglich",
+        "es erscheint: Verbindung vom Server verweigert",
+    ],
+)
+async def test_an_error_in_unknown_words_mid_guide_gets_the_settings_the_check_and_a_person(
+    service: ConversationService, error: str
+) -> None:
+    chat = Chat(service)
+    await chat.say("Thunderbird 60")
+    await chat.say("weiter")
+    await chat.say(error)
+    assert "Port 993 mit SSL/TLS" in chat.text and "Port 143 mit STARTTLS" in chat.text
+    assert "Verbindung testen" in chat.options and PERSON in chat.options
+    assert "keine Antwort" not in chat.text
 
 
 # --- understanding ---------------------------------------------------------------------------

@@ -110,6 +110,9 @@ _USERNAME = re.compile(
     r"\b(?:benutzername\w*|username|user name|login ?name|loginname|anmeldename\w*|"
     r"kennung|benutzerkennung|nutzername|login)\b"
 )
+# Words that show a message is about Lotse's job (or just asks for help) although it names no
+# program: "ich möchte die Verschlüsselung einschalten", "Hallo, ich hätte eine Frage".
+_ENCRYPTION = re.compile(r"\b(?:\w*verschluessel\w*|encrypt\w*|hilfe|helfen|hilf|help|frage)\b")
 # "Moment", "warte kurz": the user needs time; nothing to answer yet.
 _WAIT = re.compile(
     r"^(?:(?:einen|ein|nen|n) )?(?:moment|momentchen|augenblick|sekunde|sek|sec|mom)"
@@ -190,7 +193,8 @@ def topic(normalized: str) -> str | None:
     """What the user asks for besides the guide: "password" (change or reset it, which Lotse
     does not do), "password_again" (whether it is entered anew), "contact" (the helpdesk's
     hours or address), "username" (what to log in
-    with), "help" (what Lotse can do) or "wait" (the user needs a moment)."""
+    with), "help" (what Lotse can do), "wait" (the user needs a moment) or "encryption" (on
+    Lotse's subject without naming a program)."""
     if _HELP.match(normalized):
         return "help"
     if _WAIT.match(normalized):
@@ -203,6 +207,8 @@ def topic(normalized: str) -> str | None:
         return "contact"
     if _USERNAME.search(normalized):
         return "username"
+    if _ENCRYPTION.search(normalized):
+        return "encryption"
     return None
 
 

@@ -26,7 +26,7 @@ from bot.understanding.acts import (
     without_identity,
     without_replaced,
 )
-from bot.understanding.patterns import KEYWORDS, match_intent
+from bot.understanding.patterns import GREETING, KEYWORDS, match_intent
 from bot.understanding.types import Intent, Understanding
 
 _FUZZY_KEYWORD_SCORE = 80.0
@@ -78,6 +78,8 @@ class LexiconUnderstander:
             entities["trouble"] = trouble[0].id  # a pasted error message the knowledge knows
         informative = match.program or (match.version and intent is None) or entities
         acts = self.acts(normalized, step)
+        if acts.get("topic") == "encryption" and (informative or len(acts) > 1):
+            del acts["topic"]  # it only marks a message on Lotse's subject that says nothing else
         if intent is None and acts.get("answer") == "unknown":
             intent, confidence = "step_problem", 0.7  # "keine Ahnung": cannot go on alone
         if intent is None and not acts and NEGATION.search(without_replaced(normalized)):
@@ -125,6 +127,11 @@ class LexiconUnderstander:
     @staticmethod
     def _intent(normalized: str) -> tuple[Intent | None, float]:
         intent = match_intent(normalized)
+        greeting = GREETING.match(normalized)
+        if intent == "greet" and greeting and len(normalized[greeting.end() :].split()) >= 3:
+            # "Guten Tag, wie bekomme ich mehr Speicher?": the greeting is not the message.
+            rest = match_intent(normalized[greeting.end() :])
+            return rest, 0.9 if rest else 0.0
         if intent is not None:
             return intent, 0.9
         tokens = normalized.split()

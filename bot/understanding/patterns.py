@@ -10,6 +10,12 @@ import re
 
 from bot.understanding.types import Intent
 
+_GREET = (
+    r"^(hallo|hallihallo|hi|hey|moin|moinsen|servus|gruess gott|gruss gott|gruezi|griass di|"
+    r"guten (morgen|tag|tach|abend)|schoenen guten|hello|good (morning|afternoon|evening)|"
+    r"huhu|tach|tag auch|tag|griasdi|griass di|hallochen|halloechen|halloele)\b|^na$"
+)
+
 _PATTERNS: list[tuple[Intent, str]] = [
     (
         "bot_challenge",
@@ -111,12 +117,7 @@ _PATTERNS: list[tuple[Intent, str]] = [
         r"lieber nicht|eher nicht|das ist falsch|keinesfalls|nicht noetig|nicht wirklich|nix da)\b",
     ),
     ("thank", r"\b(danke\w*|dank|thx|thanks|thank you|merci|vielen dank)\b"),
-    (
-        "greet",
-        r"^(hallo|hallihallo|hi|hey|moin|moinsen|servus|gruess gott|gruss gott|gruezi|griass di|"
-        r"guten (morgen|tag|tach|abend)|schoenen guten|hello|good (morning|afternoon|evening)|"
-        r"huhu|tach|tag auch|tag|griasdi|griass di|hallochen|halloechen|halloele)\b|^na$",
-    ),
+    ("greet", _GREET),
     (
         "affirm",
         r"^(ja|jo|joa|jep|jap|japp|jup|yes|yep|yup|genau|richtig|stimmt|passt|basst|"
@@ -162,6 +163,9 @@ COMPILED: list[tuple[Intent, re.Pattern[str]]] = [
     (intent, re.compile(f"{pattern}|{_ENGLISH[intent]}" if intent in _ENGLISH else pattern))
     for intent, pattern in _PATTERNS
 ]
+
+# The greeting at the start of a message, to read what follows it on its own.
+GREETING = next(pattern for intent, pattern in COMPILED if intent == "greet")
 
 # Single words users mistype; matched fuzzily when no pattern matched.
 KEYWORDS: dict[str, Intent] = {
