@@ -154,6 +154,7 @@ async def test_programs_and_versions_the_guides_do_not_cover_get_their_card(
     chat = Chat(service)
     await chat.say(said)
     assert (await chat.state()).card == card
+    assert "Welche Version von Microsoft Outlook" not in chat.text  # not Outlook for Windows
     assert "Schritt 1 von" not in chat.text
     for note in knowledge.cards[card].notes:
         assert note.text.de in chat.text
@@ -225,6 +226,8 @@ async def test_an_iphone_15_is_no_ios_15(service: ConversationService) -> None:
         ("Outlook App auf dem Galaxy S23", "outlook-mobile"),
         ("Outlook auf meinem iPhone 15", "outlook-mobile"),
         ("thunderbird auf meinem android handy", "thunderbird-android"),
+        ("ich hab outlook aufm macbook", "outlook-mac"),
+        ("Outlook am iMac, Version 16.78", "outlook-mac"),
     ],
 )
 async def test_an_app_named_with_a_device_wins_over_the_device(

@@ -164,7 +164,11 @@ def test_device_models_map_to_a_platform_and_never_to_a_version(
 def test_generic_device_words_ask_for_the_platform(knowledge: KnowledgeBase) -> None:
     for said in ("Handy", "auf dem Smartphone", "Tablet", "on my phone"):
         assert knowledge.devices.is_generic(said) and knowledge.devices.match(said) is None
-    assert knowledge.devices.platform_programs == {"ios": "ios", "android": "android"}
+    # The two platforms the bot then offers, each with the program of its own mail app.
+    assert {
+        "ios": "ios",
+        "android": "android",
+    }.items() <= knowledge.devices.platform_programs.items()
 
 
 @pytest.mark.parametrize(

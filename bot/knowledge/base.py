@@ -38,6 +38,7 @@ from bot.knowledge.models import (
     Localized,
     LoginName,
     MobilePlatform,
+    Platform,
     Program,
     ProgramFile,
     Server,
@@ -76,7 +77,7 @@ class Devices:
     entries: tuple[Device, ...] = ()
     generic: GenericDevices | None = None
     # platform -> the program whose guides serve that platform's own mail app
-    platform_programs: dict[MobilePlatform, str] = field(default_factory=dict)
+    platform_programs: dict[Platform, str] = field(default_factory=dict)
     computers: tuple[Computer, ...] = ()
 
     def matches(self, text: str) -> list[DeviceMatch]:

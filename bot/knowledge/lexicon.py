@@ -15,7 +15,7 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
 
 from bot.knowledge.base import KnowledgeBase
-from bot.knowledge.models import Guide, MobilePlatform
+from bot.knowledge.models import Guide, Platform
 from bot.knowledge.versions import covers, guide_for_version
 from bot.normalize import normalize
 
@@ -124,7 +124,7 @@ class ProgramLexicon:
         platforms = {p for p, program in devices.platform_programs.items() if program in named}
         platforms |= {platform} if platform else set()
         app = self._app_on(target.program, platforms)
-        if app is not None:  # "Outlook auf dem Galaxy": the Outlook app, not Android's mail
+        if app is not None:  # "Outlook auf dem Galaxy/MacBook": that platform's Outlook
             return ProgramMatch(app, None, version, score)
         card = self.knowledge.card_for_version(target.program, version)
         if card is not None:  # "iOS 18", "Android 14": newer than the guides
@@ -137,9 +137,9 @@ class ProgramLexicon:
             guide = self.knowledge.guides_of_program[target.program][0].id
         return ProgramMatch(target.program, guide, version, score)
 
-    def _app_on(self, program_id: str, platforms: set[MobilePlatform]) -> str | None:
-        """The card of `program_id`'s app for the one mobile platform named, if there is one
-        ("Thunderbird" on Android -> thunderbird-android)."""
+    def _app_on(self, program_id: str, platforms: set[Platform]) -> str | None:
+        """The card of `program_id`'s app for the one platform named, if there is one
+        ("Thunderbird" on Android -> thunderbird-android, "Outlook" on the Mac -> outlook-mac)."""
         if len(platforms) != 1 or program_id in self.knowledge.devices.platform_programs.values():
             return None
         for card in self.knowledge.cards.values():

@@ -564,14 +564,14 @@ class Computer(Strict):
     # Program or card ids offered, in this order.
     programs: list[Slug] = Field(min_length=1)
 
-    @property
+    @cached_property  # matched on every turn: compile once
     def compiled(self) -> list[re.Pattern[str]]:
         return [re.compile(pattern) for pattern in self.patterns]
 
 
 class DevicesFile(Strict):
-    # The program whose guides serve each platform's own mail app.
-    platform_programs: dict[MobilePlatform, Slug]
+    # The program whose guides serve each platform's own mail app (iPhone, Android, Mac).
+    platform_programs: dict[Platform, Slug]
     devices: list[Device] = Field(min_length=1)
     generic: GenericDevices
     computers: list[Computer] = Field(default_factory=list)
