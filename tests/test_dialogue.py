@@ -90,6 +90,18 @@ async def test_a_user_who_names_the_program_but_not_the_version_learns_where_to_
     assert "Outlook 2003" in chat.options
 
 
+async def test_not_knowing_the_version_again_after_naming_the_program_takes_the_newest_guide(
+    service: ConversationService,
+) -> None:
+    chat = Chat(service)
+    await chat.say("Outlook hab ich, die Version weiß ich nicht")
+    first = chat.text
+    await chat.say("keine ahnung ehrlich gesagt")
+    assert chat.text != first
+    assert "die haben die meisten" in chat.text
+    assert (await chat.state()).guide == "outlook-2019-365"
+
+
 async def test_a_protocol_said_with_doubt_is_still_taken(service: ConversationService) -> None:
     chat = Chat(service)
     await chat.say("Outlook 2016")

@@ -870,6 +870,9 @@ class _Turn:
                 )
             )
             self._ask_version(with_person=True)
+        # The miss counts at the version question even when the program came in this message
+        # ("Outlook, weiß aber nicht welche Version"): the next "weiß nicht" takes the default.
+        self._point = self._where()
 
     def _at_protocol(self, message: Understanding) -> None:
         """IMAP or POP3? "egal", "ja", "weiter": IMAP, with the reason. "Weiß ich nicht":
