@@ -5,7 +5,7 @@ while the mail server is down."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -20,7 +20,7 @@ from bot.conversation import ConversationService
 from bot.i18n import translator
 from bot.storage.tables import OutgoingMail
 from bot.tickets import mail_text
-from bot.tickets.models import LinkOutcome
+from bot.tickets.models import LinkOutcome, Ticket
 from bot.tickets.outbox import deliver_queue
 from bot.tickets.records import MailSettings, queued_mails
 from bot.tickets.service import TicketService
@@ -262,3 +262,38 @@ def test_a_check_in_a_link_outcome_mail_shows_when_it_ran_in_local_time() -> Non
     subject, details = mail_text.link_outcome(outcome, ZoneInfo("Europe/Berlin"), translator("de"))
     assert subject == "Verbindungstest: Fehler (IMAP 993 ✗)"
     assert details == ["Verbindungstest: Fehler (IMAP 993 ✗), 01.03.2026 13:00"]
+
+
+@pytest.mark.parametrize("locale", ["de", "en"])
+def test_a_tickets_fields_line_up_in_one_column_in_either_language(locale: str) -> None:
+    created = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    ticket = Ticket(
+        number=4,
+        status="open",
+        reason="server_error",
+        channel="telegram",
+        user="",
+        locale="en",
+        program="Thunderbird",
+        version="115",
+        guide="thunderbird",
+        step=2,
+        last_check=None,
+        assignee="Petra",
+        external_ref="RT#9",
+        created_at=created,
+        taken_at=created,
+        first_answer_at=None,
+        closed_at=None,
+        affected=3,
+    )
+    fields = mail_text.ticket_fields(ticket, ZoneInfo("Europe/Berlin"), translator(locale))
+    assert len(fields) == 12
+    for line in fields:  # "Label:" padded, one space, the value from column 17 on
+        assert line[:17].rstrip().endswith(":") and line[16] == " " != line[17], line
+    if locale == "en":
+        assert fields[3] == "Channel:         telegram (user ID deleted)"
+        assert fields[-1] == "Affected:        3 users (same error)"
+    else:
+        assert fields[3] == "Kanal:           telegram (Nutzer-ID gelöscht)"
+        assert fields[-1] == "Betroffene:      3 Nutzer (gleicher Fehler)"
