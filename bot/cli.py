@@ -25,6 +25,8 @@ from bot.understanding.lexicon import LexiconUnderstander
 from bot.understanding.training_data import NLU_DIR
 from bot.understanding.training_data import export as export_training_data
 
+__all__ = ["main", "run_channel"]
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lotse", description=__doc__)

@@ -14,6 +14,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+__all__ = ["Backoff", "retry"]
+
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 

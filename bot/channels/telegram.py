@@ -69,7 +69,6 @@ __all__ = [
     "AppHook",
     "Context",
     "PerUserOrder",
-    "T",
     "TelegramChannel",
     "TelegramRunner",
     "allowed_groups",

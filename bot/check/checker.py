@@ -20,7 +20,7 @@ from bot.check.tls import Contexts, contexts_for
 from bot.clock import utcnow
 from bot.knowledge.models import Endpoint, Server
 
-__all__ = ["T", "check_endpoint", "check_server", "check_server_sequentially"]
+__all__ = ["check_endpoint", "check_server", "check_server_sequentially"]
 
 T = TypeVar("T")
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 from bot.knowledge.models import Server
 
+__all__ = ["Account", "ForeignAddress", "account_for", "find_address"]
+
 # Deliberately plain: local part of letters, digits and . _ % + -, one @, a domain.
 _ADDRESS = re.compile(r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,253}$")
 

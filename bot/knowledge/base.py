@@ -49,6 +49,17 @@ from bot.knowledge.models import (
 from bot.knowledge.versions import parse_version
 from bot.normalize import normalize
 
+__all__ = [
+    "DeviceMatch",
+    "Devices",
+    "KnowledgeBase",
+    "NameKind",
+    "NameOwner",
+    "SettingsCard",
+    "Troubleshooting",
+    "any_of",
+]
+
 # --- devices -----------------------------------------------------------------------------
 
 

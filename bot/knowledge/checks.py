@@ -39,6 +39,17 @@ from bot.knowledge.translations import open_translations
 from bot.knowledge.versions import guide_for_version
 from bot.normalize import normalize
 
+__all__ = [
+    "Finding",
+    "YamlPath",
+    "check_patterns",
+    "check_placeholders",
+    "check_ports",
+    "check_reachability",
+    "check_references",
+    "check_translations",
+]
+
 YamlPath = tuple[str | int, ...]
 
 

@@ -21,6 +21,8 @@ from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.loader import KnowledgeError, load_knowledge
 from bot.knowledge.render import guide_text, settings_text
 
+__all__ = ["LOCALES", "describe_changes", "run_diff"]
+
 
 def run_diff(default_dir: Path, old: str, new: str | None) -> int:
     with tempfile.TemporaryDirectory() as scratch:

@@ -19,6 +19,8 @@ from bot.knowledge.models import Guide, Platform
 from bot.knowledge.versions import covers, guide_for_version
 from bot.normalize import normalize
 
+__all__ = ["ProgramLexicon", "ProgramMatch"]
+
 # Aliases shorter than this are matched exactly only: "mac" must not match "mach".
 _FUZZY_MIN_LENGTH = 5
 _FUZZY_CARD_MIN_LENGTH = 7

@@ -29,6 +29,22 @@ from bot.knowledge.models import (
 from bot.knowledge.translations import without_stale
 from bot.normalize import normalize
 
+__all__ = [
+    "CARDS_FILE",
+    "DEVICES_FILE",
+    "FAQ_FILE",
+    "FILE_MODELS",
+    "SERVER_FILE",
+    "TROUBLESHOOTING_FILE",
+    "KnowledgeError",
+    "KnowledgeFiles",
+    "ModelT",
+    "Problem",
+    "knowledge_revision",
+    "load_knowledge",
+    "read_files",
+]
+
 SERVER_FILE = "server.yaml"
 FAQ_FILE = "faq.yaml"
 CARDS_FILE = "cards.yaml"

@@ -15,6 +15,8 @@ from pydantic import BaseModel
 
 from bot.knowledge.models import Localized, Server
 
+__all__ = ["PROTOCOLS", "SECURITIES", "fill", "fill_localized", "names", "unknown", "values"]
+
 _PLACEHOLDER = re.compile(r"\{([a-z0-9_]+)\}")
 PROTOCOLS = ("imap", "pop3", "smtp")
 SECURITIES = ("tls", "starttls")

@@ -21,6 +21,8 @@ from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.diff import describe_changes
 from bot.knowledge.loader import KnowledgeError, knowledge_revision, load_knowledge
 
+__all__ = ["GERMAN", "KnowledgeRegistry", "Listener", "ReloadOutcome"]
+
 log = logging.getLogger(__name__)
 GERMAN = translator(SOURCE_LOCALE)  # the log's language
 

@@ -6,6 +6,8 @@ from bot.i18n import Translator
 from bot.knowledge.base import KnowledgeBase, SettingsCard
 from bot.knowledge.models import Endpoint, Guide, StepItem
 
+__all__ = ["card_text", "guide_text", "helpdesk_text", "settings_text", "step_text"]
+
 
 def step_text(guide: Guide, protocol: str | None, index: int, tr: Translator) -> str:
     _ = tr.gettext

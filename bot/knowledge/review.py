@@ -16,6 +16,8 @@ from bot.i18n import Translator
 from bot.knowledge.loader import KnowledgeFiles, read_files
 from bot.knowledge.translations import Translation, open_translations
 
+__all__ = ["run_translations"]
+
 
 def run_translations(directory: Path, *, accept: bool, tr: Translator) -> int:
     """`tr`: the admin's language (the texts under review are shown as they are)."""

@@ -23,6 +23,8 @@ from bot.knowledge.models import (
     TroubleshootingFile,
 )
 
+__all__ = ["EDITOR_COMMENT", "SCHEMA_FILE", "knowledge_schema", "schema_text"]
+
 SCHEMA_FILE = "schema.json"
 EDITOR_COMMENT = f"# yaml-language-server: $schema={SCHEMA_FILE}"
 

@@ -23,6 +23,16 @@ from pydantic import BaseModel
 
 from bot.knowledge.models import Guide, Localized, Step, StepItem
 
+__all__ = [
+    "ModelT",
+    "Translation",
+    "YamlPath",
+    "open_translations",
+    "text_hash",
+    "translations",
+    "without_stale",
+]
+
 YamlPath = tuple[str | int, ...]
 
 

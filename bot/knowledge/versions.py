@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from bot.knowledge.models import Guide
 from bot.numbers import ascii_number
 
+__all__ = ["GuideChoice", "covers", "guide_for_version", "parse_version"]
+
 
 @dataclass(frozen=True)
 class GuideChoice:
