@@ -20,6 +20,17 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from bot.clock import utcnow
 from bot.storage.tables import DeskMessage, TicketCard
 
+__all__ = [
+    "ChatPlace",
+    "card_of",
+    "forget_messages",
+    "messages_of",
+    "save_card",
+    "save_message",
+    "ticket_of_card",
+    "ticket_of_message",
+]
+
 
 @dataclass(frozen=True)
 class ChatPlace:

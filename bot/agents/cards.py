@@ -20,6 +20,25 @@ from bot.i18n import Translator
 from bot.tickets import labels
 from bot.tickets.models import Ticket
 
+__all__ = [
+    "CHAT_LABELS",
+    "MAX_RELAYED",
+    "DeskAction",
+    "GuideTitle",
+    "Notice",
+    "agent_answer",
+    "card",
+    "card_actions",
+    "duration",
+    "help_text",
+    "program_line",
+    "status_change",
+    "ticket_list",
+    "ticket_named_at_start",
+    "user_message",
+    "waiting_line",
+]
+
 MAX_RELAYED = 3500  # characters of a user's message in one relay (Telegram allows 4096)
 CHAT_LABELS = {"telegram": "Telegram", "matrix": "Matrix"}  # product names, not translated
 

@@ -14,6 +14,25 @@ from dataclasses import dataclass
 from bot.normalize import normalize
 from bot.numbers import DIGITS, MAX_DIGITS, ascii_number
 
+__all__ = [
+    "ANSWER",
+    "CLOSE",
+    "GUIDE",
+    "HELP",
+    "KNOWN",
+    "LIST",
+    "NUMBERED",
+    "PAYLOAD_PREFIX",
+    "PREFIXES",
+    "TAKE",
+    "TAPS",
+    "DeskCommand",
+    "Tap",
+    "parse_command",
+    "parse_tap",
+    "tap_payload",
+]
+
 PREFIXES = ("/", "!")
 # Commands and the argument each takes after the ticket number.
 ANSWER = "antwort"  # the text for the user

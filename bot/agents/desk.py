@@ -63,6 +63,8 @@ from bot.tickets.channel_outbox import Deliverer, Stopper, start_deliverer
 from bot.tickets.models import Ticket, TicketError, TicketEvent, UserNotReached
 from bot.tickets.service import TicketService
 
+__all__ = ["STATUS_EVENTS", "AgentChat", "Attempt", "Desk", "RepliedTo", "TapOutcome", "place"]
+
 log = logging.getLogger(__name__)
 STATUS_EVENTS = ("taken", "handed_back", "closed", "reported")
 # The agents' chat an agent is acting in, while the desk carries out what they wrote there:

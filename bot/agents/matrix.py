@@ -41,6 +41,15 @@ from bot.channels.matrix_format import HTML_FORMAT, MSGTYPE, is_edit, message_te
 from bot.config import Settings
 from bot.numbers import ascii_number
 
+__all__ = [
+    "CREATORS_RULE_FROM",
+    "MatrixAgentRoom",
+    "agent_command",
+    "connect_agents",
+    "notice_content",
+    "privileged_creators",
+]
+
 log = logging.getLogger(__name__)
 CREATORS_RULE_FROM = 12  # room version since which creators outrank every power level
 

@@ -48,6 +48,15 @@ from bot.channels.telegram_format import escape, split_text
 from bot.config import Settings
 from bot.engine.decision import Reply
 
+__all__ = [
+    "AGENTS_GROUP",
+    "BlockedByUser",
+    "TelegramAgentChat",
+    "agent_name",
+    "connect_agents",
+    "keyboard",
+]
+
 log = logging.getLogger(__name__)
 AGENTS_GROUP = -2  # handler group: before the user flow's gate (-1) and handlers (0)
 

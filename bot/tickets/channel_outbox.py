@@ -41,6 +41,40 @@ from bot.storage.tables import ChannelOutboxRow, JobLease
 from bot.tickets import records
 from bot.tickets.models import EventKind, TicketEvent
 
+__all__ = [
+    "AGENTS",
+    "BATCH",
+    "CLAIM_SECONDS",
+    "KEEP_DELIVERED",
+    "LEASED_CHANNELS",
+    "MAX_ATTEMPTS",
+    "POLL_SECONDS",
+    "REFRESH",
+    "RELAY",
+    "SCAN",
+    "USER",
+    "Deliverer",
+    "EventShower",
+    "Pending",
+    "Stopper",
+    "UserSender",
+    "claim",
+    "delivered",
+    "event_payload",
+    "failed",
+    "lease_name",
+    "purge",
+    "queue",
+    "queue_event",
+    "queue_refresh",
+    "queue_relay",
+    "release",
+    "replies_from_payload",
+    "replies_payload",
+    "served_elsewhere",
+    "start_deliverer",
+]
+
 if TYPE_CHECKING:
     from bot.storage.store import Store
 

@@ -30,6 +30,8 @@ from bot.tickets.records import parked_mails
 from bot.tickets.retention import run_purge
 from bot.tickets.service import TicketService
 
+__all__ = ["add_commands", "link_instructions", "run"]
+
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     tickets = commands.add_parser("tickets", help="tickets handed over to the helpdesk")

@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo
 from bot.i18n import Translator
 from bot.knowledge.models import Helpdesk
 
+__all__ = ["LOOKAHEAD_DAYS", "answer_time"]
+
 
 def _clock(minutes: int, tr: Translator) -> str:
     _ = tr.gettext

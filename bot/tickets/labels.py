@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo
 
 from bot.i18n import Translator
 
+__all__ = ["CHECK_SYMBOLS", "check_summary", "local_time", "reason_label", "status_label"]
+
 CHECK_SYMBOLS = {"ok": "✓", "warning": "!", "error": "✗"}
 
 

@@ -33,6 +33,24 @@ from bot.tickets import mail_text
 from bot.tickets.models import LinkOutcome, OutcomeKind
 from bot.tickets.records import MailSettings, new_message_id, queue_mail
 
+__all__ = [
+    "MAX_REFERENCE_LENGTH",
+    "MIN_SECRET_LENGTH",
+    "PREFIX",
+    "HandoffLinks",
+    "InvalidReference",
+    "Link",
+    "LinkRefused",
+    "Refusal",
+    "link_reference",
+    "make_token",
+    "reached",
+    "read_token",
+    "reference_problem",
+    "refusal_text",
+    "secret_problem",
+]
+
 PREFIX = "h_"  # /start payloads: "g_<guide>" opens a guide, "h_<token>" is a hand-back link
 _ID_BYTES = 8
 _MAC_BYTES = 12

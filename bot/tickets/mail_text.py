@@ -16,6 +16,22 @@ from bot.i18n import Translator
 from bot.tickets import labels
 from bot.tickets.models import LinkOutcome, Ticket
 
+__all__ = [
+    "LABEL_WIDTH",
+    "check_line",
+    "event_heading",
+    "field",
+    "link_body",
+    "link_outcome",
+    "link_subject",
+    "local_time",
+    "subject_tag",
+    "ticket_body",
+    "ticket_fields",
+    "ticket_subject",
+    "transcript_lines",
+]
+
 LABEL_WIDTH = 16  # "Verbindungstest:": the values of the fields start in one column
 
 

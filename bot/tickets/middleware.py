@@ -28,6 +28,8 @@ from bot.tickets.models import LinkOutcome, OutcomeKind, Ticket
 from bot.tickets.service import TicketService
 from bot.turns import Turn, TurnMiddleware, TurnRecord, warn_of_secret
 
+__all__ = ["LinkTurns", "TicketTurns"]
+
 log = logging.getLogger(__name__)
 
 

@@ -11,6 +11,22 @@ from bot.clock import as_utc
 from bot.engine.decision import HandOverReason
 from bot.i18n import N_, Text, Translator
 
+__all__ = [
+    "ACTIVE",
+    "STATUSES",
+    "EventKind",
+    "LinkOutcome",
+    "OutcomeKind",
+    "Status",
+    "Ticket",
+    "TicketError",
+    "TicketEvent",
+    "UserNotReached",
+    "no_such_ticket",
+    "ticket_from_row",
+    "unknown_guide",
+]
+
 Status = Literal["new", "open", "waiting", "closed"]
 STATUSES: tuple[Status, ...] = ("new", "open", "waiting", "closed")
 ACTIVE: tuple[Status, ...] = ("new", "open", "waiting")  # one of these per user at a time

@@ -33,6 +33,21 @@ from bot.storage.tables import OutgoingMail
 from bot.tickets.records import parked_mails, queued_mails
 from bot.tickets.smtp import BatchResult
 
+__all__ = [
+    "BATCH",
+    "FIRST_RETRY",
+    "LONGEST_RETRY",
+    "DeliveryReport",
+    "MailSender",
+    "ParkedMail",
+    "QueuedMail",
+    "deliver_queue",
+    "header_text",
+    "parked",
+    "retry_delay",
+    "unpark",
+]
+
 log = logging.getLogger(__name__)
 
 BATCH = 50

@@ -34,6 +34,8 @@ from bot.storage.tables import (
 )
 from bot.tickets import channel_outbox
 
+__all__ = ["WAITING_CLOSE_DAYS", "PurgeReport", "purge", "run_purge"]
+
 if TYPE_CHECKING:  # the service is only passed in
     from bot.tickets.service import TicketService
 

@@ -51,6 +51,8 @@ from bot.tickets.models import (
 from bot.tickets.records import MailSettings, NewTicket
 from bot.turns import ActionContext, ActionHandler, Handled, StateChange
 
+__all__ = ["UNREACHABLE", "Listener", "Resume", "TicketService", "UserSender"]
+
 log = logging.getLogger(__name__)
 
 Listener = Callable[[TicketEvent], Awaitable[None]]

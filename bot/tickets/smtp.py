@@ -17,6 +17,15 @@ from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+__all__ = [
+    "BatchResult",
+    "SmtpSender",
+    "SmtpTarget",
+    "SmtpUrlError",
+    "parse_smtp_url",
+    "permanent_refusal",
+]
+
 
 class SmtpUrlError(ValueError):
     """LOTSE_SMTP_URL cannot work; the message says why."""
