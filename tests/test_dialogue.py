@@ -404,6 +404,22 @@ async def test_a_user_who_asks_for_the_login_name_gets_the_rule_from_server_yaml
     assert "Ihr Benutzername ist Ihre vollständige E-Mail-Adresse" in chat.text
 
 
+def test_a_login_name_question_read_as_a_complaint_still_gets_the_login_name(
+    knowledge: KnowledgeBase,
+) -> None:
+    """Rasa may call "was kommt bei Anmeldename rein?" step_problem: it is still a question."""
+    state = ConversationState(
+        stage=Stage.GUIDE, program="apple-mail", guide="apple-mail-high-sierra"
+    )
+    said = Understanding(
+        "was kommt bei anmeldename rein?", "step_problem", 0.9, {"topic": "username"}
+    )
+    decision = Engine(knowledge).decide(state, said, translator("de"))
+    text = "\n".join(reply.text for reply in decision.replies)
+    assert "Ihr Benutzername ist Ihre vollständige E-Mail-Adresse" in text
+    assert "Schritt 1 von" in text
+
+
 @pytest.mark.parametrize(
     "question",
     [

@@ -142,6 +142,21 @@ async def test_a_ticket_on_rasas_word_alone_waits_for_the_lexicon_to_agree(
     await nlu.aclose()
 
 
+async def test_a_goodbye_or_a_ticket_on_rasas_word_alone_yields_to_an_answer_or_a_question(
+    knowledge: KnowledgeBase, fake_rasa: FakeRasa
+) -> None:
+    fake_rasa.ranking = [("goodbye", 0.9), ("affirm", 0.05)]
+    nlu = understander(knowledge, fake_rasa.url)
+    result = await nlu.understand("mir wurscht")  # "any answer will do", no goodbye
+    assert (result.intent, result.entities.get("answer")) == ("inform", "any")
+    result = await nlu.understand("tschüss")
+    assert result.intent == "goodbye"
+    fake_rasa.ranking = [("request_human", 0.66), ("ask_explanation", 0.2)]
+    result = await nlu.understand("what's my username supposed to be?")
+    assert result.intent == "ask_explanation"
+    await nlu.aclose()
+
+
 async def test_rasas_entities_fill_what_the_lexicon_missed(
     knowledge: KnowledgeBase, fake_rasa: FakeRasa
 ) -> None:

@@ -241,8 +241,12 @@ class _Turn:
             self.say(self._("Lassen Sie sich Zeit – schreiben Sie einfach, wenn Sie so weit sind."))
         elif (
             topic == "username"
-            and intent in ("ask_explanation", "out_of_scope", "inform")
-            and "trouble" not in entities  # "Login failed": the error's answer names it too
+            and (
+                intent in ("ask_explanation", "out_of_scope", "inform")
+                # "was kommt bei Anmeldename rein?" is a question, not a complaint about the step
+                or (intent == "step_problem" and _is_question(message.text))
+            )
+            and not {"trouble", "error"} & entities.keys()  # the error's answer names it too
         ):
             self._username()
         elif entities.get("client") in self.kb.cards and intent not in _REQUESTS:

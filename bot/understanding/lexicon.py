@@ -90,8 +90,9 @@ class LexiconUnderstander:
             intent = "inform"
             confidence = max(confidence, match.score / 100 if match.program else 0.8)
         entities.update(acts)
-        if thanked(normalized) and intent != "thank":
-            # "super, hat geklappt, danke!": thanks beside what the message does.
+        if thanked(normalized):
+            # "super, hat geklappt, danke!": thanks beside what the message does (Rasa may
+            # read it as next_step).
             entities["thanks"] = "1"
         if intent is None:
             intent, confidence = "out_of_scope", 0.3

@@ -41,9 +41,10 @@ DEFAULT_THRESHOLD = 0.5
 DEFAULT_AMBIGUITY_MARGIN = 0.15
 # Intents that do not stop a named program from being an answer to "Which program?".
 _YIELDS_TO_PROGRAM = ("greet", "affirm", "deny", "out_of_scope")
-# Intents with a cost when wrong (a ticket, a restart), and the lexicon's readings that win.
-_COSTLY = ("request_human", "restart")
-_SAYS_OTHERWISE = ("step_problem", "inform", "greet")
+# Intents with a cost when wrong (a ticket, a restart, the end of the conversation), and the
+# lexicon's readings that win ("mir wurscht" is no goodbye, "what's my username?" no ticket).
+_COSTLY = ("request_human", "restart", "goodbye")
+_SAYS_OTHERWISE = ("step_problem", "inform", "greet", "ask_explanation")
 
 
 class RasaUnavailable(Exception):
@@ -252,9 +253,10 @@ class RasaUnderstander:
             else:
                 alternative = second
         if intent in _COSTLY and lexical.intent in _SAYS_OTHERWISE:
-            # A ticket or a lost guide on Rasa's word alone, while the lexicon reads a
-            # complaint, a program or who the user is ("Bearbeiten ist bei mir grau",
-            # "Ich bin Mitarbeiterin am Institut"): the lexicon's reading is the safer one.
+            # A ticket, a lost guide or a goodbye on Rasa's word alone, while the lexicon reads
+            # a complaint, a question, an answer, a program or who the user is ("Bearbeiten ist
+            # bei mir grau", "mir wurscht", "Ich bin Mitarbeiterin am Institut"): the lexicon's
+            # reading is the safer one.
             intent, alternative = lexical.intent, None
         entities = dict(lexical.entities)
         guide = lexical.guide
