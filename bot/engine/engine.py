@@ -231,8 +231,23 @@ class _Turn:
             handlers[intent](message)
         elif topic == "password":
             self._password_elsewhere()
+        elif intent == "request_human" and self._names_a_program(message):
+            # "nothing works on my Android phone – can I talk to a person?": the person wins;
+            # the program is kept for the guide offered beside the helpdesk.
+            self.state.program = self._program_named(message)
+            self._request_human(message)
+        elif entities.get("protocol") == "eas" and intent not in _REQUESTS:
+            self._answer_faq("exchange-activesync")  # a protocol without a guide: its fact
+        elif (
+            topic == "elsewhere" and intent not in _REQUESTS and not self._names_a_program(message)
+        ):
+            self._off_topic()
+            self._ask_what_next_or_continue()
         elif topic == "password_again" and intent not in _REQUESTS:
-            self._answer_faq("password-unchanged")
+            if self._names_a_program(message):
+                self._inform(message)  # answers the question first, then keeps the program
+            else:
+                self._answer_faq("password-unchanged")
         elif topic == "contact" and intent != "request_check":
             self._contact()
         elif topic == "help":
@@ -521,12 +536,38 @@ class _Turn:
     def _names_a_program(self, message: Understanding) -> bool:
         return bool(message.guide or message.entities.get("client") in self.kb.programs)
 
+    def _program_named(self, message: Understanding) -> str:
+        if message.guide:
+            return self.kb.program_of_guide[message.guide]
+        program_id = message.entities.get("client")
+        assert program_id is not None
+        return program_id
+
+    def _answer_asides(self, message: Understanding) -> None:
+        """Questions asked beside the program ("welche Ports …, und bleibt mein
+        Benutzername?"): each gets its answer before the path goes on."""
+        entities = message.entities
+        advice = self._advice(message)
+        if advice:
+            self.say(advice)
+        elif _ASKS_PORTS.search(message.text):
+            self.say(render.settings_text(self.kb, entities.get("protocol"), self.tr))
+        topic = entities.get("topic")
+        if topic == "username":
+            self.say(self._login_name_text())
+        elif topic == "password_again":
+            self._say_faq("password-unchanged")
+        if _ASKS_MEANING.search(message.text) and entities.get("security") == "starttls":
+            self._say_faq("starttls-vs-ssl-ports")
+
+    def _say_faq(self, faq_id: str) -> None:
+        entry = self._faq_by_id(faq_id)
+        if entry is not None:
+            self.say(entry.answer.get(self.tr.locale))
+
     def _inform(self, message: Understanding) -> None:
         _ = self._
-        program_id = message.entities.get("client")
-        if message.guide:
-            program_id = self.kb.program_of_guide[message.guide]
-        assert program_id is not None
+        program_id = self._program_named(message)
         if self.state.stage is Stage.START:
             self.say(self._greeting_text())
         elif (
@@ -541,9 +582,7 @@ class _Turn:
             self.say(_("Alles klar, dann wechseln wir das Programm."))
         self.state.program = program_id
         version = message.entities.get("version") or self._pending_version(program_id)
-        advice = self._advice(message)
-        if advice:
-            self.say(advice)
+        self._answer_asides(message)
         troubled = {"error", "trouble"} & message.entities.keys()
         if troubled and not self._troubleshoot(message, program_id):
             self._unknown_error()
@@ -775,7 +814,10 @@ class _Turn:
 
     def _asks_platform(self, message: Understanding) -> bool:
         """ "Handy" answers which program; mid-guide only as a new device ("und jetzt noch
-        aufm Smartphone"), not as a complaint about the step."""
+        aufm Smartphone"), not as a complaint about the step, nor beside a correction of the
+        protocol or version ("doch IMAP, ich seh die Ordner auch am Handy")."""
+        if self.state.program and {"protocol", "version"} & message.entities.keys():
+            return False
         if self.state.stage is Stage.GUIDE:
             return not self._is_complaint(message)
         return self.state.stage in _ASKS_PLATFORM
@@ -1321,9 +1363,7 @@ class _Turn:
         return True
 
     def _answer_faq(self, faq_id: str) -> None:
-        entry = self._faq_by_id(faq_id)
-        if entry is not None:
-            self.say(entry.answer.get(self.tr.locale))
+        self._say_faq(faq_id)
         self._ask_what_next_or_continue()
 
     def _asks_a_question_mid_guide(self, message: Understanding) -> bool:
@@ -1504,6 +1544,13 @@ _IN_GUIDE = (Stage.GUIDE, Stage.FINISHED)
 # Where "Handy" answers which program: ask the platform.
 _PROTOCOL_NAMES = {"imap": "IMAP", "pop3": "POP3"}
 _ASKS_PLATFORM = (Stage.START, Stage.PROGRAM, Stage.FINISHED)
+# Asides in a long message beside the program: "welche Ports", "what does STARTTLS mean".
+_ASKS_PORTS = re.compile(
+    r"\b(ports?|portnummer\w*|anschlussnummer\w*|anschl(ü|ue)sse)\b", re.IGNORECASE
+)
+_ASKS_MEANING = re.compile(
+    r"\b(was (ist|sind|bedeutet|hei(ß|ss)t)|what (is|does|'s))\b", re.IGNORECASE
+)
 _QUESTIONS = (Stage.START, Stage.PROGRAM, Stage.VERSION, Stage.PROTOCOL)
 # Words that move through a guide; inside a question they are not meant as navigation.
 _NAVIGATION = ("next_step", "previous_step", "repeat_step", "affirm")

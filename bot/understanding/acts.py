@@ -89,6 +89,17 @@ _PASSWORD_AGAIN = re.compile(
     r"|\b(?:neu|nochmal|noch ?mal|erneut|wieder|re-?enter|again)\b.*\b(?:passwort\w*|"
     r"kennwort\w*|password\w*)\b"
 )
+# "Lieber Helpdesk, …": whom the message is written to, no request for a person.
+_SALUTATION = re.compile(
+    r"^(?:liebe[rs]?|sehr geehrte[rs]?|hallo|guten tag|dear|hi|hello) (?:liebe[rs]? )?"
+    r"(?:it-)?(?:helpdesk|servicedesk|service-desk|support|it-support|hotline)(?:-?team)?\b"
+)
+# Mail matters that are not Lotse's job: forwarding, a full mailbox, an autoreply, spam.
+_ELSEWHERE = re.compile(
+    r"\b(?:weiterleit\w*|umleit\w*|forward\w*|quota|speicherplatz|postfach (?:ist )?voll|"
+    r"mailbox (?:is )?full|abwesenheit\w*|autorepl\w*|out of office|spam\w*|verteiler\w*|"
+    r"mailingliste\w*)\b"
+)
 # The helpdesk's contact or hours, asked for: an answer, not a ticket.
 _CONTACT = re.compile(
     r"\b(?:helpdesk|servicedesk|service-desk|support|hotline|it-service\w*|euch|ihnen|jemand\w*|"
@@ -109,6 +120,9 @@ _THANKS = re.compile(
 _USERNAME = re.compile(
     r"\b(?:benutzername\w*|username|user name|login ?name|loginname|anmeldename\w*|"
     r"kennung|benutzerkennung|nutzername|login)\b"
+    # "die ganze Mailadresse oder nur den Teil vorm @?": the login name in other words
+    r"|\b(?:ganze|vollstaendige|komplette|full|whole|entire) (?:e-?mail-?|mail)?(?:adresse|"
+    r"address)\b.*\b(?:oder|or|nur|only|just)\b|\b(?:teil|part) (?:vor|vorm|before)\b"
 )
 # Words that show a message is about Lotse's job (or just asks for help) although it names no
 # program: "ich möchte die Verschlüsselung einschalten", "Hallo, ich hätte eine Frage".
@@ -164,8 +178,9 @@ def without_replaced(normalized: str) -> str:
 
 
 def without_identity(normalized: str) -> str:
-    """The message without the part where the user says who they are."""
-    return " ".join(_IDENTITY.sub(" ", normalized).split())
+    """The message without the part where the user says who they are, and without a salutation
+    ("Lieber Helpdesk"): both address someone, neither asks for anyone."""
+    return " ".join(_SALUTATION.sub(" ", _IDENTITY.sub(" ", normalized)).split())
 
 
 def step_asked(normalized: str) -> tuple[str | None, str]:
@@ -192,9 +207,9 @@ def answer_kind(normalized: str) -> str | None:
 def topic(normalized: str) -> str | None:
     """What the user asks for besides the guide: "password" (change or reset it, which Lotse
     does not do), "password_again" (whether it is entered anew), "contact" (the helpdesk's
-    hours or address), "username" (what to log in
-    with), "help" (what Lotse can do), "wait" (the user needs a moment) or "encryption" (on
-    Lotse's subject without naming a program)."""
+    hours or address), "username" (what to log in with), "elsewhere" (another mail matter:
+    forwarding, quota), "help" (what Lotse can do), "wait" (the user needs a moment) or
+    "encryption" (on Lotse's subject without naming a program)."""
     if _HELP.match(normalized):
         return "help"
     if _WAIT.match(normalized):
@@ -207,6 +222,8 @@ def topic(normalized: str) -> str | None:
         return "contact"
     if _USERNAME.search(normalized):
         return "username"
+    if _ELSEWHERE.search(normalized):
+        return "elsewhere"
     if _ENCRYPTION.search(normalized):
         return "encryption"
     return None

@@ -55,6 +55,20 @@ _SWITCH = re.compile(
     r"(?: (?:please|pls|bitte|sprechen|schreiben|reden|antworten))*"
     r"(?: (?:please|pls|bitte))?$"
 )
+# The same request inside a longer message: "sorry, my German is bad, can we do English?",
+# "Könnten wir bitte auf Deutsch weitermachen?".
+_SWITCH_INSIDE = re.compile(
+    r"\b(?:(?:can|could|may) (?:we|you|i)(?: please)? (?:do|use|switch to|continue in|go on in|"
+    r"have|get|speak|write|talk|answer|reply|chat)(?: (?:it|this|that|this chat))?(?: in)?|"
+    r"switch to|(?:koennen|koennten|duerfen) (?:sie|wir|ich)(?: bitte)?(?: das)?(?: auf| in)?)"
+    r" (english|englisch|deutsch|german)\b"
+)
+# "my German is bad", "mein Englisch ist nicht so gut": the other language is meant.
+_WEAK_IN = re.compile(
+    r"\b(?:my|mein) (english|englisch|deutsch|german) (?:is|ist) (?:not (?:so |very )?good|"
+    r"bad|poor|limited|nicht (?:so |sehr )?gut|schlecht)"
+)
+_OTHER: dict[Language, Language] = {"de": "en", "en": "de"}
 _SERVER_REPLY = re.compile(r"\s*[2-5][0-9]{2}[ -]")
 _LANGUAGE_WORDS: dict[str, Language] = {
     "english": "en",
@@ -82,5 +96,9 @@ def evidence(text: str) -> tuple[Language, bool] | None:
 
 def requested(text: str) -> Language | None:
     """The language asked for by "English please", "Deutsch bitte", "can you speak English?"."""
-    match = _SWITCH.match(normalize(text))
-    return _LANGUAGE_WORDS[match.group(1)] if match else None
+    normalized = normalize(text)
+    match = _SWITCH.match(normalized) or _SWITCH_INSIDE.search(normalized)
+    if match:
+        return _LANGUAGE_WORDS[match.group(1)]
+    weak = _WEAK_IN.search(normalized)
+    return _OTHER[_LANGUAGE_WORDS[weak.group(1)]] if weak else None

@@ -36,10 +36,12 @@ _PATTERNS: list[tuple[Intent, str]] = [
     ),
     (
         "request_human",
-        r"\b(mensch|menschen|mitarbeiter\w*|kollegin|kollegen|person|(?<!not )support|agent\w*|"
+        # "support" as a verb ("does the server support ActiveSync?") asks for no one
+        r"\b(mensch|menschen|mitarbeiter\w*|kollegin|kollegen|person|agent\w*|"
+        r"(?<!not )(?<!server )(?<!you )support(?! (exchange|activesync|eas|imap|pop|smtp|tls))|"
         r"helpdesk|"
         r"servicedesk|service-desk|hotline|human|someone|somebody)\b"
-        r"|\b(jemand\w*) (echte\w*|richtige\w*|von euch|vom)\b|\banrufen\b|\bticket\w*\b"
+        r"|\b(jemand\w*) (echte\w*|richtige\w*|von euch|von ihnen|vom)\b|\banrufen\b|\bticket\w*\b"
         r"|\bpersoenliche hilfe\b",
     ),
     (
