@@ -420,6 +420,46 @@ def test_a_login_name_question_read_as_a_complaint_still_gets_the_login_name(
     assert "Schritt 1 von" in text
 
 
+async def test_questions_asked_with_the_program_are_answered_before_the_guide_starts(
+    service: ConversationService,
+) -> None:
+    chat = Chat(service)
+    await chat.say(
+        "Thunderbird 60 mit IMAP. Welche Ports trage ich ein, und bleibt mein Benutzername gleich?"
+    )
+    assert "Port 993 mit SSL/TLS" in chat.text
+    assert "Ihr Benutzername ist Ihre vollständige E-Mail-Adresse" in chat.text
+    assert "Schritt 1 von 5" in chat.text
+
+
+async def test_the_current_program_named_again_mid_guide_keeps_the_guide(
+    service: ConversationService,
+) -> None:
+    chat = Chat(service)
+    await chat.say("Outlook 2013 IMAP")
+    await chat.say("danke. und wo stell ich das in outlook genau ein?")
+    assert "Welche Version" not in chat.text
+    assert "Kontoeinstellungen" in chat.text
+    assert (await chat.state()).guide == "outlook-2010-2016"
+
+
+async def test_a_question_whether_the_whole_address_is_the_login_name_gets_the_rule(
+    service: ConversationService,
+) -> None:
+    chat = Chat(service)
+    await chat.say("Thunderbird 60")
+    await chat.say("trag ich beim benutzer die komplette mailadresse ein oder nur den namen?")
+    assert "Ihr Benutzername ist Ihre vollständige E-Mail-Adresse" in chat.text
+
+
+async def test_a_question_about_mail_forwarding_is_not_read_as_weiter(
+    service: ConversationService,
+) -> None:
+    chat = Chat(service)
+    await chat.say("Wie stelle ich eine Weiterleitung an meine private Adresse ein?")
+    assert "servicedesk@example.org" in chat.text
+
+
 @pytest.mark.parametrize(
     "question",
     [

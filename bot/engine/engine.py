@@ -266,7 +266,7 @@ class _Turn:
             self._username()
         elif entities.get("client") in self.kb.cards and intent not in _REQUESTS:
             self._show_card(entities["client"])
-        elif self._names_a_program(message):
+        elif self._names_a_program(message) and not self._names_the_current_guide(message):
             self._inform(message)
         elif entities.get("device") == "generic" and self._asks_platform(message):
             self._ask_platform()
@@ -532,6 +532,16 @@ class _Turn:
             and not self._names_a_program(message)
         ):
             self.state.version = entities["version"]
+
+    def _names_the_current_guide(self, message: Understanding) -> bool:
+        """ "Und wo finde ich das in Outlook?" inside the Outlook guide: the program is named,
+        but nothing new is said about it; the rest of the message decides."""
+        return (
+            self.state.stage in _IN_GUIDE
+            and message.guide is None
+            and message.entities.get("client") == self.state.program
+            and not {"version", "protocol", "port", "error", "trouble"} & message.entities.keys()
+        )
 
     def _names_a_program(self, message: Understanding) -> bool:
         return bool(message.guide or message.entities.get("client") in self.kb.programs)
@@ -1385,7 +1395,8 @@ class _Turn:
         if self.state.stage is not Stage.GUIDE or guide is None:
             return False
         thanks = message.intent == "thank" or "thanks" in message.entities
-        return thanks and message.intent in ("thank", "goodbye", "next_step", "affirm")
+        asks = _is_question(message.text)  # "Danke. Und wo finde ich das?": not closing
+        return thanks and not asks and message.intent in ("thank", "goodbye", "next_step", "affirm")
 
     def _thanks_mid_guide(self) -> None:
         """Thanks, and where the guide stands: the user may be done, or only with this step."""

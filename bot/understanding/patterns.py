@@ -99,7 +99,7 @@ _PATTERNS: list[tuple[Intent, str]] = [
     ),
     (
         "next_step",
-        r"\b(weiter\w*|weida|weita|next|naechste\w*|erledigt|fertig|ferti|gemacht|gmacht|done|"
+        r"\b(weiter(?!leit|geleit)\w*|weida|weita|next|naechste\w*|erledigt|fertig|ferti|gemacht|gmacht|done|"
         r"geschafft|continue|hab ich|habe ich|habs|hab's|hob i|hobs|und jetzt|und dann|und nun|"
         r"was nun|wie weiter)\b"
         r"|^(klappt|geht|funktioniert)$|\b(hat|hats|es hat) (geklappt|funktioniert)\b"
