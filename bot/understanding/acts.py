@@ -97,7 +97,8 @@ _SALUTATION = re.compile(
 # Mail matters that are not Lotse's job: forwarding, a full mailbox, an autoreply, spam.
 _ELSEWHERE = re.compile(
     r"\b(?:weiterleit\w*|umleit\w*|forward\w*|quota|speicherplatz|postfach (?:ist )?voll|"
-    r"mailbox (?:is )?full|abwesenheit\w*|autorepl\w*|out of office|spam\w*|verteiler\w*|"
+    r"mailbox (?:is )?full|abwesenheit\w*|autorepl\w*|automatic repl\w*|"
+    r"automatische antwort\w*|spam\w*|verteiler\w*|"
     r"mailingliste\w*)\b"
 )
 # The helpdesk's contact or hours, asked for: an answer, not a ticket.
@@ -123,6 +124,7 @@ _USERNAME = re.compile(
     # "die ganze Mailadresse oder nur den Teil vorm @?": the login name in other words
     r"|\b(?:ganze|vollstaendige|komplette|full|whole|entire) (?:e-?mail-?|mail)?(?:adresse|"
     r"address)\b.*\b(?:oder|or|nur|only|just)\b|\b(?:teil|part) (?:vor|vorm|before)\b"
+    r"|\b(?:womit|wie) (?:melde|logge) ich mich\b|\bwhat do i log in with\b"
 )
 # Words that show a message is about Lotse's job (or just asks for help) although it names no
 # program: "ich möchte die Verschlüsselung einschalten", "Hallo, ich hätte eine Frage".
