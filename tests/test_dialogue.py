@@ -614,6 +614,17 @@ async def test_an_error_in_unknown_words_mid_guide_gets_the_settings_the_check_a
     assert "keine Antwort" not in chat.text
 
 
+async def test_a_complaint_after_a_settings_card_gets_the_details_again_and_a_person(
+    service: ConversationService,
+) -> None:
+    chat = Chat(service)
+    await chat.say("eM Client")
+    await chat.say("das sieht bei mir alles ganz anders aus")
+    assert "die Angaben bleiben aber dieselben" in chat.text
+    assert "mbox1.belwue.de" in chat.text
+    assert PERSON in chat.options
+
+
 # --- understanding ---------------------------------------------------------------------------
 
 

@@ -1272,6 +1272,17 @@ class _Turn:
                 ).format(server=self.kb.server.name),
                 self._after_card_options(),
             )
+        elif intent == "step_problem" and self.state.card is not None:
+            # "sieht bei mir ganz anders aus" after a settings card: the details do not depend
+            # on the menus; whoever cannot find where they go gets a person offered.
+            self.say(
+                self._(
+                    "Die Menüs heißen je nach Version etwas anders – die Angaben bleiben aber "
+                    "dieselben. Ein Mensch aus dem Helpdesk kann mit Ihnen zusammen nachsehen, "
+                    "wo sie bei Ihnen stehen."
+                )
+            )
+            self._show_card(self.state.card)
         elif intent in ("deny", "next_step", "affirm"):
             # "fertig", "passt", "nein danke" at "Was möchten Sie als Nächstes tun?": done.
             self._goodbye(None)
