@@ -213,6 +213,13 @@ class _Turn:
         if entities.get("profile") == "ask" and self._offers_profile():
             self._ask_profile_address()
             return self.done()
+        if entities.get("profile") == "ask" and self._program_offers_profile(message):
+            # "Kann ich fürs iPhone nicht einfach ein Profil laden?": the offer the guide has.
+            if self.state.stage is Stage.START:
+                self.say(self._greeting_text())
+            self.state.program = self._program_named(message)
+            self._ask_profile_address()
+            return self.done()
         self._fill_slots(message)
         handlers: dict[str, Callable[[Understanding], None]] = {
             "delete_data": self._ask_delete,
@@ -430,6 +437,13 @@ class _Turn:
         if guide is not None and guide.offers_profile and self.kb.server.mail_domains:
             options.append(Option(_("Profil installieren"), "inform:profile=ask"))
         return options
+
+    def _program_offers_profile(self, message: Understanding) -> bool:
+        """The program the message names has a profile in every one of its guides."""
+        if self.guide is not None or not self._names_a_program(message):
+            return False
+        guides = self.kb.guides_of_program[self._program_named(message)]
+        return bool(guides) and all(guide.offers_profile for guide in guides)
 
     def _offers_profile(self) -> bool:
         if self.guide is not None:
@@ -998,7 +1012,9 @@ class _Turn:
     def _profile_address(self, message: Understanding) -> None:
         _ = self._
         if message.intent == "deny" and find_address(message.text) is None:
-            if self.guide is None:  # from a settings card
+            if self.guide is None and self.state.card is None and self.state.program:
+                self._ask_version()  # offered before the version was known: the guide's way
+            elif self.guide is None:  # from a settings card
                 self.state.stage = Stage.FINISHED
                 self._ask_what_next()
             else:

@@ -231,6 +231,14 @@ def topic(normalized: str) -> str | None:
     return None
 
 
+# "ein Konfigurationsprofil runterladen", "a configuration profile": the automatic way asked for.
+_PROFILE = re.compile(r"\b(?:konfigurations|configuration |config )?profile?s?\b|\bmobileconfig\b")
+
+
+def profile_asked(normalized: str) -> bool:
+    return _PROFILE.search(normalized) is not None
+
+
 def thanked(normalized: str) -> bool:
     """Whether the message thanks the bot, whatever else it says."""
     return _THANKS.search(normalized) is not None

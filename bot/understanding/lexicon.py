@@ -20,6 +20,7 @@ from bot.understanding.acts import (
     NEGATION,
     answer_kind,
     error_in,
+    profile_asked,
     step_asked,
     thanked,
     topic,
@@ -108,6 +109,8 @@ class LexiconUnderstander:
             "topic": topic(normalized),
             "error": error_in(normalized),
         }
+        if profile_asked(normalized):
+            values["profile"] = "ask"
         return {name: value for name, value in values.items() if value is not None}
 
     def entities(self, normalized: str) -> dict[str, str]:
