@@ -86,7 +86,7 @@ _PATTERNS: list[tuple[Intent, str]] = [
         "ask_settings",
         r"\b(einstellungen|serverdaten|zugangsdaten|servername\w*|serveradresse\w*|hostname|"
         r"settings|ports?|portnummer\w*|welcher server|\w*ausgangsserver|\w*eingangsserver|"
-        r"servereinstellung\w*|eintragen|trage ich)\b"
+        r"servereinstellung\w*|eintragen|trage ich|(post)?ausgang)\b"
         r"|\bwie (heisst|lautet) (der|die|das) (\w+ )?(mail|imap|pop3?|smtp)?-? ?server\w*"
         r"|\bwo (stell|schalt|aktivier)\w* ich\b",
     ),
