@@ -11,6 +11,8 @@ from __future__ import annotations
 from bot.i18n import Translator
 from bot.knowledge.models import Endpoint, Server
 
+__all__ = ["PROTOCOLS", "SEED_RULES", "diagnose_settings", "protocol_label", "security_label"]
+
 PROTOCOLS = {"imap": "IMAP", "pop3": "POP3", "smtp": "SMTP", "eas": "Exchange ActiveSync"}
 _SECURITY = {"tls": "SSL/TLS", "starttls": "STARTTLS"}
 

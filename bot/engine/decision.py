@@ -7,6 +7,18 @@ from typing import Literal
 
 from bot.engine.state import ConversationState, Option
 
+__all__ = [
+    "Action",
+    "Attachment",
+    "Decision",
+    "DeleteUserData",
+    "HandOver",
+    "HandOverReason",
+    "Reply",
+    "RunCheck",
+    "SendProfile",
+]
+
 
 @dataclass(frozen=True)
 class Attachment:

@@ -39,6 +39,8 @@ from bot.normalize import normalize, words
 from bot.numbers import ascii_number
 from bot.understanding.types import Understanding
 
+__all__ = ["LANGUAGE_PAYLOAD", "Engine", "Rejection", "secret_warning"]
+
 Rejection = Literal["too_long", "unreadable", "secret"]
 LANGUAGE_PAYLOAD = "sprache:"  # an option that switches the language, e.g. "sprache:en"
 

@@ -15,6 +15,8 @@ from bot.normalize import normalize
 from bot.numbers import ascii_number
 from bot.understanding.types import INTENTS, Intent, Understanding
 
+__all__ = ["match_option", "understanding_from_payload"]
+
 
 def understanding_from_payload(payload: str, text: str | None = None) -> Understanding | None:
     """The `Understanding` an option stands for; None for a payload that is not ours."""

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+__all__ = ["ConversationState", "Option", "Stage"]
+
 
 class Stage(StrEnum):
     START = "start"  # nothing said yet

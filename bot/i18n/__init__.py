@@ -26,6 +26,18 @@ from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 from babel.support import NullTranslations, Translations
 
+__all__ = [
+    "DOMAIN",
+    "LOCALE_DIR",
+    "N_",
+    "SOURCE_LOCALE",
+    "SUPPORTED_LOCALES",
+    "Text",
+    "Translator",
+    "pick_locale",
+    "translator",
+]
+
 DOMAIN = "lotse"
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 SOURCE_LOCALE = "de"

@@ -12,6 +12,19 @@ from __future__ import annotations
 
 import re
 
+__all__ = [
+    "ERROR_CODE",
+    "NEGATION",
+    "answer_kind",
+    "error_in",
+    "profile_asked",
+    "step_asked",
+    "thanked",
+    "topic",
+    "without_identity",
+    "without_replaced",
+]
+
 # "ich bin Mitarbeiterin", "bin student im 3. semester", "I'm a visiting researcher": who the
 # user is, removed before intents are matched so that "Mitarbeiter" does not ask for a person.
 _IDENTITY = re.compile(

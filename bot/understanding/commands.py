@@ -12,6 +12,8 @@ from bot.understanding.evaluation import ExamplesFileError, evaluate_backend, lo
 from bot.understanding.rasa import RasaUnavailable
 from bot.understanding.training_data import NLU_DIR, export
 
+__all__ = ["run_nlu_command"]
+
 
 def run_nlu_command(settings: Settings, args: argparse.Namespace) -> int:
     knowledge = load_knowledge(settings.knowledge_dir)

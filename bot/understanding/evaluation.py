@@ -32,6 +32,19 @@ from bot.understanding.lexicon import LexiconUnderstander
 from bot.understanding.rasa import RasaUnderstander, normalize_entity_value
 from bot.understanding.types import ENTITY_NAMES, INTENTS, Understanding
 
+__all__ = [
+    "BACKENDS",
+    "Example",
+    "ExamplesFileError",
+    "Miss",
+    "Report",
+    "evaluate",
+    "evaluate_backend",
+    "load_examples",
+    "parse_annotated",
+    "score",
+]
+
 _ANNOTATION = re.compile(r"\[(?P<text>[^\]]+)\](?:\((?P<entity>[^)]+)\)|(?P<json>\{[^}]*\}))")
 
 

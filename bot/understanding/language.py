@@ -13,6 +13,8 @@ from typing import Literal
 
 from bot.normalize import normalize
 
+__all__ = ["Language", "evidence", "requested"]
+
 Language = Literal["de", "en"]
 
 # Function words and the helpdesk's everyday words, normalised (umlauts spelt out), with

@@ -30,6 +30,8 @@ from bot.understanding.acts import (
 from bot.understanding.patterns import GREETING, KEYWORDS, match_intent
 from bot.understanding.types import Intent, Understanding
 
+__all__ = ["LexiconUnderstander"]
+
 _FUZZY_KEYWORD_SCORE = 80.0
 _PROTOCOLS = [
     ("imap", re.compile(r"\bimaps?\b")),

@@ -10,6 +10,8 @@ import re
 
 from bot.understanding.types import Intent
 
+__all__ = ["COMPILED", "GREETING", "KEYWORDS", "match_intent"]
+
 _GREET = (
     r"^(hallo|hallihallo|hi|hey|moin|moinsen|servus|gruess gott|gruss gott|gruezi|griass di|"
     r"guten (morgen|tag|tach|abend)|schoenen guten|hello|good (morning|afternoon|evening)|"

@@ -32,6 +32,19 @@ from bot.understanding.patterns import match_intent
 from bot.understanding.training_data import PROTOCOL_SYNONYMS, SECURITY_SYNONYMS
 from bot.understanding.types import ENTITY_NAMES, INTENTS, Intent, Understanding
 
+__all__ = [
+    "DEFAULT_AMBIGUITY_MARGIN",
+    "DEFAULT_THRESHOLD",
+    "FALLBACK_INTENT",
+    "CircuitBreaker",
+    "RasaClient",
+    "RasaEntity",
+    "RasaParse",
+    "RasaUnavailable",
+    "RasaUnderstander",
+    "normalize_entity_value",
+]
+
 log = logging.getLogger(__name__)
 
 FALLBACK_INTENT = "nlu_fallback"

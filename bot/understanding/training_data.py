@@ -16,6 +16,21 @@ from pathlib import Path
 
 from bot.knowledge.base import KnowledgeBase
 
+__all__ = [
+    "GENERATED_FILE",
+    "NLU_DIR",
+    "PROTOCOL_SYNONYMS",
+    "SECURITY_SYNONYMS",
+    "Export",
+    "client_synonyms",
+    "device_synonyms",
+    "error_messages",
+    "export",
+    "render",
+    "version_synonyms",
+    "versions",
+]
+
 NLU_DIR = Path(__file__).resolve().parents[2] / "nlu"
 GENERATED_FILE = "knowledge.yml"
 _HEADER = (

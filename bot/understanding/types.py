@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol, get_args
 
+__all__ = ["ENTITY_NAMES", "INTENTS", "Intent", "Understander", "Understanding"]
+
 if TYPE_CHECKING:
     from bot.knowledge.base import KnowledgeBase
 
