@@ -63,6 +63,7 @@ __all__ = [
     "NonEmpty",
     "OpeningHours",
     "Pattern",
+    "Patterned",
     "Platform",
     "Program",
     "ProgramFile",
@@ -581,47 +582,43 @@ def _compiles(pattern: str) -> str:
 Pattern = Annotated[str, StringConstraints(min_length=1), BeforeValidator(_compiles)]
 
 
-class Device(Strict):
+class Patterned(Strict):
+    """Something the bot recognises by regular expressions over the normalised text (a device,
+    a computer's system, an error message)."""
+
+    patterns: list[Pattern] = Field(min_length=1)
+
+    @cached_property  # matched on every turn: compile once
+    def compiled(self) -> list[re.Pattern[str]]:
+        return [re.compile(pattern) for pattern in self.patterns]
+
+
+class Device(Patterned):
     """A family of devices that runs one platform: names and models never mean an OS version."""
 
     id: Slug
     name: NonEmpty
     platform: MobilePlatform
-    patterns: list[Pattern] = Field(min_length=1)
     # What users write; each must match a pattern (the checks try them).
     examples: list[NonEmpty] = Field(min_length=1)
 
-    @cached_property  # matched on every turn: compile once
-    def compiled(self) -> list[re.Pattern[str]]:
-        return [re.compile(pattern) for pattern in self.patterns]
 
-
-class GenericDevices(Strict):
+class GenericDevices(Patterned):
     """Words that name a device but not its platform ("Handy"): the bot asks iPhone/iPad or
     Android."""
 
-    patterns: list[Pattern] = Field(min_length=1)
     examples: list[NonEmpty] = Field(min_length=1)
 
-    @cached_property  # matched on every turn: compile once
-    def compiled(self) -> list[re.Pattern[str]]:
-        return [re.compile(pattern) for pattern in self.patterns]
 
-
-class Computer(Strict):
+class Computer(Patterned):
     """A computer's system ("Windows-Laptop"): it names no mail program, so the bot asks which
     one and offers those usual there. Its version ("Windows 11") is never a program's."""
 
     id: Slug
     name: NonEmpty  # as in "Welches Mailprogramm benutzen Sie unter Windows?"
-    patterns: list[Pattern] = Field(min_length=1)
     examples: list[NonEmpty] = Field(min_length=1)
     # Program or card ids offered, in this order.
     programs: list[Slug] = Field(min_length=1)
-
-    @cached_property  # matched on every turn: compile once
-    def compiled(self) -> list[re.Pattern[str]]:
-        return [re.compile(pattern) for pattern in self.patterns]
 
 
 class DevicesFile(Strict):
@@ -653,7 +650,7 @@ class Wording(Strict):
     source: list[Source] = Field(min_length=1)
 
 
-class TroubleshootingEntry(Strict):
+class TroubleshootingEntry(Patterned):
     id: Slug
     # Program or card ids whose message this is; empty for messages of any program.
     programs: list[Slug] = Field(default_factory=list)
@@ -661,17 +658,12 @@ class TroubleshootingEntry(Strict):
     wordings: list[Wording] = Field(default_factory=list)
     # How users paste or retell it (the issue's variants); each must match a pattern.
     examples: list[NonEmpty] = Field(default_factory=list)
-    patterns: list[Pattern] = Field(min_length=1)
     explanation: LocalizedText  # the cause, in the user's words
     fix: LocalizedText
     # Offer the connection check after the answer.
     offer_check: bool = True
     # Where the cause and fix come from, beyond the wordings' own sources.
     source: list[Source] = Field(default_factory=list)
-
-    @cached_property  # matched on every turn: compile once
-    def compiled(self) -> list[re.Pattern[str]]:
-        return [re.compile(pattern) for pattern in self.patterns]
 
 
 class TroubleshootingFile(Strict):
